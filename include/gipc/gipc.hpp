@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// gipc: child processes and inter-process communication for Boost.Fiber programs.
+// The umbrella header: include this one.
+
+#include <gipc/error.hpp>
+#include <gipc/runtime.hpp>

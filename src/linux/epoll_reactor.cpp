@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: MIT
+#include "linux/epoll_reactor.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <ctime>
+
+namespace gipc::detail {
+
+namespace {
+
+constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
+
+// A lock for condition_variable_any that does nothing: waiters and the dispatcher that
+// notifies them run on the same thread, so only fiber switches interleave them.
+struct null_lock {
+    void lock() noexcept {}
+    void unlock() noexcept {}
+};
+
+std::mutex& registry_mutex()
+{
+    static std::mutex m;
+    return m;
+}
+
+std::vector<epoll_reactor*>& registry()
+{
+    static std::vector<epoll_reactor*> r;
+    return r;
+}
+
+std::uint32_t dir_events(io_dir dir) noexcept
+{
+    return dir == io_dir::read ? (EPOLLIN | EPOLLRDHUP) : EPOLLOUT;
+}
+
+} // namespace
+
+struct epoll_reactor::entry {
+    std::uint32_t gen = 0;
+    std::uint32_t events = 0; // directions registered with epoll
+    bool persistent = false;
+    bool dead = false; // forgotten while fibers waited on it
+    std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
+    unsigned waiters[2] = {0, 0};
+    boost::fibers::condition_variable_any cv[2];
+};
+
+std::unique_ptr<epoll_reactor> epoll_reactor::create(int& err) noexcept
+{
+    posix::unique_fd epfd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epfd) {
+        err = -errno;
+        return nullptr;
+    }
+    posix::unique_fd evfd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!evfd) {
+        err = -errno;
+        return nullptr;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = wake_tag;
+    if (::epoll_ctl(epfd.get(), EPOLL_CTL_ADD, evfd.get(), &ev) != 0) {
+        err = -errno;
+        return nullptr;
+    }
+    std::unique_ptr<epoll_reactor> r(new (std::nothrow) epoll_reactor(std::move(epfd), std::move(evfd)));
+    if (!r) {
+        err = -ENOMEM;
+        return nullptr;
+    }
+    std::lock_guard lk(registry_mutex());
+    registry().push_back(r.get());
+    err = 0;
+    return r;
+}
+
+epoll_reactor::epoll_reactor(posix::unique_fd epfd, posix::unique_fd evfd) noexcept
+    : epfd_(std::move(epfd)), evfd_(std::move(evfd))
+{
+}
+
+epoll_reactor::~epoll_reactor()
+{
+    std::lock_guard lk(registry_mutex());
+    auto& r = registry();
+    r.erase(std::remove(r.begin(), r.end(), this), r.end());
+}
+
+int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
+{
+    if (fd < 0)
+        return -EBADF;
+    const unsigned d = static_cast<unsigned>(dir);
+    std::shared_ptr<entry> e;
+    std::uint64_t seq0;
+    {
+        std::lock_guard lk(mtx_);
+        if (static_cast<std::size_t>(fd) >= table_.size())
+            table_.resize(std::max<std::size_t>(static_cast<std::size_t>(fd) + 1, table_.size() * 2));
+        auto& slot = table_[static_cast<std::size_t>(fd)];
+        if (!slot) {
+            slot = std::make_shared<entry>();
+            slot->gen = next_gen_++;
+            if (next_gen_ == 0)
+                next_gen_ = 1;
+        }
+        e = slot;
+        e->persistent = e->persistent || persistent;
+        const std::uint32_t want = e->events | dir_events(dir);
+        if (want != e->events) {
+            epoll_event ev{};
+            ev.events = want | EPOLLET;
+            ev.data.u64 = (std::uint64_t{e->gen} << 32) | static_cast<std::uint32_t>(fd);
+            int op = e->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+            if (::epoll_ctl(epfd_.get(), op, fd, &ev) != 0) {
+                int err = -errno;
+                if (e->events == 0 && e->waiters[0] + e->waiters[1] == 0)
+                    slot.reset();
+                return err;
+            }
+            e->events = want;
+        }
+        seq0 = e->seq[d];
+        ++e->waiters[d];
+    }
+
+    null_lock nl;
+    bool timed_out = false;
+    while (e->seq[d] == seq0 && !e->dead) {
+        if (e->cv[d].wait_until(nl, deadline) == boost::fibers::cv_status::timeout) {
+            timed_out = e->seq[d] == seq0 && !e->dead;
+            break;
+        }
+    }
+
+    std::lock_guard lk(mtx_);
+    --e->waiters[d];
+    const bool dead = e->dead;
+    if (!dead && !e->persistent && e->waiters[0] + e->waiters[1] == 0) {
+        // A user's fd: drop the registration, the user may close the fd at any time.
+        ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        table_[static_cast<std::size_t>(fd)].reset();
+    }
+    if (timed_out)
+        return -ETIMEDOUT;
+    return dead && e->seq[d] == seq0 ? -EBADF : 0;
+}
+
+void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
+{
+    std::lock_guard lk(mtx_);
+    for (int i = 0; i < n; ++i) {
+        const std::uint64_t tag = events[i].data.u64;
+        if (tag == wake_tag)
+            continue;
+        const auto fd = static_cast<std::size_t>(tag & 0xffffffffu);
+        const auto gen = static_cast<std::uint32_t>(tag >> 32);
+        if (fd >= table_.size() || !table_[fd] || table_[fd]->gen != gen)
+            continue; // a registration forgotten after the kernel queued its event
+        entry& e = *table_[fd];
+        const std::uint32_t ev = events[i].events;
+        const bool failed = (ev & (EPOLLERR | EPOLLHUP)) != 0;
+        if (failed || (ev & (EPOLLIN | EPOLLRDHUP))) {
+            ++e.seq[0];
+            if (e.waiters[0])
+                e.cv[0].notify_all();
+        }
+        if (failed || (ev & EPOLLOUT)) {
+            ++e.seq[1];
+            if (e.waiters[1])
+                e.cv[1].notify_all();
+        }
+    }
+}
+
+void epoll_reactor::poll(steady_time deadline) noexcept
+{
+    epoll_event events[128];
+    timespec ts{};
+    const timespec* tsp = &ts;
+    if (deadline == steady_time::max()) {
+        tsp = nullptr;
+    } else if (deadline != steady_time::min()) {
+        auto left = deadline - std::chrono::steady_clock::now();
+        if (left.count() > 0) {
+            auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+            ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+            ts.tv_nsec = static_cast<long>(ns % 1000000000);
+        }
+    }
+    // epoll_pwait2 (Linux 5.11) takes nanoseconds, so fiber sleeps shorter than a millisecond
+    // keep their precision. Older kernels fall back to epoll_wait with the timeout rounded up
+    // to whole milliseconds (rounding down would wake early and spin).
+    static std::atomic<bool> have_pwait2{true};
+    int n;
+    if (have_pwait2.load(std::memory_order_relaxed)) {
+        n = ::epoll_pwait2(epfd_.get(), events, 128, tsp, nullptr);
+        if (n < 0 && errno == ENOSYS) {
+            have_pwait2.store(false, std::memory_order_relaxed);
+            return poll(deadline);
+        }
+    } else {
+        int ms = -1;
+        if (tsp) {
+            long long total = (static_cast<long long>(ts.tv_sec) * 1000000000 + ts.tv_nsec + 999999) / 1000000;
+            ms = static_cast<int>(std::min<long long>(total, INT_MAX));
+        }
+        n = ::epoll_wait(epfd_.get(), events, 128, ms);
+    }
+    if (n <= 0)
+        return; // timeout, or EINTR: the dispatcher simply calls again
+    for (int i = 0; i < n; ++i) {
+        if (events[i].data.u64 == wake_tag) {
+            // Clear the flag before draining so a wake() racing with us writes again.
+            wake_pending_.store(false, std::memory_order_seq_cst);
+            std::uint64_t v;
+            [[maybe_unused]] auto r = ::read(evfd_.get(), &v, sizeof v);
+            break;
+        }
+    }
+    dispatch(events, n);
+}
+
+void epoll_reactor::wake() noexcept
+{
+    if (wake_pending_.exchange(true, std::memory_order_seq_cst))
+        return;
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto r = posix::retry_eintr([&] { return ::write(evfd_.get(), &one, sizeof one); });
+}
+
+void epoll_reactor::forget(int fd) noexcept
+{
+    std::lock_guard lk(mtx_);
+    if (fd < 0 || static_cast<std::size_t>(fd) >= table_.size() || !table_[static_cast<std::size_t>(fd)])
+        return;
+    auto e = std::move(table_[static_cast<std::size_t>(fd)]);
+    ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    if (e->waiters[0] + e->waiters[1] != 0) {
+        e->dead = true;
+        e->cv[0].notify_all();
+        e->cv[1].notify_all();
+    }
+}
+
+void epoll_reactor::forget_everywhere(int fd) noexcept
+{
+    std::lock_guard lk(registry_mutex());
+    for (epoll_reactor* r : registry())
+        r->forget(fd);
+}
+
+void epoll_reactor::discard_all_after_fork() noexcept
+{
+    for (epoll_reactor* r : registry()) {
+        posix::close_fd(r->epfd_.release());
+        posix::close_fd(r->evfd_.release());
+    }
+    // The inherited reactors stay allocated: inherited scheduler state may still point at
+    // them, and it is never run again in the child.
+    registry().clear();
+}
+
+void epoll_reactor::lock_registry() noexcept { registry_mutex().lock(); }
+void epoll_reactor::unlock_registry() noexcept { registry_mutex().unlock(); }
+
+} // namespace gipc::detail

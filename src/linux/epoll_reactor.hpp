@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// epoll_reactor: one epoll instance and one eventfd per thread. Fibers of the owning thread
+// park in wait() until an fd is ready; the thread's scheduling algorithm calls poll() on its
+// dispatcher context to collect events and wake them. Linux-only; a kqueue or IOCP reactor
+// would be a sibling file chosen in meson.build.
+//
+// Registrations are edge-triggered and, for fds gipc owns, persistent: an fd is added once per
+// direction and stays in the set until forget_everywhere() runs just before gipc closes it, so
+// a wait costs no epoll_ctl. fds of users (gipc::wait_readable) are registered for the length
+// of one wait, because gipc cannot know when a user closes them.
+
+#include "posix/fd.hpp"
+
+#include <sys/epoll.h>
+
+#include <boost/fiber/condition_variable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace gipc::detail {
+
+enum class io_dir : unsigned { read = 0, write = 1 };
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+class epoll_reactor {
+public:
+    // create makes a reactor, or returns nullptr with err set to -errno.
+    static std::unique_ptr<epoll_reactor> create(int& err) noexcept;
+    ~epoll_reactor();
+    epoll_reactor(const epoll_reactor&) = delete;
+    epoll_reactor& operator=(const epoll_reactor&) = delete;
+
+    // wait parks the calling fiber until fd becomes ready for dir after the call began, or
+    // until deadline. Only fibers of the owning thread call it. With persistent, the
+    // registration outlives the wait and the owner of fd must call forget_everywhere(fd)
+    // before closing it. Returns 0 when woken by readiness, -ETIMEDOUT, -EBADF when the fd
+    // was forgotten during the wait, or -errno from epoll_ctl.
+    int wait(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept;
+
+    // poll waits for events until deadline (time_point::min() polls without blocking) and
+    // wakes the fibers waiting for them. Only the owning thread's dispatcher calls it: waking
+    // fibers from a fiber that is inside a Boost.Fiber primitive can deadlock.
+    void poll(steady_time deadline) noexcept;
+
+    // wake makes a poll() in progress, or the next one, return promptly. Any thread.
+    void wake() noexcept;
+
+    // forget_everywhere removes fd from every reactor of the process. Any thread. Fibers still
+    // waiting on fd return -EBADF.
+    static void forget_everywhere(int fd) noexcept;
+
+    // discard_all_after_fork closes the epoll and eventfd descriptors of every reactor
+    // inherited by a forked child, without touching the registrations (an epoll_ctl on an
+    // inherited epoll fd would change the parent's set) and without destroying anything the
+    // inherited fibers may refer to. Only in a child right after fork, single-threaded.
+    static void discard_all_after_fork() noexcept;
+
+    // lock_registry / unlock_registry hold the process-wide reactor registry across fork() so
+    // that the child never inherits it locked.
+    static void lock_registry() noexcept;
+    static void unlock_registry() noexcept;
+
+private:
+    struct entry;
+    epoll_reactor(posix::unique_fd epfd, posix::unique_fd evfd) noexcept;
+    void forget(int fd) noexcept;
+    void dispatch(const ::epoll_event* events, int n) noexcept;
+
+    posix::unique_fd epfd_;
+    posix::unique_fd evfd_;
+    std::atomic<bool> wake_pending_{false};
+    // mtx_ guards table_ and every entry; forget() may run on any thread.
+    std::mutex mtx_;
+    std::vector<std::shared_ptr<entry>> table_; // indexed by fd
+    std::uint32_t next_gen_ = 1;
+};
+
+} // namespace gipc::detail

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: MIT
+// The main of every test binary. `<binary> --gipc-child <name> [args...]` runs a registered
+// child helper instead of the tests; anything else goes to doctest.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "test_support.hpp"
+
+#include <gipc/runtime.hpp>
+
+#include <string_view>
+
+int main(int argc, char** argv)
+{
+    if (argc >= 3 && std::string_view(argv[1]) == "--gipc-child")
+        return gipc_test::run_child(argv[2], std::vector<std::string>(argv + 3, argv + argc));
+    // Install the scheduler first so that its epoll and eventfd belong to every test's fd
+    // baseline.
+    gipc::use_reactor();
+    doctest::Context context(argc, argv);
+    return context.run();
+}

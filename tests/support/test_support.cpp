@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+#include "test_support.hpp"
+
+#include <gipc/runtime.hpp>
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+namespace gipc_test {
+
+namespace {
+
+std::map<std::string, child_main>& children()
+{
+    static std::map<std::string, child_main> m;
+    return m;
+}
+
+// handle_count is the number of gipc handles open in this process.
+std::size_t handle_count() { return 0; }
+
+} // namespace
+
+std::set<int> open_fds()
+{
+    std::set<int> fds;
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d)
+        return fds;
+    const int self = ::dirfd(d);
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.')
+            continue;
+        int fd = std::atoi(e->d_name);
+        if (fd != self)
+            fds.insert(fd);
+    }
+    ::closedir(d);
+    return fds;
+}
+
+std::string describe_fd(int fd)
+{
+    char buf[PATH_MAX];
+    std::string link = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+    if (n < 0)
+        return "?";
+    buf[n] = 0;
+    return buf;
+}
+
+namespace {
+
+// read_stat returns (state, ppid) of a /proc/<pid>/stat entry.
+bool read_stat(const std::string& pid, char& state, pid_t& ppid)
+{
+    std::ifstream f("/proc/" + pid + "/stat");
+    std::string line;
+    if (!std::getline(f, line))
+        return false;
+    auto close = line.rfind(')');
+    if (close == std::string::npos)
+        return false;
+    std::istringstream rest(line.substr(close + 2));
+    rest >> state >> ppid;
+    return bool(rest);
+}
+
+std::vector<pid_t> scan_children(bool zombies_only)
+{
+    std::vector<pid_t> out;
+    const pid_t me = ::getpid();
+    DIR* d = ::opendir("/proc");
+    if (!d)
+        return out;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char state;
+        pid_t ppid;
+        if (read_stat(e->d_name, state, ppid) && ppid == me && (!zombies_only || state == 'Z'))
+            out.push_back(std::atoi(e->d_name));
+    }
+    ::closedir(d);
+    return out;
+}
+
+} // namespace
+
+std::vector<pid_t> child_pids() { return scan_children(false); }
+std::vector<pid_t> zombie_children() { return scan_children(true); }
+
+leak_check::leak_check() : fds_(open_fds()), handles_(handle_count()) {}
+
+leak_check::~leak_check()
+{
+    // Children and fds released by exit watching or other threads get a grace period.
+    auto start = std::chrono::steady_clock::now();
+    std::set<int> now = open_fds();
+    std::vector<pid_t> kids = child_pids();
+    while ((now != fds_ || !kids.empty() || handle_count() != handles_) && seconds_since(start) < 2.0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        now = open_fds();
+        kids = child_pids();
+    }
+    for (int fd : now)
+        if (!fds_.count(fd))
+            FAIL_CHECK("fd " << fd << " (" << describe_fd(fd) << ") left open by the test");
+    for (int fd : fds_)
+        if (!now.count(fd))
+            FAIL_CHECK("fd " << fd << " that was open before the test was closed by it");
+    for (pid_t pid : kids)
+        FAIL_CHECK("child process " << pid << " left behind");
+    CHECK_MESSAGE(handle_count() == handles_, "gipc handles left open by the test");
+}
+
+void raise_fd_limit()
+{
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+bool register_child(const char* name, child_main fn)
+{
+    children()[name] = std::move(fn);
+    return true;
+}
+
+std::string self_exe()
+{
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n < 0)
+        return {};
+    buf[n] = 0;
+    return buf;
+}
+
+int run_child(const std::string& name, std::vector<std::string> args)
+{
+    auto it = children().find(name);
+    if (it == children().end()) {
+        std::fprintf(stderr, "no child helper named %s\n", name.c_str());
+        return 127;
+    }
+    return it->second(std::move(args));
+}
+
+} // namespace gipc_test

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Shared test support: the leak-checking fixture every test case runs under, child-helper
+// registration (the test binary is its own child), and small utilities.
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <functional>
+#include <set>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace gipc_test {
+
+// open_fds lists the descriptors open in this process (without the one used to list them).
+std::set<int> open_fds();
+
+// describe_fd is what /proc/self/fd/N links to.
+std::string describe_fd(int fd);
+
+// child_pids lists the live or zombie children of this process.
+std::vector<pid_t> child_pids();
+
+// zombie_children lists the children of this process in state Z.
+std::vector<pid_t> zombie_children();
+
+// leak_check: constructed before and destroyed after each test case. It fails the test when
+// the case leaves an fd open, a gipc handle open, or a child process behind. Children get a
+// grace period to be reaped, since exit watching is asynchronous.
+struct leak_check {
+    leak_check();
+    ~leak_check();
+    leak_check(const leak_check&) = delete;
+    leak_check& operator=(const leak_check&) = delete;
+
+private:
+    std::set<int> fds_;
+    std::size_t handles_;
+};
+
+// raise_fd_limit raises RLIMIT_NOFILE's soft limit to its hard limit.
+void raise_fd_limit();
+
+// seconds_since is the time since start in seconds, as a double.
+inline double seconds_since(std::chrono::steady_clock::time_point start)
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A child helper is a named function the test binary runs instead of its tests when started
+// as `<binary> --gipc-child <name> [args...]`; its return value is the exit status.
+using child_main = std::function<int(std::vector<std::string> args)>;
+bool register_child(const char* name, child_main fn);
+
+// self_exe is the path of the running test binary, for re-executing it as a child helper.
+std::string self_exe();
+
+} // namespace gipc_test
+
+#define GIPC_TEST_CONCAT2(a, b) a##b
+#define GIPC_TEST_CONCAT(a, b) GIPC_TEST_CONCAT2(a, b)
+
+// GIPC_TEST(name [* decorators]): a doctest test case run under the leak_check fixture.
+#define GIPC_TEST(...) TEST_CASE_FIXTURE(gipc_test::leak_check, __VA_ARGS__)
+
+// GIPC_TEST_CHILD(name) { body using `args` }: registers a child helper.
+#define GIPC_TEST_CHILD(name)                                                                      \
+    static int GIPC_TEST_CONCAT(gipc_child_fn_, __LINE__)(std::vector<std::string> args);          \
+    static const bool GIPC_TEST_CONCAT(gipc_child_reg_, __LINE__) =                                \
+        gipc_test::register_child(name, GIPC_TEST_CONCAT(gipc_child_fn_, __LINE__));               \
+    static int GIPC_TEST_CONCAT(gipc_child_fn_, __LINE__)([[maybe_unused]] std::vector<std::string> args)
+
+namespace gipc_test {
+// run_child runs the child helper called name; 127 when there is none.
+int run_child(const std::string& name, std::vector<std::string> args);
+} // namespace gipc_test

@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: MIT
+// The fiber runtime: the reactor scheduler, fd waits, timers, cross-thread wakeups.
+#include "test_support.hpp"
+
+#include <gipc/runtime.hpp>
+
+#include <boost/fiber/all.hpp>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using gipc_test::seconds_since;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// A pipe for tests, both ends non-blocking and closed on destruction.
+struct test_pipe {
+    int r = -1, w = -1;
+    test_pipe()
+    {
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+        r = fds[0];
+        w = fds[1];
+    }
+    ~test_pipe()
+    {
+        if (r >= 0)
+            ::close(r);
+        if (w >= 0)
+            ::close(w);
+    }
+    test_pipe(const test_pipe&) = delete;
+    test_pipe& operator=(const test_pipe&) = delete;
+    void put(char c = 'x') const { REQUIRE(::write(w, &c, 1) == 1); }
+    char take() const
+    {
+        char c = 0;
+        REQUIRE(::read(r, &c, 1) == 1);
+        return c;
+    }
+};
+
+double thread_cpu_seconds()
+{
+    rusage ru{};
+    ::getrusage(RUSAGE_THREAD, &ru);
+    return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+} // namespace
+
+TEST_SUITE("runtime") {
+
+GIPC_TEST("a wait with a 50 ms timeout returns false after at least 50 ms")
+{
+    test_pipe p;
+    bool result = true;
+    double elapsed = 0;
+    boost::fibers::fiber f([&] {
+        auto start = clock_type::now();
+        result = gipc::wait_readable(p.r, 50ms);
+        elapsed = seconds_since(start);
+    });
+    f.join();
+    CHECK_FALSE(result);
+    CHECK(elapsed >= 0.050);
+    CHECK(elapsed < 1.0);
+}
+
+GIPC_TEST("a wait returns at once when the fd is already ready")
+{
+    test_pipe p;
+    p.put();
+    CHECK(gipc::wait_readable(p.r, 0ns));
+    CHECK(gipc::wait_readable(p.r, 10s));
+    gipc::wait_readable(p.r);
+    CHECK(gipc::wait_writable(p.w, 0ns));
+    gipc::wait_writable(p.w);
+    CHECK(p.take() == 'x');
+    CHECK_FALSE(gipc::wait_readable(p.r, 0ns));
+}
+
+GIPC_TEST("a fiber waiting on a pipe wakes when another thread writes to it")
+{
+    test_pipe p;
+    std::atomic<bool> woke{false};
+    double elapsed = 0;
+    boost::fibers::fiber f([&] {
+        auto start = clock_type::now();
+        gipc::wait_readable(p.r);
+        elapsed = seconds_since(start);
+        woke = true;
+    });
+    std::thread writer([&] {
+        std::this_thread::sleep_for(30ms);
+        p.put();
+    });
+    f.join();
+    writer.join();
+    CHECK(woke);
+    CHECK(elapsed >= 0.025);
+    CHECK(elapsed < 5.0);
+    CHECK(p.take() == 'x');
+}
+
+GIPC_TEST("the main context itself can wait on an fd while fibers run")
+{
+    test_pipe p;
+    int ran = 0;
+    boost::fibers::fiber f([&] {
+        for (int i = 0; i < 5; ++i) {
+            ++ran;
+            boost::this_fiber::sleep_for(2ms);
+        }
+        p.put();
+    });
+    gipc::wait_readable(p.r);
+    CHECK(ran == 5);
+    f.join();
+}
+
+GIPC_TEST("a wait for writability blocks while the pipe is full and wakes when it drains")
+{
+    test_pipe p;
+    std::vector<char> block(65536, 'a');
+    while (::write(p.w, block.data(), block.size()) > 0) {
+    }
+    REQUIRE(errno == EAGAIN);
+    CHECK_FALSE(gipc::wait_writable(p.w, 20ms));
+    bool writable = false;
+    boost::fibers::fiber f([&] { writable = gipc::wait_writable(p.w, 5s); });
+    boost::fibers::fiber drain([&] {
+        boost::this_fiber::sleep_for(10ms);
+        while (::read(p.r, block.data(), block.size()) > 0) {
+        }
+    });
+    f.join();
+    drain.join();
+    CHECK(writable);
+}
+
+GIPC_TEST("a wait on an fd that is not open throws std::system_error with EBADF")
+{
+    test_pipe p;
+    const int closed_fd = p.r;
+    ::close(p.r);
+    p.r = -1;
+    try {
+        gipc::wait_readable(closed_fd, 10ms);
+        FAIL("no exception");
+    } catch (const std::system_error& e) {
+        CHECK(e.code().value() == EBADF);
+    }
+}
+
+GIPC_TEST("a thread whose fibers are all blocked uses almost no CPU")
+{
+    test_pipe p;
+    double cpu = 0, wall = 0;
+    // A fresh thread, so its CPU clock measures the idle wait only.
+    std::thread t([&] {
+        gipc::use_reactor();
+        boost::fibers::fiber waiter([&] { gipc::wait_readable(p.r, 200ms); });
+        boost::fibers::fiber sleeper([] { boost::this_fiber::sleep_for(200ms); });
+        auto cpu0 = thread_cpu_seconds();
+        auto start = clock_type::now();
+        waiter.join();
+        sleeper.join();
+        wall = seconds_since(start);
+        cpu = thread_cpu_seconds() - cpu0;
+    });
+    t.join();
+    MESSAGE("idle wait: " << wall * 1e3 << " ms wall, " << cpu * 1e3 << " ms CPU");
+    CHECK(wall >= 0.195);
+    CHECK(cpu < 0.02); // a spinning thread would use ~200 ms
+}
+
+GIPC_TEST("1000 fibers blocked on 1000 pipes all wake while a ticker keeps its schedule")
+{
+    gipc_test::raise_fd_limit();
+    constexpr int n = 1000;
+    std::vector<std::unique_ptr<test_pipe>> pipes;
+    for (int i = 0; i < n; ++i)
+        pipes.push_back(std::make_unique<test_pipe>());
+
+    int woke = 0;
+    std::vector<boost::fibers::fiber> waiters;
+    for (int i = 0; i < n; ++i)
+        waiters.emplace_back([&, i] {
+            gipc::wait_readable(pipes[size_t(i)]->r);
+            CHECK(pipes[size_t(i)]->take() == 'x');
+            ++woke;
+        });
+
+    // The ticker wants to run every 5 ms for 300 ms.
+    std::vector<double> ticks;
+    bool stop = false;
+    boost::fibers::fiber ticker([&] {
+        auto start = clock_type::now();
+        while (!stop) {
+            boost::this_fiber::sleep_for(5ms);
+            ticks.push_back(seconds_since(start));
+        }
+    });
+
+    // Another thread writes to the pipes in batches spread over ~200 ms.
+    std::thread writer([&] {
+        for (int i = 0; i < n; ++i) {
+            pipes[size_t(i)]->put();
+            if (i % 50 == 49)
+                std::this_thread::sleep_for(10ms);
+        }
+    });
+    for (auto& w : waiters)
+        w.join();
+    writer.join();
+    boost::this_fiber::sleep_for(50ms);
+    stop = true;
+    ticker.join();
+
+    CHECK(woke == n);
+    REQUIRE(ticks.size() >= 2);
+    double worst_gap = ticks[0];
+    for (size_t i = 1; i < ticks.size(); ++i)
+        worst_gap = std::max(worst_gap, ticks[i] - ticks[i - 1]);
+    const double expected = ticks.back() / 0.005;
+    MESSAGE("ticks: " << ticks.size() << " of ~" << expected << " expected, worst gap "
+                      << worst_gap * 1e3 << " ms");
+    // Generous margins: a loaded 2-core machine delays timers, but a ticker starved by the
+    // waiters would miss most of its ticks.
+    CHECK(double(ticks.size()) >= expected * 0.5);
+    CHECK(worst_gap < 0.1);
+}
+
+GIPC_TEST("a fiber looping on yield does not starve a fiber waiting for an fd")
+{
+    test_pipe p;
+    std::atomic<bool> got_it{false};
+    long spins = 0;
+    boost::fibers::fiber spinner([&] {
+        auto start = clock_type::now();
+        while (!got_it && seconds_since(start) < 5.0) {
+            ++spins;
+            boost::this_fiber::yield();
+        }
+    });
+    boost::fibers::fiber waiter([&] {
+        gipc::wait_readable(p.r);
+        got_it = true;
+    });
+    std::thread writer([&] {
+        std::this_thread::sleep_for(20ms);
+        p.put();
+    });
+    auto start = clock_type::now();
+    waiter.join();
+    spinner.join();
+    writer.join();
+    CHECK(got_it);
+    CHECK(spins > 0);
+    CHECK(seconds_since(start) < 2.0);
+}
+
+GIPC_TEST("a fiber looping on yield does not starve sleeping fibers")
+{
+    bool woke = false;
+    boost::fibers::fiber spinner([&] {
+        auto start = clock_type::now();
+        while (!woke && seconds_since(start) < 5.0)
+            boost::this_fiber::yield();
+    });
+    boost::fibers::fiber sleeper([&] {
+        boost::this_fiber::sleep_for(10ms);
+        woke = true;
+    });
+    sleeper.join();
+    spinner.join();
+    CHECK(woke);
+}
+
+GIPC_TEST("Boost.Fiber primitives work under the reactor scheduler")
+{
+    SUBCASE("a promise set from another thread wakes the waiting fiber")
+    {
+        boost::fibers::promise<int> promise;
+        auto future = promise.get_future();
+        std::thread t([&] {
+            std::this_thread::sleep_for(20ms);
+            promise.set_value(42);
+        });
+        int value = 0;
+        boost::fibers::fiber f([&] { value = future.get(); });
+        f.join();
+        t.join();
+        CHECK(value == 42);
+    }
+    SUBCASE("a fiber mutex serializes fibers that sleep while holding it")
+    {
+        boost::fibers::mutex m;
+        int inside = 0, max_inside = 0, total = 0;
+        std::vector<boost::fibers::fiber> fs;
+        for (int i = 0; i < 10; ++i)
+            fs.emplace_back([&] {
+                for (int k = 0; k < 3; ++k) {
+                    std::lock_guard lk(m);
+                    max_inside = std::max(max_inside, ++inside);
+                    boost::this_fiber::sleep_for(1ms);
+                    --inside;
+                    ++total;
+                }
+            });
+        for (auto& f : fs)
+            f.join();
+        CHECK(max_inside == 1);
+        CHECK(total == 30);
+    }
+    SUBCASE("a buffered channel passes values between fibers and threads")
+    {
+        boost::fibers::buffered_channel<int> ch(8);
+        long sum = 0;
+        boost::fibers::fiber consumer([&] {
+            int v;
+            while (ch.pop(v) == boost::fibers::channel_op_status::success)
+                sum += v;
+        });
+        std::thread producer([&] {
+            for (int i = 1; i <= 1000; ++i)
+                ch.push(i);
+            ch.close();
+        });
+        consumer.join();
+        producer.join();
+        CHECK(sum == 500500);
+    }
+    SUBCASE("sleep_for sleeps at least as long as asked, and not much longer")
+    {
+        for (auto d : {1ms, 10ms, 50ms}) {
+            auto start = clock_type::now();
+            boost::this_fiber::sleep_for(d);
+            double elapsed = seconds_since(start);
+            CHECK(elapsed >= std::chrono::duration<double>(d).count());
+            CHECK(elapsed < std::chrono::duration<double>(d).count() + 0.5);
+        }
+    }
+    SUBCASE("a condition variable notified from another thread wakes its fiber")
+    {
+        boost::fibers::mutex m;
+        boost::fibers::condition_variable cv;
+        bool ready = false;
+        std::thread t([&] {
+            std::this_thread::sleep_for(10ms);
+            std::lock_guard lk(m);
+            ready = true;
+            cv.notify_all();
+        });
+        boost::fibers::fiber f([&] {
+            std::unique_lock lk(m);
+            cv.wait(lk, [&] { return ready; });
+        });
+        f.join();
+        t.join();
+        CHECK(ready);
+    }
+}
+
+GIPC_TEST("the scheduler runs on several threads at once, each with its own reactor")
+{
+    constexpr int threads = 4;
+    auto count_epoll_fds = [] {
+        int n = 0;
+        for (int fd : gipc_test::open_fds())
+            n += gipc_test::describe_fd(fd) == "anon_inode:[eventpoll]";
+        return n;
+    };
+    const int epoll_before = count_epoll_fds();
+    std::vector<std::thread> ts;
+    std::atomic<int> installed{0};
+    std::atomic<bool> counted{false};
+    std::atomic<int> done{0};
+    for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&] {
+            gipc::use_reactor();
+            gipc::use_reactor(); // idempotent
+            ++installed;
+            while (!counted)
+                std::this_thread::sleep_for(1ms);
+            // Fibers of this thread ping-pong over two pipes 200 times.
+            test_pipe ping, pong;
+            boost::fibers::fiber a([&] {
+                for (int i = 0; i < 200; ++i) {
+                    ping.put();
+                    gipc::wait_readable(pong.r);
+                    pong.take();
+                }
+            });
+            boost::fibers::fiber b([&] {
+                for (int i = 0; i < 200; ++i) {
+                    gipc::wait_readable(ping.r);
+                    ping.take();
+                    pong.put();
+                }
+            });
+            boost::fibers::fiber sleeper([] { boost::this_fiber::sleep_for(20ms); });
+            a.join();
+            b.join();
+            sleeper.join();
+            ++done;
+        });
+    while (installed < threads)
+        std::this_thread::sleep_for(1ms);
+    // Each thread has an epoll instance of its own while it lives.
+    CHECK(count_epoll_fds() == epoll_before + threads);
+    counted = true;
+    for (auto& t : ts)
+        t.join();
+    CHECK(done == threads);
+    // The fixture checks that every thread's reactor fds were closed when the thread ended.
+}
+
+} // TEST_SUITE
