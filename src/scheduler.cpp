@@ -41,8 +41,12 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept
 {
     // pick_next runs whenever a fiber of this thread switches away, so this is the place where
     // work that must happen "before the fiber suspends" (flushing write queues) is done.
-    if (hook_)
-        hook_->run();
+    if (!before_switch_.empty()) {
+        running_.swap(before_switch_);
+        for (auto& task : running_)
+            task->run_before_switch();
+        running_.clear();
+    }
     if (ready_.empty())
         return nullptr;
     // Poll the reactor only from the dispatcher: pick_next also runs inside a fiber that is

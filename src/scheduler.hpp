@@ -11,18 +11,19 @@
 #include <boost/fiber/scheduler.hpp>
 
 #include <memory>
+#include <vector>
 
 namespace gipc::detail {
 
-// before_switch_hook: work that must run on a thread whenever one of its fibers is about to
-// switch away (gipc's write queues flush here). run() is called from inside the scheduler, so
-// it must not block, suspend, or use Boost.Fiber primitives.
-class before_switch_hook {
+// switch_task: work that must run on a thread before one of its fibers next switches away
+// (gipc's write queues flush here). run_before_switch() is called from inside the scheduler,
+// so it must not block, suspend, or use Boost.Fiber primitives.
+class switch_task {
 public:
-    virtual void run() noexcept = 0;
+    virtual void run_before_switch() noexcept = 0;
 
 protected:
-    ~before_switch_hook() = default;
+    ~switch_task() = default;
 };
 
 class reactor_algorithm final : public boost::fibers::algo::algorithm {
@@ -38,8 +39,12 @@ public:
 
     epoll_reactor& reactor() noexcept { return *reactor_; }
 
-    // set_before_switch installs the thread's hook (one per thread; nullptr removes it).
-    void set_before_switch(before_switch_hook* hook) noexcept { hook_ = hook; }
+    // run_before_switch queues task to run once, the next time a fiber of this thread
+    // switches away. Only the owning thread calls it.
+    void run_before_switch(std::shared_ptr<switch_task> task)
+    {
+        before_switch_.push_back(std::move(task));
+    }
 
     // current is the calling thread's algorithm, or nullptr when gipc's is not installed.
     static reactor_algorithm* current() noexcept;
@@ -47,7 +52,8 @@ public:
 private:
     boost::fibers::scheduler::ready_queue_type ready_;
     std::unique_ptr<epoll_reactor> reactor_;
-    before_switch_hook* hook_ = nullptr;
+    std::vector<std::shared_ptr<switch_task>> before_switch_;
+    std::vector<std::shared_ptr<switch_task>> running_; // reused to avoid allocations
     unsigned switches_since_poll_ = 0;
 };
 

@@ -4,4 +4,5 @@
 // The umbrella header: include this one.
 
 #include <gipc/error.hpp>
+#include <gipc/pipe.hpp>
 #include <gipc/runtime.hpp>

@@ -50,6 +50,7 @@ struct epoll_reactor::entry {
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
     boost::fibers::condition_variable_any cv[2];
+    std::shared_ptr<writable_callback> on_writable;
 };
 
 std::unique_ptr<epoll_reactor> epoll_reactor::create(int& err) noexcept
@@ -94,6 +95,54 @@ epoll_reactor::~epoll_reactor()
     r.erase(std::remove(r.begin(), r.end(), this), r.end());
 }
 
+epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept
+{
+    const auto index = static_cast<std::size_t>(fd);
+    try {
+        if (index >= table_.size())
+            table_.resize(std::max<std::size_t>(index + 1, table_.size() * 2));
+        if (!table_[index]) {
+            table_[index] = std::make_shared<entry>();
+            table_[index]->gen = next_gen_++;
+            if (next_gen_ == 0)
+                next_gen_ = 1;
+        }
+    } catch (const std::bad_alloc&) {
+        err = -ENOMEM;
+        return nullptr;
+    }
+    entry* e = table_[index].get();
+    e->persistent = e->persistent || persistent;
+    const std::uint32_t want = e->events | dir_events(dir);
+    if (want != e->events) {
+        epoll_event ev{};
+        ev.events = want | EPOLLET;
+        ev.data.u64 = (std::uint64_t{e->gen} << 32) | static_cast<std::uint32_t>(fd);
+        const int op = e->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+        if (::epoll_ctl(epfd_.get(), op, fd, &ev) != 0) {
+            err = -errno;
+            if (e->events == 0 && e->waiters[0] + e->waiters[1] == 0 && !e->on_writable)
+                table_[index].reset();
+            return nullptr;
+        }
+        e->events = want;
+    }
+    return e;
+}
+
+int epoll_reactor::call_when_writable(int fd, std::shared_ptr<writable_callback> cb) noexcept
+{
+    if (fd < 0)
+        return -EBADF;
+    std::lock_guard lk(mtx_);
+    int err = 0;
+    entry* e = register_locked(fd, io_dir::write, true, err);
+    if (!e)
+        return err;
+    e->on_writable = std::move(cb);
+    return 0;
+}
+
 int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
 {
     if (fd < 0)
@@ -103,31 +152,10 @@ int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persisten
     std::uint64_t seq0;
     {
         std::lock_guard lk(mtx_);
-        if (static_cast<std::size_t>(fd) >= table_.size())
-            table_.resize(std::max<std::size_t>(static_cast<std::size_t>(fd) + 1, table_.size() * 2));
-        auto& slot = table_[static_cast<std::size_t>(fd)];
-        if (!slot) {
-            slot = std::make_shared<entry>();
-            slot->gen = next_gen_++;
-            if (next_gen_ == 0)
-                next_gen_ = 1;
-        }
-        e = slot;
-        e->persistent = e->persistent || persistent;
-        const std::uint32_t want = e->events | dir_events(dir);
-        if (want != e->events) {
-            epoll_event ev{};
-            ev.events = want | EPOLLET;
-            ev.data.u64 = (std::uint64_t{e->gen} << 32) | static_cast<std::uint32_t>(fd);
-            int op = e->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-            if (::epoll_ctl(epfd_.get(), op, fd, &ev) != 0) {
-                int err = -errno;
-                if (e->events == 0 && e->waiters[0] + e->waiters[1] == 0)
-                    slot.reset();
-                return err;
-            }
-            e->events = want;
-        }
+        int err = 0;
+        if (!register_locked(fd, dir, persistent, err))
+            return err;
+        e = table_[static_cast<std::size_t>(fd)];
         seq0 = e->seq[d];
         ++e->waiters[d];
     }
@@ -177,6 +205,8 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
             ++e.seq[1];
             if (e.waiters[1])
                 e.cv[1].notify_all();
+            if (e.on_writable)
+                due_.push_back(std::move(e.on_writable));
         }
     }
 }
@@ -227,6 +257,10 @@ void epoll_reactor::poll(steady_time deadline) noexcept
         }
     }
     dispatch(events, n);
+    // Callbacks run without mtx_ held: they take locks of their own and may register again.
+    for (auto& cb : due_)
+        cb->on_writable();
+    due_.clear();
 }
 
 void epoll_reactor::wake() noexcept

@@ -28,6 +28,15 @@ enum class io_dir : unsigned { read = 0, write = 1 };
 
 using steady_time = std::chrono::steady_clock::time_point;
 
+// writable_callback: told once, on the reactor's dispatcher, that an fd became writable.
+class writable_callback {
+public:
+    virtual void on_writable() noexcept = 0;
+
+protected:
+    ~writable_callback() = default;
+};
+
 class epoll_reactor {
 public:
     // create makes a reactor, or returns nullptr with err set to -errno.
@@ -42,6 +51,11 @@ public:
     // before closing it. Returns 0 when woken by readiness, -ETIMEDOUT, -EBADF when the fd
     // was forgotten during the wait, or -errno from epoll_ctl.
     int wait(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept;
+
+    // call_when_writable registers cb to run once, from poll() on this thread, when fd
+    // becomes writable (an edge after this call). Persistent registration, as for wait().
+    // Only the owning thread calls it. Returns 0 or -errno.
+    int call_when_writable(int fd, std::shared_ptr<writable_callback> cb) noexcept;
 
     // poll waits for events until deadline (time_point::min() polls without blocking) and
     // wakes the fibers waiting for them. Only the owning thread's dispatcher calls it: waking
@@ -71,6 +85,9 @@ private:
     epoll_reactor(posix::unique_fd epfd, posix::unique_fd evfd) noexcept;
     void forget(int fd) noexcept;
     void dispatch(const ::epoll_event* events, int n) noexcept;
+    // register_locked finds or creates fd's entry and makes sure epoll reports dir for it.
+    // mtx_ must be held. Returns nullptr with err set on failure.
+    entry* register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept;
 
     posix::unique_fd epfd_;
     posix::unique_fd evfd_;
@@ -79,6 +96,7 @@ private:
     std::mutex mtx_;
     std::vector<std::shared_ptr<entry>> table_; // indexed by fd
     std::uint32_t next_gen_ = 1;
+    std::vector<std::shared_ptr<writable_callback>> due_; // reused by dispatch()
 };
 
 } // namespace gipc::detail

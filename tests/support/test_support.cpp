@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "test_support.hpp"
 
+#include <gipc/pipe.hpp>
 #include <gipc/runtime.hpp>
 
 #include <dirent.h>
@@ -25,8 +26,7 @@ std::map<std::string, child_main>& children()
     return m;
 }
 
-// handle_count is the number of gipc handles open in this process.
-std::size_t handle_count() { return 0; }
+std::size_t handle_count() { return gipc::detail::open_handle_count(); }
 
 } // namespace
 

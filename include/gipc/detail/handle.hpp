@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Internals shared by gipc's public headers. Not part of the API: names here may change.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace gipc::detail {
+
+class read_end;
+class write_end;
+
+using steady_time = std::chrono::steady_clock::time_point;
+
+// deadline_from converts a relative timeout to an absolute steady_clock deadline, saturating
+// at time_point::max() for timeouts too long to represent.
+template <class Rep, class Period>
+steady_time deadline_from(std::chrono::duration<Rep, Period> timeout) noexcept
+{
+    using namespace std::chrono;
+    const auto now = steady_clock::now();
+    if (timeout <= duration<Rep, Period>::zero())
+        return now;
+    // Compare in floating point so that any Rep/Period converts without overflow.
+    const duration<double> wanted = timeout;
+    const duration<double> room = steady_time::max() - now;
+    if (wanted >= room)
+        return steady_time::max();
+    return now + ceil<steady_clock::duration>(timeout);
+}
+
+// open_handle_count is the number of gipc pipe handle ends open in this process.
+std::size_t open_handle_count() noexcept;
+
+} // namespace gipc::detail

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Pipes between fibers, threads and processes, carrying length-framed messages.
+//
+//   auto [r, w] = gipc::pipe();
+//   w.put(std::vector<int>{1, 2, 3});        // msgpack-encoded value
+//   auto v = r.get<std::vector<int>>();      // blocks only the calling fiber
+//
+// Wire format: each message is one frame, a 4-byte big-endian payload length followed by the
+// payload: a msgpack value (put/get) or raw bytes (put_bytes/get_bytes). A reader chooses per
+// call how to read the next frame.
+//
+// Handles are move-only; a moved-from handle is closed; the destructor closes an open handle.
+// The read side and the write side of every handle are each guarded by a fiber mutex, so
+// fibers on one or several threads may share a handle: each get() returns one whole message
+// and concurrent put()s never interleave their bytes.
+//
+// Delivery: put() may queue the frame. A queued frame reaches the pipe no later than when the
+// calling fiber next suspends (blocks, yields, sleeps, joins or ends), on flush(), on close(),
+// and before a child process exits normally. A thread that puts without ever suspending a
+// fiber must call flush() for its frames to leave. put() blocks cooperatively while the pipe
+// is full and the queue is over its bound (256 KiB), so memory stays bounded.
+//
+// Writing to a pipe whose read ends are all closed throws std::system_error with
+// std::errc::broken_pipe (gipc ignores SIGPIPE, so the process is never killed by it). An
+// error met while writing queued frames is thrown by the next put() or flush().
+
+#include <gipc/detail/codec.hpp>
+#include <gipc/detail/handle.hpp>
+#include <gipc/error.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace gipc {
+
+struct pipe_options {
+    // Frames larger than this are refused: put() throws gipc::error and writes nothing; a
+    // reader that meets a larger header throws decode_error and its stream stays unusable.
+    std::size_t max_message_size = std::size_t{1} << 30;
+};
+
+class reader;
+class writer;
+class duplex;
+
+// pipe creates a pipe and returns its read end and write end. Both fds are O_CLOEXEC and
+// non-blocking. Throws std::system_error when the system refuses (e.g. EMFILE), and
+// gipc::error when max_message_size is 0 or over 4 GiB - 1.
+std::pair<reader, writer> pipe(pipe_options options = {});
+
+// duplex_pipe creates two pipes and returns two ends, each reading what the other writes.
+std::pair<duplex, duplex> duplex_pipe(pipe_options options = {});
+
+namespace detail {
+using frame_visitor = void (*)(void* context, const char* data, std::size_t size);
+// read_frame waits for the next whole frame of r, consumes it, and calls visit on its payload.
+void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* context);
+std::string read_frame_bytes(read_end* r, steady_time deadline);
+
+// write_session holds the write side of w (fiber mutex and closed check) while a frame is
+// encoded into the thread's scratch builder and committed.
+class write_session {
+public:
+    explicit write_session(write_end* w);
+    ~write_session();
+    write_session(const write_session&) = delete;
+    write_session& operator=(const write_session&) = delete;
+    void commit(frame_builder& frame);
+
+private:
+    write_end* w_;
+};
+void put_bytes(write_end* w, std::string_view payload);
+void flush(write_end* w);
+
+template <class T>
+T get_value(read_end* r, steady_time deadline)
+{
+    std::optional<T> out;
+    read_frame(r, deadline,
+               [](void* c, const char* data, std::size_t size) {
+                   static_cast<std::optional<T>*>(c)->emplace(decode<T>(data, size));
+               },
+               &out);
+    return std::move(*out);
+}
+
+template <class T>
+void put_value(write_end* w, const T& value)
+{
+    write_session session(w);
+    frame_builder& frame = scratch_builder();
+    frame.reset();
+    msgpack::pack(frame, value);
+    session.commit(frame);
+}
+} // namespace detail
+
+// reader: the read end of a pipe.
+class reader {
+public:
+    // A default-constructed reader is closed.
+    reader() noexcept;
+    reader(reader&& other) noexcept;
+    // Move assignment closes the handle this one held, like the destructor.
+    reader& operator=(reader&& other) noexcept;
+    // The destructor closes an open handle. Destroying a handle a fiber is blocked on aborts.
+    ~reader();
+
+    // get blocks the calling fiber until a whole message arrives and returns it as T.
+    // Throws eof_error after every write end is closed and no complete message is left,
+    // decode_error when the payload is not a T (that frame is consumed; the handle stays
+    // usable), closed_error when the handle is closed.
+    template <class T>
+    T get()
+    {
+        return detail::get_value<T>(end_.get(), detail::steady_time::max());
+    }
+
+    // get with a timeout bounding the whole call: timeout_error when it expires. Bytes of a
+    // message already read are kept, so a timeout loses no data.
+    template <class T, class Rep, class Period>
+    T get(std::chrono::duration<Rep, Period> timeout)
+    {
+        return detail::get_value<T>(end_.get(), detail::deadline_from(timeout));
+    }
+
+    // get_bytes returns the raw payload of the next frame, whatever it holds.
+    std::string get_bytes();
+    template <class Rep, class Period>
+    std::string get_bytes(std::chrono::duration<Rep, Period> timeout)
+    {
+        return detail::read_frame_bytes(end_.get(), detail::deadline_from(timeout));
+    }
+
+    // close closes the handle. closed_error if already closed; locked_error (the handle stays
+    // open) while another fiber is inside get().
+    void close();
+    bool closed() const noexcept;
+    // native_handle is the fd, or -1 when closed.
+    int native_handle() const noexcept;
+
+private:
+    friend std::pair<reader, writer> pipe(pipe_options);
+    friend struct detail_access;
+    explicit reader(std::shared_ptr<detail::read_end> end) noexcept;
+    std::shared_ptr<detail::read_end> end_;
+};
+
+// writer: the write end of a pipe.
+class writer {
+public:
+    writer() noexcept;
+    writer(writer&& other) noexcept;
+    writer& operator=(writer&& other) noexcept;
+    // The destructor closes an open handle, writing out queued frames first (see close()).
+    ~writer();
+
+    // put msgpack-encodes value and sends it as one frame. Throws gipc::error (writing
+    // nothing) when the encoded value is over max_message_size, std::system_error for a
+    // failed write (broken_pipe when every reader is gone), closed_error when closed.
+    template <class T>
+    void put(const T& value)
+    {
+        detail::put_value(end_.get(), value);
+    }
+
+    // put_bytes sends payload unchanged as one frame.
+    void put_bytes(std::string_view payload);
+
+    // flush pushes queued frames into the pipe now, blocking cooperatively while it is full.
+    void flush();
+
+    // close writes out queued frames (blocking cooperatively while a reader exists and the
+    // pipe is full; frames no reader can receive any more are dropped) and closes the fd.
+    // closed_error if already closed; locked_error while another fiber is inside put().
+    void close();
+    bool closed() const noexcept;
+    int native_handle() const noexcept;
+
+private:
+    friend std::pair<reader, writer> pipe(pipe_options);
+    friend struct detail_access;
+    explicit writer(std::shared_ptr<detail::write_end> end) noexcept;
+    std::shared_ptr<detail::write_end> end_;
+};
+
+// duplex: one end of a duplex pipe, reading what the other end writes and writing what it
+// reads. Everything reader and writer offer, on one object.
+class duplex {
+public:
+    duplex() noexcept;
+    duplex(duplex&& other) noexcept;
+    duplex& operator=(duplex&& other) noexcept;
+    ~duplex();
+
+    template <class T>
+    T get()
+    {
+        return detail::get_value<T>(in_.get(), detail::steady_time::max());
+    }
+    template <class T, class Rep, class Period>
+    T get(std::chrono::duration<Rep, Period> timeout)
+    {
+        return detail::get_value<T>(in_.get(), detail::deadline_from(timeout));
+    }
+    std::string get_bytes();
+    template <class Rep, class Period>
+    std::string get_bytes(std::chrono::duration<Rep, Period> timeout)
+    {
+        return detail::read_frame_bytes(in_.get(), detail::deadline_from(timeout));
+    }
+
+    template <class T>
+    void put(const T& value)
+    {
+        detail::put_value(out_.get(), value);
+    }
+    void put_bytes(std::string_view payload);
+    void flush();
+
+    // close closes both directions; closed_error only if both were already closed;
+    // locked_error (both directions stay open) while another fiber is inside get() or put().
+    void close();
+    // closed is true when both directions are closed.
+    bool closed() const noexcept;
+    // read_handle / write_handle are the fds of the two directions, -1 when closed.
+    int read_handle() const noexcept;
+    int write_handle() const noexcept;
+
+private:
+    friend std::pair<duplex, duplex> duplex_pipe(pipe_options);
+    friend struct detail_access;
+    duplex(std::shared_ptr<detail::read_end> in, std::shared_ptr<detail::write_end> out) noexcept;
+    std::shared_ptr<detail::read_end> in_;
+    std::shared_ptr<detail::write_end> out_;
+};
+
+} // namespace gipc

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+// The public pipe handles: thin owners of a read_end / write_end.
+#include "pipe_end.hpp"
+
+#include <gipc/pipe.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <system_error>
+
+namespace gipc {
+
+namespace {
+
+using detail::end_base;
+
+// ignore_sigpipe makes writes to a pipe without readers fail with EPIPE instead of killing
+// the process. A handler the program installed itself is left alone.
+void ignore_sigpipe() noexcept
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction current{};
+        if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+            struct sigaction ignore{};
+            ignore.sa_handler = SIG_IGN;
+            sigemptyset(&ignore.sa_mask);
+            ::sigaction(SIGPIPE, &ignore, nullptr);
+        }
+    });
+}
+
+// close_end implements close(): closed_error when already closed, locked_error when in use.
+template <class End>
+void close_end(End* end, const char* kind)
+{
+    if (!end)
+        throw closed_error(std::string("gipc: ") + kind + " is closed");
+    switch (end->try_mark_closed()) {
+    case end_base::close_check::already_closed:
+        throw closed_error("gipc: " + end->name() + " is already closed");
+    case end_base::close_check::in_use:
+        throw locked_error("gipc: cannot close " + end->name() + ": another fiber is using it");
+    case end_base::close_check::ok:
+        end->close();
+        break;
+    }
+}
+
+// destroy_end implements the destructor: close if open; a handle in use is a bug.
+template <class End>
+void destroy_end(End* end) noexcept
+{
+    if (!end)
+        return;
+    switch (end->try_mark_closed()) {
+    case end_base::close_check::already_closed:
+        return;
+    case end_base::close_check::in_use:
+        std::fprintf(stderr, "gipc: %s destroyed while a fiber is using it\n", end->name().c_str());
+        std::abort();
+    case end_base::close_check::ok:
+        try {
+            end->close();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "gipc: closing %s: %s\n", end->name().c_str(), e.what());
+        }
+        return;
+    }
+}
+
+bool end_closed(const end_base* end) noexcept { return !end || end->closed(); }
+int end_fd(const end_base* end) noexcept { return end_closed(end) ? -1 : end->fd(); }
+
+void check_options(const pipe_options& options)
+{
+    if (options.max_message_size == 0 || options.max_message_size > 0xffffffffu)
+        throw error("gipc: pipe_options::max_message_size must be between 1 and 4294967295");
+}
+
+std::pair<std::shared_ptr<detail::read_end>, std::shared_ptr<detail::write_end>>
+make_ends(const pipe_options& options)
+{
+    ignore_sigpipe();
+    posix::unique_fd r, w;
+    if (int err = posix::make_pipe(r, w, true); err < 0)
+        throw std::system_error(-err, std::system_category(), "gipc: pipe");
+    auto re = std::make_shared<detail::read_end>(std::move(r), options.max_message_size);
+    auto we = std::make_shared<detail::write_end>(std::move(w), options.max_message_size);
+    re->register_open();
+    we->register_open();
+    return {std::move(re), std::move(we)};
+}
+
+} // namespace
+
+std::pair<reader, writer> pipe(pipe_options options)
+{
+    check_options(options);
+    auto [r, w] = make_ends(options);
+    return {reader(std::move(r)), writer(std::move(w))};
+}
+
+std::pair<duplex, duplex> duplex_pipe(pipe_options options)
+{
+    check_options(options);
+    auto [r1, w1] = make_ends(options);
+    auto [r2, w2] = make_ends(options);
+    return {duplex(std::move(r1), std::move(w2)), duplex(std::move(r2), std::move(w1))};
+}
+
+// ---- reader ----------------------------------------------------------------------------------
+
+reader::reader() noexcept = default;
+reader::reader(std::shared_ptr<detail::read_end> end) noexcept : end_(std::move(end)) {}
+reader::reader(reader&& other) noexcept = default;
+reader& reader::operator=(reader&& other) noexcept
+{
+    if (this != &other) {
+        destroy_end(end_.get());
+        end_ = std::move(other.end_);
+    }
+    return *this;
+}
+reader::~reader() { destroy_end(end_.get()); }
+std::string reader::get_bytes() { return detail::read_frame_bytes(end_.get(), detail::steady_time::max()); }
+void reader::close() { close_end(end_.get(), "reader"); }
+bool reader::closed() const noexcept { return end_closed(end_.get()); }
+int reader::native_handle() const noexcept { return end_fd(end_.get()); }
+
+// ---- writer ----------------------------------------------------------------------------------
+
+writer::writer() noexcept = default;
+writer::writer(std::shared_ptr<detail::write_end> end) noexcept : end_(std::move(end)) {}
+writer::writer(writer&& other) noexcept = default;
+writer& writer::operator=(writer&& other) noexcept
+{
+    if (this != &other) {
+        destroy_end(end_.get());
+        end_ = std::move(other.end_);
+    }
+    return *this;
+}
+writer::~writer() { destroy_end(end_.get()); }
+void writer::put_bytes(std::string_view payload) { detail::put_bytes(end_.get(), payload); }
+void writer::flush() { detail::flush(end_.get()); }
+void writer::close() { close_end(end_.get(), "writer"); }
+bool writer::closed() const noexcept { return end_closed(end_.get()); }
+int writer::native_handle() const noexcept { return end_fd(end_.get()); }
+
+// ---- duplex ----------------------------------------------------------------------------------
+
+duplex::duplex() noexcept = default;
+duplex::duplex(std::shared_ptr<detail::read_end> in, std::shared_ptr<detail::write_end> out) noexcept
+    : in_(std::move(in)), out_(std::move(out))
+{
+}
+duplex::duplex(duplex&& other) noexcept = default;
+duplex& duplex::operator=(duplex&& other) noexcept
+{
+    if (this != &other) {
+        destroy_end(in_.get());
+        destroy_end(out_.get());
+        in_ = std::move(other.in_);
+        out_ = std::move(other.out_);
+    }
+    return *this;
+}
+duplex::~duplex()
+{
+    destroy_end(in_.get());
+    destroy_end(out_.get());
+}
+std::string duplex::get_bytes() { return detail::read_frame_bytes(in_.get(), detail::steady_time::max()); }
+void duplex::put_bytes(std::string_view payload) { detail::put_bytes(out_.get(), payload); }
+void duplex::flush() { detail::flush(out_.get()); }
+
+void duplex::close()
+{
+    if (closed())
+        throw closed_error("gipc: duplex handle is already closed");
+    // Both directions close, or neither does.
+    if ((in_ && in_->in_use()) || (out_ && out_->in_use()))
+        throw locked_error("gipc: cannot close duplex handle: another fiber is using it");
+    if (in_ && in_->try_mark_closed() == end_base::close_check::ok)
+        in_->close();
+    if (out_ && out_->try_mark_closed() == end_base::close_check::ok)
+        out_->close();
+}
+
+bool duplex::closed() const noexcept { return end_closed(in_.get()) && end_closed(out_.get()); }
+int duplex::read_handle() const noexcept { return end_fd(in_.get()); }
+int duplex::write_handle() const noexcept { return end_fd(out_.get()); }
+
+} // namespace gipc

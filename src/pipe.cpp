@@ -1,0 +1,549 @@
+// SPDX-License-Identifier: MIT
+#include "pipe_end.hpp"
+
+#include <gipc/pipe.hpp>
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
+
+namespace gipc::detail {
+
+namespace {
+
+// Frames up to this size are queued and coalesced; larger ones are written straight from the
+// caller's buffer, after the queue, so they are never copied.
+constexpr std::size_t direct_threshold = 16 * 1024;
+// A queue this long is written at once, without waiting for the fiber to suspend.
+constexpr std::size_t flush_at = 64 * 1024;
+// put() blocks while the pipe is full and the queue is over this bound.
+constexpr std::size_t queue_bound = 256 * 1024;
+// Read buffers start here and grow, up to read_buffer_max, while reads keep filling them.
+constexpr std::size_t read_buffer_min = 64 * 1024;
+constexpr std::size_t read_buffer_max = 1024 * 1024;
+
+[[noreturn]] void throw_errno(int err, const char* what)
+{
+    throw std::system_error(err, std::system_category(), what);
+}
+
+void store_be32(char* p, std::uint32_t v) noexcept
+{
+    p[0] = static_cast<char>(v >> 24);
+    p[1] = static_cast<char>(v >> 16);
+    p[2] = static_cast<char>(v >> 8);
+    p[3] = static_cast<char>(v);
+}
+
+std::uint32_t load_be32(const char* p) noexcept
+{
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) | u[3];
+}
+
+std::string oversize_message(std::size_t size, std::size_t max)
+{
+    return "gipc: message of " + std::to_string(size) + " bytes is over max_message_size (" +
+           std::to_string(max) + ")";
+}
+
+} // namespace
+
+// ---- registry ------------------------------------------------------------------------------
+
+std::mutex& end_registry_mutex() noexcept
+{
+    static std::mutex m;
+    return m;
+}
+
+std::unordered_set<end_base*>& end_registry() noexcept
+{
+    static std::unordered_set<end_base*> r;
+    return r;
+}
+
+void register_end(end_base* end)
+{
+    std::lock_guard lk(end_registry_mutex());
+    end_registry().insert(end);
+}
+
+void unregister_end(end_base* end) noexcept
+{
+    std::lock_guard lk(end_registry_mutex());
+    end_registry().erase(end);
+}
+
+std::size_t open_handle_count() noexcept
+{
+    std::lock_guard lk(end_registry_mutex());
+    return end_registry().size();
+}
+
+// ---- end_base ------------------------------------------------------------------------------
+
+end_base::end_base(posix::unique_fd fd, const char* kind, std::size_t max_message_size) noexcept
+    : fd_(std::move(fd)), kind_(kind), max_size_(max_message_size)
+{
+}
+
+end_base::~end_base()
+{
+    if (registered_)
+        unregister_end(this);
+}
+
+std::string end_base::name() const
+{
+    return std::string(kind_) + " (fd " + std::to_string(fd_.get()) + ")";
+}
+
+void end_base::begin_op()
+{
+    std::uint32_t s = state_.load(std::memory_order_acquire);
+    do {
+        if (s & closed_bit)
+            throw closed_error("gipc: " + std::string(kind_) + " is closed");
+    } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel));
+}
+
+end_base::close_check end_base::try_mark_closed() noexcept
+{
+    std::uint32_t expected = 0;
+    if (state_.compare_exchange_strong(expected, closed_bit, std::memory_order_acq_rel))
+        return close_check::ok;
+    return (expected & closed_bit) ? close_check::already_closed : close_check::in_use;
+}
+
+void end_base::release_fd() noexcept
+{
+    if (registered_) {
+        unregister_end(this);
+        registered_ = false;
+    }
+    if (fd_) {
+        forget_fd(fd_.get());
+        fd_.reset();
+    }
+}
+
+void end_base::abandon_after_fork() noexcept
+{
+    state_.store(closed_bit, std::memory_order_release);
+    registered_ = false; // the child clears the registry itself
+    posix::close_fd(fd_.release());
+}
+
+op_guard::op_guard(end_base* end) : end_(end)
+{
+    if (!end)
+        throw closed_error("gipc: handle is closed");
+    end->begin_op();
+}
+
+// ---- read_end ------------------------------------------------------------------------------
+
+read_end::read_end(posix::unique_fd fd, std::size_t max_message_size) noexcept
+    : end_base(std::move(fd), "reader", max_message_size)
+{
+}
+
+void read_end::reserve_for(std::size_t needed)
+{
+    if (cap_ - head_ >= needed)
+        return;
+    const std::size_t have = tail_ - head_;
+    if (cap_ >= needed) {
+        // Enough room once the unread bytes move to the front.
+        std::memmove(buf_.get(), buf_.get() + head_, have);
+    } else {
+        std::size_t cap = std::max(needed, read_buffer_min);
+        std::unique_ptr<char[]> bigger(new char[cap]);
+        if (have)
+            std::memcpy(bigger.get(), buf_.get() + head_, have);
+        buf_ = std::move(bigger);
+        cap_ = cap;
+    }
+    head_ = 0;
+    tail_ = have;
+}
+
+std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline)
+{
+    if (!poison_.empty())
+        throw decode_error(poison_);
+    if (head_ == tail_ && cap_ > read_buffer_max) {
+        // A large frame grew the buffer; give the memory back.
+        buf_.reset();
+        cap_ = head_ = tail_ = 0;
+    }
+    for (;;) {
+        const std::size_t have = tail_ - head_;
+        std::size_t needed = 4;
+        if (have >= 4) {
+            const std::uint32_t len = load_be32(buf_.get() + head_);
+            if (len > max_size_) {
+                poison_ = "gipc: " + name() + ": frame header announces " + std::to_string(len) +
+                          " bytes, over max_message_size (" + std::to_string(max_size_) +
+                          "); the stream is unusable";
+                throw decode_error(poison_);
+            }
+            needed = 4 + std::size_t{len};
+            if (have >= needed) {
+                const char* payload = buf_.get() + head_ + 4;
+                head_ += needed;
+                if (head_ == tail_)
+                    head_ = tail_ = 0;
+                return {payload, len};
+            }
+        }
+        if (eof_) {
+            if (have == 0)
+                throw eof_error("gipc: " + name() + ": end of stream: every write end is closed");
+            throw eof_error("gipc: " + name() + ": end of stream: a message was cut short (" +
+                            std::to_string(have) + " of " + std::to_string(needed) + " bytes arrived)");
+        }
+        // Read as much as is there: many frames per read.
+        std::size_t want = std::max(needed, std::min(std::max(cap_, read_buffer_min), read_buffer_max));
+        reserve_for(want);
+        const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, cap_ - tail_); });
+        if (n > 0) {
+            tail_ += static_cast<std::size_t>(n);
+            if (tail_ == cap_ && cap_ < read_buffer_max && head_ == 0) {
+                // The reader is behind: grow so that later reads take more at once.
+                reserve_for(std::min(cap_ * 2, read_buffer_max));
+            }
+            continue;
+        }
+        if (n == 0) {
+            eof_ = true;
+            continue;
+        }
+        if (n != -EAGAIN)
+            throw_errno(static_cast<int>(-n), "gipc: read from pipe");
+        const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline);
+        if (w == -ETIMEDOUT)
+            throw timeout_error("gipc: " + name() + ": get() timed out");
+        if (w != 0)
+            throw_errno(-w, "gipc: wait for pipe");
+    }
+}
+
+void read_end::close()
+{
+    release_fd();
+    buf_.reset();
+    cap_ = head_ = tail_ = 0;
+}
+
+void read_end::abandon_after_fork() noexcept
+{
+    end_base::abandon_after_fork();
+}
+
+// ---- write_end -----------------------------------------------------------------------------
+
+write_end::write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept
+    : end_base(std::move(fd), "writer", max_message_size)
+{
+    int size = ::fcntl(fd_.get(), F_GETPIPE_SZ);
+    pipe_size_ = size > 0 ? size : 65536;
+}
+
+bool write_end::grow_pipe_locked() noexcept
+{
+    if (grow_refused_ || pipe_size_ >= posix::pipe_max_size())
+        return false;
+    // Grow on demand only: pipe buffers are charged to the user, and an unprivileged user's
+    // pipes past the soft limit may not grow at all (EPERM), which is fine.
+    int r = posix::grow_pipe(fd_.get(), pipe_size_ * 4);
+    if (r <= pipe_size_) {
+        grow_refused_ = true;
+        return false;
+    }
+    pipe_size_ = r;
+    return true;
+}
+
+std::size_t write_end::write_queued() noexcept
+{
+    while (qhead_ < q_.size()) {
+        const ssize_t n = posix::retry_eintr(
+            [&] { return ::write(fd_.get(), q_.data() + qhead_, q_.size() - qhead_); });
+        if (n > 0) {
+            qhead_ += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n == -EAGAIN && grow_pipe_locked())
+            continue;
+        if (n == -EAGAIN)
+            return q_.size() - qhead_;
+        // A pipe error drops what is queued: it can never be delivered.
+        error_ = n == 0 ? EIO : static_cast<int>(-n);
+        q_.clear();
+        qhead_ = 0;
+        return 0;
+    }
+    q_.clear();
+    qhead_ = 0;
+    return 0;
+}
+
+void write_end::after_stall() noexcept
+{
+    // Called with qlock_ held, on the calling thread, which then owns the callback.
+    if (stalled_)
+        return;
+    reactor_algorithm* algo = reactor_algorithm::current();
+    if (!algo)
+        return;
+    if (algo->reactor().call_when_writable(fd_.get(), shared_from_this()) == 0)
+        stalled_ = true;
+}
+
+void write_end::run_before_switch() noexcept
+{
+    queued_on_.store(nullptr, std::memory_order_relaxed);
+    std::lock_guard lk(qlock_);
+    if (!fd_ || closed())
+        return;
+    if (write_queued() > 0)
+        after_stall();
+}
+
+void write_end::on_writable() noexcept
+{
+    std::lock_guard lk(qlock_);
+    stalled_ = false;
+    if (!fd_ || closed())
+        return;
+    if (write_queued() > 0)
+        after_stall();
+}
+
+void write_end::throw_pending()
+{
+    int err;
+    {
+        std::lock_guard lk(qlock_);
+        err = std::exchange(error_, 0);
+    }
+    if (err)
+        throw_errno(err, "gipc: write to pipe");
+}
+
+void write_end::flush_blocking()
+{
+    for (;;) {
+        std::size_t left;
+        {
+            std::lock_guard lk(qlock_);
+            left = write_queued();
+        }
+        throw_pending();
+        if (left == 0)
+            return;
+        const int w = wait_owned_fd(fd_.get(), io_dir::write, steady_time::max());
+        if (w != 0)
+            throw_errno(-w, "gipc: wait for pipe");
+    }
+}
+
+void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>* frame_storage)
+{
+    throw_pending();
+    if (size > direct_threshold) {
+        flush_blocking();
+        // The frame may live in this thread's scratch buffer, which another fiber of the
+        // thread reuses while this one waits: take it over first.
+        std::vector<char> owned;
+        if (frame_storage) {
+            owned = std::move(*frame_storage);
+            frame = owned.data();
+        }
+        iovec iov{const_cast<char*>(frame), size};
+        write_all_direct(&iov, 1);
+        return;
+    }
+    std::size_t queued;
+    {
+        std::lock_guard lk(qlock_);
+        q_.insert(q_.end(), frame, frame + size);
+        queued = q_.size() - qhead_;
+        if (queued >= flush_at && !stalled_)
+            queued = write_queued();
+    }
+    throw_pending();
+    if (queued >= queue_bound) {
+        flush_blocking();
+    } else if (queued > 0) {
+        reactor_algorithm& algo = installed_algorithm();
+        if (queued_on_.load(std::memory_order_relaxed) != &algo) {
+            queued_on_.store(&algo, std::memory_order_relaxed);
+            algo.run_before_switch(shared_from_this());
+        }
+    }
+}
+
+void write_end::put_payload(std::string_view payload)
+{
+    if (payload.size() > max_size_)
+        throw error(oversize_message(payload.size(), max_size_));
+    char header[4];
+    store_be32(header, static_cast<std::uint32_t>(payload.size()));
+    if (payload.size() + 4 <= direct_threshold) {
+        char frame[direct_threshold];
+        std::memcpy(frame, header, 4);
+        std::memcpy(frame + 4, payload.data(), payload.size());
+        put_frame(frame, payload.size() + 4, nullptr);
+        return;
+    }
+    throw_pending();
+    flush_blocking();
+    iovec iov[2] = {{header, 4}, {const_cast<char*>(payload.data()), payload.size()}};
+    write_all_direct(iov, 2);
+}
+
+void write_end::write_all_direct(const iovec* iov_in, int count)
+{
+    iovec iov[2];
+    std::copy(iov_in, iov_in + count, iov);
+    int first = 0;
+    while (first < count) {
+        const ssize_t n = posix::retry_eintr([&] { return ::writev(fd_.get(), iov + first, count - first); });
+        if (n > 0) {
+            auto done = static_cast<std::size_t>(n);
+            while (first < count && done >= iov[first].iov_len) {
+                done -= iov[first].iov_len;
+                ++first;
+            }
+            if (first < count) {
+                iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
+                iov[first].iov_len -= done;
+            }
+            continue;
+        }
+        if (n == -EAGAIN) {
+            {
+                std::lock_guard lk(qlock_);
+                if (grow_pipe_locked())
+                    continue;
+            }
+            const int w = wait_owned_fd(fd_.get(), io_dir::write, steady_time::max());
+            if (w != 0)
+                throw_errno(-w, "gipc: wait for pipe");
+            continue;
+        }
+        throw_errno(n == 0 ? EIO : static_cast<int>(-n), "gipc: write to pipe");
+    }
+}
+
+void write_end::close()
+{
+    // Write out what is queued; frames no reader can receive any more are dropped.
+    for (;;) {
+        std::size_t left;
+        {
+            std::lock_guard lk(qlock_);
+            left = write_queued();
+            if (error_) {
+                error_ = 0;
+                left = 0;
+            }
+        }
+        if (left == 0)
+            break;
+        if (wait_owned_fd(fd_.get(), io_dir::write, steady_time::max()) != 0)
+            break;
+    }
+    std::lock_guard lk(qlock_);
+    release_fd();
+    q_.clear();
+    q_.shrink_to_fit();
+    qhead_ = 0;
+}
+
+void write_end::abandon_after_fork() noexcept
+{
+    // The parent delivers what is queued; the child must never write it again.
+    q_.clear();
+    qhead_ = 0;
+    error_ = 0;
+    end_base::abandon_after_fork();
+}
+
+// ---- template support ------------------------------------------------------------------------
+
+void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* context)
+{
+    op_guard op(r);
+    std::unique_lock lk(r->mutex(), std::defer_lock);
+    if (deadline == steady_time::max())
+        lk.lock();
+    else if (!lk.try_lock_until(deadline))
+        throw timeout_error("gipc: " + r->name() + ": get() timed out waiting for another reader");
+    auto [data, size] = r->next_frame(deadline);
+    visit(context, data, size);
+}
+
+std::string read_frame_bytes(read_end* r, steady_time deadline)
+{
+    std::string out;
+    read_frame(r, deadline,
+               [](void* c, const char* data, std::size_t size) { static_cast<std::string*>(c)->assign(data, size); },
+               &out);
+    return out;
+}
+
+write_session::write_session(write_end* w) : w_(w)
+{
+    if (!w)
+        throw closed_error("gipc: handle is closed");
+    w->begin_op();
+    try {
+        w->mutex().lock();
+    } catch (...) {
+        w->end_op();
+        throw;
+    }
+}
+
+write_session::~write_session()
+{
+    w_->mutex().unlock();
+    w_->end_op();
+}
+
+void write_session::commit(frame_builder& frame)
+{
+    std::vector<char>& buf = frame.buffer();
+    const std::size_t payload = buf.size() - 4;
+    if (payload > w_->max_message_size())
+        throw error(oversize_message(payload, w_->max_message_size()));
+    store_be32(buf.data(), static_cast<std::uint32_t>(payload));
+    w_->put_frame(buf.data(), buf.size(), &buf);
+}
+
+void put_bytes(write_end* w, std::string_view payload)
+{
+    op_guard op(w);
+    std::lock_guard lk(w->mutex());
+    w->put_payload(payload);
+}
+
+void flush(write_end* w)
+{
+    op_guard op(w);
+    std::lock_guard lk(w->mutex());
+    w->throw_pending();
+    w->flush_blocking();
+}
+
+} // namespace gipc::detail

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// The two kinds of pipe end behind gipc's handles, and the process-wide registry of open ends
+// (a forked child closes every end that was not transferred to it).
+
+#include "linux/epoll_reactor.hpp"
+#include "posix/fd.hpp"
+#include "scheduler.hpp"
+
+#include <gipc/detail/handle.hpp>
+
+#include <sys/uio.h>
+
+#include <boost/fiber/mutex.hpp>
+#include <boost/fiber/timed_mutex.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace gipc::detail {
+
+class end_base;
+void register_end(end_base* end);
+void unregister_end(end_base* end) noexcept;
+
+// end_base: what both kinds of end share: the fd, the closed/in-use state, the registry.
+class end_base {
+public:
+    end_base(posix::unique_fd fd, const char* kind, std::size_t max_message_size) noexcept;
+    virtual ~end_base();
+    end_base(const end_base&) = delete;
+    end_base& operator=(const end_base&) = delete;
+
+    int fd() const noexcept { return fd_.get(); }
+    bool closed() const noexcept { return (state_.load(std::memory_order_acquire) & closed_bit) != 0; }
+    // name is how messages refer to the end, e.g. "reader (fd 7)".
+    std::string name() const;
+
+    // begin_op / end_op bracket every get/put/flush: close() refuses (locked_error) while an
+    // operation is in progress. begin_op throws closed_error on a closed end.
+    void begin_op();
+    void end_op() noexcept { state_.fetch_sub(1, std::memory_order_acq_rel); }
+
+    enum class close_check { ok, already_closed, in_use };
+    // try_mark_closed marks the end closed unless it is closed or in use.
+    close_check try_mark_closed() noexcept;
+    bool in_use() const noexcept { return (state_.load(std::memory_order_acquire) & ~closed_bit) != 0; }
+
+    // abandon_after_fork closes the fd in a forked child without flushing or touching the
+    // (discarded) reactors; queued and buffered data stay the parent's to deliver.
+    virtual void abandon_after_fork() noexcept;
+
+    // register_open adds the end to the registry of open ends.
+    void register_open()
+    {
+        register_end(this);
+        registered_ = true;
+    }
+
+    // transferred is set by start_process on ends given to the child.
+    std::atomic<bool> transferred{false};
+
+protected:
+    // release_fd removes the end from the registry and the reactors, and closes the fd.
+    void release_fd() noexcept;
+
+    static constexpr std::uint32_t closed_bit = 1u << 31;
+    std::atomic<std::uint32_t> state_{0};
+    posix::unique_fd fd_;
+    const char* kind_;
+    std::size_t max_size_;
+    bool registered_ = false;
+};
+
+// op_guard: RAII for begin_op/end_op.
+class op_guard {
+public:
+    explicit op_guard(end_base* end);
+    ~op_guard() { end_->end_op(); }
+    op_guard(const op_guard&) = delete;
+    op_guard& operator=(const op_guard&) = delete;
+
+private:
+    end_base* end_;
+};
+
+class read_end final : public end_base {
+public:
+    read_end(posix::unique_fd fd, std::size_t max_message_size) noexcept;
+
+    // next_frame waits for a whole frame, consumes it and returns its payload, which stays
+    // valid until the next call. rmtx_ must be held.
+    std::pair<const char*, std::size_t> next_frame(steady_time deadline);
+    boost::fibers::timed_mutex& mutex() noexcept { return rmtx_; }
+
+    void close();
+    void abandon_after_fork() noexcept override;
+
+private:
+    void reserve_for(std::size_t needed);
+    boost::fibers::timed_mutex rmtx_;
+    std::unique_ptr<char[]> buf_;
+    std::size_t cap_ = 0, head_ = 0, tail_ = 0;
+    bool eof_ = false;
+    std::string poison_; // non-empty: the stream is unusable, every get throws this
+};
+
+class write_end final : public end_base,
+                        public switch_task,
+                        public writable_callback,
+                        public std::enable_shared_from_this<write_end> {
+public:
+    write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept;
+
+    boost::fibers::mutex& mutex() noexcept { return wmtx_; }
+    std::size_t max_message_size() const noexcept { return max_size_; }
+
+    // put_frame sends one whole frame (header included). wmtx_ must be held. When
+    // frame_storage is given, the frame lives in it and it may be moved from.
+    void put_frame(const char* frame, std::size_t size, std::vector<char>* frame_storage);
+    // put_payload sends header + payload without copying a large payload. wmtx_ held.
+    void put_payload(std::string_view payload);
+    // throw_pending throws an error met earlier while writing queued frames. wmtx_ held.
+    void throw_pending();
+    // flush_blocking writes out the whole queue, waiting cooperatively. wmtx_ held.
+    void flush_blocking();
+
+    void close();
+    void abandon_after_fork() noexcept override;
+
+    void run_before_switch() noexcept override;
+    void on_writable() noexcept override;
+
+private:
+    // write_queued writes as much of the queue as the pipe takes now. qlock_ must be held.
+    // Returns the bytes left queued; an error is stored in error_ and drops the queue.
+    std::size_t write_queued() noexcept;
+    // after_stall arranges for the queue to be written when the pipe becomes writable.
+    void after_stall() noexcept;
+    // grow_pipe_locked enlarges the pipe after a full-pipe EAGAIN; false when it cannot.
+    bool grow_pipe_locked() noexcept;
+    void write_all_direct(const ::iovec* iov, int count);
+
+    boost::fibers::mutex wmtx_;
+    std::mutex qlock_; // guards everything below: other threads flush from their schedulers
+    std::vector<char> q_;
+    std::size_t qhead_ = 0;
+    int error_ = 0;       // errno of a failed write of queued frames, not yet reported
+    bool stalled_ = false; // the pipe was full; a writable callback is registered
+    int pipe_size_ = 0;
+    bool grow_refused_ = false;
+    std::atomic<const void*> queued_on_{nullptr}; // the scheduler whose switch tasks hold us
+};
+
+// Registry of open ends.
+void register_end(end_base* end);
+void unregister_end(end_base* end) noexcept;
+
+// for_each_open_end calls fn on every open end, with the registry locked.
+template <class F>
+void for_each_open_end(F&& fn);
+std::mutex& end_registry_mutex() noexcept;
+std::unordered_set<end_base*>& end_registry() noexcept;
+
+template <class F>
+void for_each_open_end(F&& fn)
+{
+    std::lock_guard lk(end_registry_mutex());
+    for (end_base* e : end_registry())
+        fn(e);
+}
+
+} // namespace gipc::detail
