@@ -374,6 +374,59 @@ GIPC_TEST("Boost.Fiber primitives work under the reactor scheduler")
     }
 }
 
+GIPC_TEST("cross-thread wakeups are never lost (20,000 ping-pongs between two threads)")
+{
+    // Every hop parks a fiber and wakes it from the other thread through the eventfd; one
+    // lost wakeup hangs the exchange.
+    constexpr int rounds = 20000;
+    boost::fibers::unbuffered_channel<int> ping, pong;
+    std::thread other([&] {
+        int v;
+        while (ping.pop(v) == boost::fibers::channel_op_status::success)
+            pong.push(v + 1);
+    });
+    int v = 0;
+    auto start = clock_type::now();
+    for (int i = 0; i < rounds; ++i) {
+        ping.push(v);
+        pong.pop(v);
+    }
+    ping.close();
+    other.join();
+    CHECK(v == rounds);
+    MESSAGE(rounds << " cross-thread round trips in " << seconds_since(start) << " s");
+}
+
+GIPC_TEST("wakeups from many threads at once are never lost")
+{
+    // Three threads wake fibers of this thread concurrently, so wake() races with the
+    // reactor draining its eventfd.
+    constexpr int producers = 3, per_producer = 30000;
+    std::vector<std::unique_ptr<boost::fibers::buffered_channel<int>>> channels;
+    for (int p = 0; p < producers; ++p)
+        channels.push_back(std::make_unique<boost::fibers::buffered_channel<int>>(2));
+    std::vector<std::thread> threads;
+    for (int p = 0; p < producers; ++p)
+        threads.emplace_back([&, p] {
+            for (int i = 0; i < per_producer; ++i)
+                channels[size_t(p)]->push(1);
+            channels[size_t(p)]->close();
+        });
+    long total = 0;
+    std::vector<boost::fibers::fiber> consumers;
+    for (int p = 0; p < producers; ++p)
+        consumers.emplace_back([&, p] {
+            int v;
+            while (channels[size_t(p)]->pop(v) == boost::fibers::channel_op_status::success)
+                total += v;
+        });
+    for (auto& c : consumers)
+        c.join();
+    for (auto& t : threads)
+        t.join();
+    CHECK(total == long(producers) * per_producer);
+}
+
 GIPC_TEST("the scheduler runs on several threads at once, each with its own reactor")
 {
     constexpr int threads = 4;

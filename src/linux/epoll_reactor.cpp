@@ -249,10 +249,14 @@ void epoll_reactor::poll(steady_time deadline) noexcept
         return; // timeout, or EINTR: the dispatcher simply calls again
     for (int i = 0; i < n; ++i) {
         if (events[i].data.u64 == wake_tag) {
-            // Clear the flag before draining so a wake() racing with us writes again.
-            wake_pending_.store(false, std::memory_order_seq_cst);
+            // Drain first, then clear the flag. A wake() between the two finds the flag still
+            // set and skips its write, which is fine: whatever it announces was queued before
+            // it, and the dispatcher looks at its queues after poll() returns. Clearing first
+            // would let the drain swallow that wake()'s write and leave the flag stuck set,
+            // silencing every later wake().
             std::uint64_t v;
             [[maybe_unused]] auto r = ::read(evfd_.get(), &v, sizeof v);
+            wake_pending_.store(false, std::memory_order_seq_cst);
             break;
         }
     }

@@ -1,0 +1,774 @@
+// SPDX-License-Identifier: MIT
+// Pipes within one process: framing, codecs, errors, closing, timeouts, sharing, delivery.
+#include "test_support.hpp"
+
+#include <gipc/gipc.hpp>
+
+#include <boost/fiber/all.hpp>
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+using namespace std::chrono_literals;
+using gipc_test::seconds_since;
+
+namespace {
+
+struct point {
+    int x = 0;
+    std::string label;
+    std::vector<double> values;
+    MSGPACK_DEFINE(x, label, values)
+    bool operator==(const point&) const = default;
+};
+
+// raw_write writes bytes straight into a writer's fd, bypassing gipc's framing.
+void raw_write(int fd, const std::string& bytes)
+{
+    REQUIRE(::write(fd, bytes.data(), bytes.size()) == ssize_t(bytes.size()));
+}
+
+std::string be32(std::uint32_t v)
+{
+    return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+}
+
+template <class T>
+std::string packed(const T& v)
+{
+    msgpack::sbuffer sb;
+    msgpack::pack(sb, v);
+    return {sb.data(), sb.size()};
+}
+
+int bytes_in_pipe(int fd)
+{
+    int n = -1;
+    REQUIRE(::ioctl(fd, FIONREAD, &n) == 0);
+    return n;
+}
+
+} // namespace
+
+TEST_SUITE("pipe") {
+
+// ---- values and raw bytes (Python gipc: TestComm, TestPipeCodecs) ----------------------------
+
+GIPC_TEST("values of every kind msgpack-cxx supports round-trip")
+{
+    auto [r, w] = gipc::pipe();
+    w.put(0);
+    w.put(-7);
+    w.put(std::uint64_t{1} << 63);
+    w.put(true);
+    w.put(2.5);
+    w.put(std::string("hello"));
+    w.put(std::vector<int>{1, 2, 3});
+    w.put(std::map<std::string, int>{{"a", 1}, {"b", 2}});
+    w.put(std::tuple<int, std::string, bool>{4, "four", false});
+    w.put(std::optional<int>{});
+    w.put(std::optional<int>{9});
+    w.put(point{3, "p", {0.5, 1.5}});
+    w.put(std::vector<std::string>{"x", std::string("\0y", 2)});
+    CHECK(r.get<int>() == 0);
+    CHECK(r.get<int>() == -7);
+    CHECK(r.get<std::uint64_t>() == std::uint64_t{1} << 63);
+    CHECK(r.get<bool>() == true);
+    CHECK(r.get<double>() == 2.5);
+    CHECK(r.get<std::string>() == "hello");
+    CHECK(r.get<std::vector<int>>() == std::vector<int>{1, 2, 3});
+    CHECK(r.get<std::map<std::string, int>>() == std::map<std::string, int>{{"a", 1}, {"b", 2}});
+    CHECK(r.get<std::tuple<int, std::string, bool>>() == std::tuple<int, std::string, bool>{4, "four", false});
+    CHECK(r.get<std::optional<int>>() == std::nullopt);
+    CHECK(r.get<std::optional<int>>() == 9);
+    CHECK(r.get<point>() == point{3, "p", {0.5, 1.5}});
+    CHECK(r.get<std::vector<std::string>>() == std::vector<std::string>{"x", std::string("\0y", 2)});
+}
+
+GIPC_TEST("get<msgpack::object_handle> returns the dynamic value")
+{
+    auto [r, w] = gipc::pipe();
+    w.put(std::map<std::string, std::vector<int>>{{"k", {1, 2}}});
+    msgpack::object_handle h = r.get<msgpack::object_handle>();
+    REQUIRE(h.get().type == msgpack::type::MAP);
+    auto m = h.get().as<std::map<std::string, std::vector<int>>>();
+    CHECK(m.at("k") == std::vector<int>{1, 2});
+}
+
+GIPC_TEST("raw frames carry bytes unchanged, including NULs and empty payloads")
+{
+    auto [r, w] = gipc::pipe();
+    const std::string nul("a\0b\0\0c", 6);
+    std::string all(256, '\0');
+    for (int i = 0; i < 256; ++i)
+        all[size_t(i)] = char(i);
+    w.put_bytes(nul);
+    w.put_bytes("");
+    w.put_bytes(all);
+    CHECK(r.get_bytes() == nul);
+    CHECK(r.get_bytes() == "");
+    CHECK(r.get_bytes() == all);
+}
+
+GIPC_TEST("the wire format is a 4-byte big-endian length, then the payload")
+{
+    auto [r, w] = gipc::pipe();
+    w.put_bytes("xyz");
+    w.put(300);
+    w.flush();
+    std::string wire(64, '\0');
+    ssize_t n = ::read(r.native_handle(), wire.data(), wire.size());
+    REQUIRE(n > 0);
+    wire.resize(size_t(n));
+    CHECK(wire == be32(3) + "xyz" + be32(std::uint32_t(packed(300).size())) + packed(300));
+}
+
+GIPC_TEST("a reader chooses per call how to read the next frame")
+{
+    auto [r, w] = gipc::pipe();
+    w.put(std::string("value"));
+    w.flush(); // before writing beside gipc's queue
+    raw_write(w.native_handle(), be32(1) + packed(7)); // a msgpack frame written by hand
+    w.put_bytes("raw");
+    CHECK(r.get_bytes() == packed(std::string("value")));
+    CHECK(r.get<int>() == 7);
+    CHECK_THROWS_AS(r.get<std::string>(), gipc::decode_error); // "raw" is not msgpack
+}
+
+GIPC_TEST("many messages arrive in order")
+{
+    auto [r, w] = gipc::pipe();
+    constexpr int n = 200000;
+    boost::fibers::fiber writer([&] {
+        for (int i = 0; i < n; ++i)
+            w.put(i);
+        w.close();
+    });
+    int expected = 0;
+    for (int i = 0; i < n; ++i)
+        if (r.get<int>() == i)
+            ++expected;
+    CHECK(expected == n);
+    CHECK_THROWS_AS(r.get<int>(), gipc::eof_error);
+    writer.join();
+}
+
+GIPC_TEST("a 10 MB message arrives whole")
+{
+    auto [r, w] = gipc::pipe();
+    std::string big(10 * 1000 * 1000, '\0');
+    for (size_t i = 0; i < big.size(); ++i)
+        big[i] = char(i * 7 + (i >> 13));
+    std::vector<std::uint32_t> big_values(2'500'000);
+    for (size_t i = 0; i < big_values.size(); ++i)
+        big_values[i] = std::uint32_t(i * 2654435761u);
+    boost::fibers::fiber writer([&] {
+        w.put_bytes(big);
+        w.put(big_values);
+        w.put(1);
+    });
+    CHECK(r.get_bytes() == big);
+    CHECK(r.get<std::vector<std::uint32_t>>() == big_values);
+    CHECK(r.get<int>() == 1);
+    writer.join();
+}
+
+// ---- bad input ---------------------------------------------------------------------------------
+
+GIPC_TEST("a header over max_message_size throws decode_error and poisons the stream")
+{
+    auto [r, w] = gipc::pipe({.max_message_size = 100});
+    raw_write(w.native_handle(), be32(101) + std::string(101, 'x'));
+    w.put(1);
+    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("max_message_size"), gipc::decode_error);
+    CHECK_THROWS_AS(r.get<int>(), gipc::decode_error);
+    CHECK_THROWS_AS(r.get_bytes(), gipc::decode_error);
+}
+
+GIPC_TEST("put of a payload over max_message_size throws gipc::error and writes nothing")
+{
+    auto [r, w] = gipc::pipe({.max_message_size = 10});
+    CHECK_THROWS_AS(w.put(std::string(20, 'x')), gipc::error);
+    CHECK_THROWS_AS(w.put_bytes(std::string(11, 'x')), gipc::error);
+    w.put_bytes(std::string(10, 'y'));
+    w.put(5);
+    CHECK(r.get_bytes() == std::string(10, 'y'));
+    CHECK(r.get<int>() == 5);
+    CHECK_THROWS_AS(r.get<int>(10ms), gipc::timeout_error);
+}
+
+GIPC_TEST("an invalid msgpack payload throws decode_error for that frame only")
+{
+    auto [r, w] = gipc::pipe();
+    raw_write(w.native_handle(), be32(1) + "\xc1"); // 0xc1 is never used in msgpack
+    raw_write(w.native_handle(), be32(2) + "\x92\x01"); // array of 2 with one element
+    raw_write(w.native_handle(), be32(2) + "\x01\x02"); // two values in one frame
+    w.put(42);
+    CHECK_THROWS_AS(r.get<int>(), gipc::decode_error);
+    CHECK_THROWS_WITH_AS(r.get<msgpack::object_handle>(), doctest::Contains("truncated"), gipc::decode_error);
+    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("trailing"), gipc::decode_error);
+    CHECK(r.get<int>() == 42);
+}
+
+GIPC_TEST("a value of the wrong type throws decode_error and the next frame reads fine")
+{
+    auto [r, w] = gipc::pipe();
+    w.put(std::string("not a number"));
+    w.put(300);
+    w.put(-1);
+    w.put(7);
+    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("int"), gipc::decode_error);
+    CHECK_THROWS_AS(r.get<std::uint8_t>(), gipc::decode_error); // 300 does not fit
+    CHECK_THROWS_AS(r.get<unsigned>(), gipc::decode_error);      // -1 is negative
+    CHECK(r.get<int>() == 7);
+}
+
+GIPC_TEST("a small hostile frame cannot make the reader allocate without bound")
+{
+    auto [r, w] = gipc::pipe();
+    // Headers of containers announcing 2^32-1 elements / bytes in a 5-byte payload.
+    for (std::string hostile : {std::string("\xdd\xff\xff\xff\xff", 5), std::string("\xdf\xff\xff\xff\xff", 5),
+                                std::string("\xdb\xff\xff\xff\xff", 5), std::string("\xc6\xff\xff\xff\xff", 5)})
+        raw_write(w.native_handle(), be32(5) + hostile);
+    std::string deep(2000, '\x91'); // 2000 nested one-element arrays
+    deep += '\x01';
+    raw_write(w.native_handle(), be32(std::uint32_t(deep.size())) + deep);
+    w.put(1);
+    for (int i = 0; i < 5; ++i)
+        CHECK_THROWS_AS(r.get<msgpack::object_handle>(), gipc::decode_error);
+    CHECK(r.get<int>() == 1);
+}
+
+GIPC_TEST("a frame cut short by EOF is an eof_error that says so")
+{
+    auto [r, w] = gipc::pipe();
+    w.put(1);
+    w.flush();
+    raw_write(w.native_handle(), be32(10) + "abc");
+    w.close();
+    CHECK(r.get<int>() == 1);
+    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("cut short"), gipc::eof_error);
+}
+
+GIPC_TEST("after every write end is closed, remaining messages come first, then eof_error")
+{
+    auto [r, w] = gipc::pipe();
+    w.put(1);
+    w.put(2);
+    w.put_bytes("three");
+    w.close();
+    CHECK(r.get<int>() == 1);
+    CHECK(r.get<int>() == 2);
+    CHECK(r.get_bytes() == "three");
+    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("every write end is closed"), gipc::eof_error);
+    CHECK_THROWS_AS(r.get_bytes(), gipc::eof_error);
+}
+
+// ---- timeouts (Python gipc: TestGetTimeout) --------------------------------------------------
+
+GIPC_TEST("get with a timeout throws timeout_error after the timeout")
+{
+    auto [r, w] = gipc::pipe();
+    auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(r.get<int>(50ms), gipc::timeout_error);
+    double elapsed = seconds_since(start);
+    CHECK(elapsed >= 0.05);
+    CHECK(elapsed < 1.0);
+    CHECK_THROWS_AS(r.get_bytes(0ms), gipc::timeout_error);
+    w.put(3);
+    w.put(4);
+    CHECK(r.get<int>(1s) == 3);
+    CHECK(r.get<int>(std::chrono::hours(1'000'000)) == 4); // huge timeouts saturate
+}
+
+GIPC_TEST("a timeout in the middle of a message loses no data")
+{
+    auto [r, w] = gipc::pipe();
+    const std::string payload = packed(std::string(1000, 'q'));
+    const std::string frame = be32(std::uint32_t(payload.size())) + payload;
+    // Half a frame, written by hand on the write end's fd.
+    raw_write(w.native_handle(), frame.substr(0, frame.size() / 2));
+    CHECK_THROWS_AS(r.get<std::string>(30ms), gipc::timeout_error);
+    raw_write(w.native_handle(), frame.substr(frame.size() / 2));
+    CHECK(r.get<std::string>(1s) == std::string(1000, 'q'));
+    // And a timeout inside the header.
+    raw_write(w.native_handle(), frame.substr(0, 2));
+    CHECK_THROWS_AS(r.get_bytes(20ms), gipc::timeout_error);
+    raw_write(w.native_handle(), frame.substr(2));
+    CHECK(r.get_bytes(1s) == payload);
+}
+
+GIPC_TEST("a timed get waiting behind another reader times out")
+{
+    auto [r, w] = gipc::pipe();
+    boost::fibers::fiber blocked([&] { CHECK(r.get<int>() == 1); });
+    boost::this_fiber::yield();
+    CHECK_THROWS_AS(r.get<int>(30ms), gipc::timeout_error);
+    w.put(1);
+    blocked.join();
+}
+
+// ---- closing (Python gipc: TestClose, TestContextManager) ------------------------------------
+
+GIPC_TEST("close twice throws closed_error; a closed handle refuses use")
+{
+    auto [r, w] = gipc::pipe();
+    CHECK_FALSE(r.closed());
+    CHECK(r.native_handle() >= 0);
+    r.close();
+    w.close();
+    CHECK(r.closed());
+    CHECK(w.closed());
+    CHECK(r.native_handle() == -1);
+    CHECK(w.native_handle() == -1);
+    CHECK_THROWS_AS(r.close(), gipc::closed_error);
+    CHECK_THROWS_AS(w.close(), gipc::closed_error);
+    CHECK_THROWS_AS(r.get<int>(), gipc::closed_error);
+    CHECK_THROWS_AS(r.get_bytes(), gipc::closed_error);
+    CHECK_THROWS_AS(w.put(1), gipc::closed_error);
+    CHECK_THROWS_AS(w.put_bytes("x"), gipc::closed_error);
+    CHECK_THROWS_AS(w.flush(), gipc::closed_error);
+}
+
+GIPC_TEST("a moved-from handle is closed")
+{
+    auto [r, w] = gipc::pipe();
+    gipc::reader r2 = std::move(r);
+    gipc::writer w2(std::move(w));
+    CHECK(r.closed());
+    CHECK(w.closed());
+    CHECK(r.native_handle() == -1);
+    CHECK_THROWS_AS(r.get<int>(), gipc::closed_error);
+    CHECK_THROWS_AS(w.put(1), gipc::closed_error);
+    CHECK_THROWS_AS(r.close(), gipc::closed_error);
+    CHECK_THROWS_AS(w.close(), gipc::closed_error);
+    w2.put(5);
+    CHECK(r2.get<int>() == 5);
+    // Move assignment closes what the target held.
+    auto [r3, w3] = gipc::pipe();
+    const auto before = gipc::detail::open_handle_count();
+    r2 = std::move(r3);
+    CHECK(gipc::detail::open_handle_count() == before - 1);
+    w3.put(6);
+    CHECK(r2.get<int>() == 6);
+    gipc::reader default_constructed;
+    CHECK(default_constructed.closed());
+}
+
+GIPC_TEST("the destructor closes handles, like gipc's with-block")
+{
+    const auto before = gipc::detail::open_handle_count();
+    int rfd, wfd;
+    {
+        auto [r, w] = gipc::pipe();
+        rfd = r.native_handle();
+        wfd = w.native_handle();
+        CHECK(gipc::detail::open_handle_count() == before + 2);
+        CHECK(gipc_test::open_fds().count(rfd));
+    }
+    CHECK(gipc::detail::open_handle_count() == before);
+    CHECK_FALSE(gipc_test::open_fds().count(rfd));
+    CHECK_FALSE(gipc_test::open_fds().count(wfd));
+}
+
+GIPC_TEST("close while another fiber is blocked in get throws locked_error and keeps the handle open")
+{
+    auto [r, w] = gipc::pipe();
+    int got = 0;
+    boost::fibers::fiber reader_fiber([&] { got = r.get<int>(); });
+    boost::this_fiber::yield();
+    CHECK_THROWS_AS(r.close(), gipc::locked_error);
+    CHECK_FALSE(r.closed());
+    w.put(11);
+    reader_fiber.join();
+    CHECK(got == 11);
+    r.close();
+    CHECK(r.closed());
+}
+
+GIPC_TEST("close while another fiber is blocked in put throws locked_error")
+{
+    auto [r, w] = gipc::pipe();
+    const std::string big(4 * 1024 * 1024, 'b'); // more than a pipe holds
+    boost::fibers::fiber writer_fiber([&] { w.put_bytes(big); });
+    boost::this_fiber::yield();
+    CHECK_THROWS_AS(w.close(), gipc::locked_error);
+    CHECK_FALSE(w.closed());
+    CHECK(r.get_bytes() == big);
+    writer_fiber.join();
+}
+
+GIPC_TEST("close and the destructor write out queued frames")
+{
+    auto [r, w] = gipc::pipe();
+    for (int i = 0; i < 1000; ++i)
+        w.put(i);
+    CHECK(bytes_in_pipe(r.native_handle()) == 0); // still queued
+    w.close();
+    for (int i = 0; i < 1000; ++i)
+        CHECK(r.get<int>() == i);
+    CHECK_THROWS_AS(r.get<int>(), gipc::eof_error);
+
+    auto [r2, w2] = gipc::pipe();
+    {
+        gipc::writer scoped = std::move(w2);
+        scoped.put(std::string("last words"));
+    }
+    CHECK(r2.get<std::string>() == "last words");
+}
+
+GIPC_TEST("close blocks cooperatively while the pipe is full and a reader exists")
+{
+    auto [r, w] = gipc::pipe();
+    constexpr int n = 300000; // more than the pipe and the queue hold
+    std::vector<int> got;
+    boost::fibers::fiber reader_fiber([&] {
+        boost::this_fiber::sleep_for(20ms);
+        for (;;) {
+            try {
+                got.push_back(r.get<int>());
+            } catch (const gipc::eof_error&) {
+                return;
+            }
+        }
+    });
+    for (int i = 0; i < n; ++i)
+        w.put(i);
+    w.close();
+    reader_fiber.join();
+    REQUIRE(got.size() == size_t(n));
+    CHECK(got.back() == n - 1);
+}
+
+// ---- broken pipes ------------------------------------------------------------------------------
+
+GIPC_TEST("writing after every reader is gone throws broken_pipe and never kills the process")
+{
+    auto [r, w] = gipc::pipe();
+    r.close();
+    w.put(1); // may be queued
+    try {
+        w.flush();
+        FAIL("flush did not throw");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::broken_pipe);
+    }
+    try {
+        w.put_bytes(std::string(100000, 'x')); // large: written at once
+        FAIL("put_bytes did not throw");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::broken_pipe);
+    }
+    w.put(2);
+    CHECK_NOTHROW(w.close()); // undeliverable frames are dropped without an error
+}
+
+GIPC_TEST("an error met while flushing in the background is thrown by the next put or flush")
+{
+    auto [r, w] = gipc::pipe();
+    w.put(1);               // queued
+    r.close();
+    boost::this_fiber::yield(); // the queue is written at the switch, and fails
+    try {
+        w.put(2);
+        w.flush();
+        FAIL("no error reported");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::broken_pipe);
+    }
+}
+
+// ---- delivery ----------------------------------------------------------------------------------
+
+GIPC_TEST("a queued frame reaches the pipe when the writing fiber yields")
+{
+    auto [r, w] = gipc::pipe();
+    int seen_before = -1, seen_after = -1;
+    boost::fibers::fiber writer_fiber([&] {
+        w.put(1);
+        seen_before = bytes_in_pipe(r.native_handle());
+        boost::this_fiber::yield();
+        seen_after = bytes_in_pipe(r.native_handle());
+    });
+    writer_fiber.join();
+    CHECK(seen_before == 0);
+    CHECK(seen_after == 5);
+    CHECK(r.get<int>() == 1);
+}
+
+GIPC_TEST("a queued frame reaches the pipe when the writing fiber blocks, sleeps or ends")
+{
+    auto [r, w] = gipc::pipe();
+    std::vector<int> got;
+    boost::fibers::fiber reader_fiber([&] {
+        for (int i = 0; i < 3; ++i)
+            got.push_back(r.get<int>(2s));
+    });
+    boost::fibers::fiber writer_fiber([&] {
+        w.put(1);
+        boost::this_fiber::sleep_for(1ms); // sleeps
+        boost::fibers::mutex m;
+        boost::fibers::condition_variable cv;
+        bool flag = false;
+        w.put(2);
+        boost::fibers::fiber helper([&] {
+            std::lock_guard lk(m);
+            flag = true;
+            cv.notify_all();
+        });
+        {
+            std::unique_lock lk(m);
+            cv.wait(lk, [&] { return flag; }); // blocks
+        }
+        helper.join();
+        w.put(3); // ends
+    });
+    writer_fiber.join();
+    reader_fiber.join();
+    CHECK(got == std::vector<int>{1, 2, 3});
+}
+
+GIPC_TEST("a frame is readable by another thread after flush()")
+{
+    auto [r, w] = gipc::pipe();
+    std::atomic<int> got{0};
+    std::thread other([&] {
+        try {
+            got = r.get<int>(5s);
+        } catch (const gipc::timeout_error&) {
+            got = -1;
+        }
+    });
+    w.put(77);
+    w.flush();
+    // Block the thread, not a fiber: no switch happens here, so only flush() delivered.
+    other.join();
+    CHECK(got == 77);
+}
+
+GIPC_TEST("put blocks while the pipe is full and the queue is over its bound")
+{
+    auto [r, w] = gipc::pipe();
+    std::atomic<long> sent{0};
+    constexpr long total = 1'000'000;
+    boost::fibers::fiber writer_fiber([&] {
+        for (long i = 0; i < total; ++i) {
+            w.put(std::uint8_t(i));
+            ++sent;
+        }
+    });
+    boost::this_fiber::sleep_for(100ms);
+    const long stalled_at = sent;
+    // 5-byte frames: a pipe of at most 1 MiB plus a 256 KiB queue hold ~270,000.
+    MESSAGE("writer stalled after " << stalled_at << " messages");
+    CHECK(stalled_at < 400'000);
+    CHECK(stalled_at > 1000);
+    for (long i = 0; i < total; ++i)
+        if (r.get<std::uint8_t>() != std::uint8_t(i)) {
+            FAIL("message " << i << " out of order");
+            break;
+        }
+    writer_fiber.join();
+    CHECK(sent == total);
+}
+
+// ---- sharing between fibers and threads --------------------------------------------------------
+
+GIPC_TEST("4 threads of fibers share one writer; 2 reader fibers get every message whole, once")
+{
+    auto [r, w] = gipc::pipe();
+    constexpr int threads = 4, fibers_per_thread = 5, per_fiber = 400;
+    constexpr int total = threads * fibers_per_thread * per_fiber;
+    using message = std::tuple<int, int, int, std::string>; // thread, fiber, seq, padding
+
+    auto padding = [](int t, int f, int s) {
+        // Sizes vary from a few bytes to past the direct-write threshold.
+        size_t len = size_t((t * 7919 + f * 104729 + s * 31) % 40000);
+        if (s % 50 != 0)
+            len %= 300;
+        return std::string(len, char('a' + (t * 5 + f + s) % 26));
+    };
+
+    std::atomic<int> writers_done{0};
+    std::vector<std::thread> writers;
+    for (int t = 0; t < threads; ++t)
+        writers.emplace_back([&, t] {
+            std::vector<boost::fibers::fiber> fs;
+            for (int f = 0; f < fibers_per_thread; ++f)
+                fs.emplace_back([&, t, f] {
+                    for (int s = 0; s < per_fiber; ++s) {
+                        w.put(message{t, f, s, padding(t, f, s)});
+                        if (s % 10 == 0)
+                            boost::this_fiber::yield();
+                    }
+                });
+            for (auto& f : fs)
+                f.join();
+            w.flush();
+            ++writers_done;
+        });
+
+    std::set<std::tuple<int, int, int>> seen;
+    int duplicates = 0, corrupt = 0;
+    boost::fibers::mutex seen_mutex;
+    auto read_loop = [&] {
+        for (;;) {
+            message m;
+            try {
+                m = r.get<message>();
+            } catch (const gipc::eof_error&) {
+                return;
+            }
+            std::lock_guard lk(seen_mutex);
+            auto [t, f, s, pad] = m;
+            if (pad != padding(t, f, s))
+                ++corrupt;
+            if (!seen.insert({t, f, s}).second)
+                ++duplicates;
+        }
+    };
+    boost::fibers::fiber reader1(read_loop), reader2(read_loop);
+    // Wait without blocking the thread: the reader fibers run on it.
+    while (writers_done < threads)
+        boost::this_fiber::sleep_for(1ms);
+    for (auto& t : writers)
+        t.join();
+    w.close();
+    reader1.join();
+    reader2.join();
+    CHECK(seen.size() == size_t(total));
+    CHECK(duplicates == 0);
+    CHECK(corrupt == 0);
+}
+
+GIPC_TEST("fibers on several threads share one reader")
+{
+    auto [r, w] = gipc::pipe();
+    constexpr int n = 20000;
+    std::atomic<long> sum{0};
+    std::atomic<int> count{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 3; ++t)
+        readers.emplace_back([&] {
+            std::vector<boost::fibers::fiber> fs;
+            for (int f = 0; f < 3; ++f)
+                fs.emplace_back([&] {
+                    for (;;) {
+                        try {
+                            sum += r.get<int>();
+                            ++count;
+                        } catch (const gipc::eof_error&) {
+                            return;
+                        }
+                    }
+                });
+            for (auto& f : fs)
+                f.join();
+        });
+    for (int i = 1; i <= n; ++i)
+        w.put(i);
+    w.close();
+    for (auto& t : readers)
+        t.join();
+    CHECK(count == n);
+    CHECK(sum == long(n) * (n + 1) / 2);
+}
+
+// ---- duplex (Python gipc: TestDuplexHandleBasic) -----------------------------------------------
+
+GIPC_TEST("duplex ends each read what the other writes")
+{
+    auto [a, b] = gipc::duplex_pipe();
+    a.put(std::string("to b"));
+    b.put(std::string("to a"));
+    b.put_bytes("raw to a");
+    CHECK(b.get<std::string>() == "to b");
+    CHECK(a.get<std::string>() == "to a");
+    CHECK(a.get_bytes() == "raw to a");
+    CHECK_THROWS_AS(a.get<int>(20ms), gipc::timeout_error);
+    CHECK(a.read_handle() >= 0);
+    CHECK(a.write_handle() >= 0);
+}
+
+GIPC_TEST("duplex close closes both directions; again throws closed_error")
+{
+    auto [a, b] = gipc::duplex_pipe();
+    a.put(1);
+    a.close();
+    CHECK(a.closed());
+    CHECK(a.read_handle() == -1);
+    CHECK(a.write_handle() == -1);
+    CHECK_THROWS_AS(a.close(), gipc::closed_error);
+    CHECK_THROWS_AS(a.get<int>(), gipc::closed_error);
+    CHECK_THROWS_AS(a.put(1), gipc::closed_error);
+    CHECK(b.get<int>() == 1);
+    CHECK_THROWS_AS(b.get<int>(), gipc::eof_error);
+    b.put(1);
+    CHECK_THROWS_AS(b.flush(), std::system_error);
+}
+
+GIPC_TEST("duplex close while another fiber is blocked in get throws locked_error; both stay open")
+{
+    auto [a, b] = gipc::duplex_pipe();
+    boost::fibers::fiber blocked([&] { CHECK(a.get<int>() == 5); });
+    boost::this_fiber::yield();
+    CHECK_THROWS_AS(a.close(), gipc::locked_error);
+    CHECK_FALSE(a.closed());
+    a.put(9); // the write direction is still open
+    CHECK(b.get<int>() == 9);
+    b.put(5);
+    blocked.join();
+    a.close();
+}
+
+GIPC_TEST("a duplex end can ping-pong with itself through fibers")
+{
+    auto [a, b] = gipc::duplex_pipe();
+    boost::fibers::fiber echo([&] {
+        for (;;) {
+            int v;
+            try {
+                v = b.get<int>();
+            } catch (const gipc::eof_error&) {
+                return;
+            }
+            b.put(v + 1);
+        }
+    });
+    int v = 0;
+    for (int i = 0; i < 1000; ++i) {
+        a.put(v);
+        v = a.get<int>();
+    }
+    a.close();
+    echo.join();
+    CHECK(v == 1000);
+}
+
+// ---- options -----------------------------------------------------------------------------------
+
+GIPC_TEST("pipe options are validated")
+{
+    CHECK_THROWS_AS(gipc::pipe({.max_message_size = 0}), gipc::error);
+    CHECK_THROWS_AS(gipc::duplex_pipe({.max_message_size = std::size_t{1} << 33}), gipc::error);
+}
+
+GIPC_TEST("all pipe fds are close-on-exec and non-blocking")
+{
+    auto [r, w] = gipc::pipe();
+    auto [a, b] = gipc::duplex_pipe();
+    for (int fd : {r.native_handle(), w.native_handle(), a.read_handle(), a.write_handle()}) {
+        CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    }
+}
+
+} // TEST_SUITE
