@@ -143,6 +143,48 @@ GIPC_TEST("a reader chooses per call how to read the next frame")
     CHECK_THROWS_AS(r.get<std::string>(), gipc::decode_error); // "raw" is not msgpack
 }
 
+GIPC_TEST("TestComm: one writer, two readers: each large message arrives whole")
+{
+    auto [r, w] = gipc::pipe();
+    const std::vector<int> m(999999, 1); // far larger than the pipe
+    boost::fibers::fiber writer([&] {
+        w.put(m);
+        w.put(m);
+    });
+    std::vector<int> got1, got2;
+    boost::fibers::fiber reader1([&] { got1 = r.get<std::vector<int>>(); });
+    boost::fibers::fiber reader2([&] { got2 = r.get<std::vector<int>>(); });
+    writer.join();
+    reader1.join();
+    reader2.join();
+    CHECK(got1 == m);
+    CHECK(got2 == m);
+}
+
+GIPC_TEST("TestComm: two writers, one reader: large messages never interleave")
+{
+    auto [r, w] = gipc::pipe();
+    const std::vector<int> m1(999999, 1), m2(999999, 2);
+    boost::fibers::fiber writer1([&] { w.put(m1); });
+    boost::fibers::fiber writer2([&] { w.put(m2); });
+    auto a = r.get<std::vector<int>>();
+    auto b = r.get<std::vector<int>>();
+    writer1.join();
+    writer2.join();
+    CHECK(((a == m1 && b == m2) || (a == m2 && b == m1)));
+}
+
+GIPC_TEST("TestComm: the registry counts 2 handles per pipe and 4 per duplex pipe")
+{
+    const auto before = gipc::detail::open_handle_count();
+    auto [r, w] = gipc::pipe();
+    CHECK(gipc::detail::open_handle_count() == before + 2);
+    auto [a, b] = gipc::duplex_pipe();
+    CHECK(gipc::detail::open_handle_count() == before + 6);
+    a.close();
+    CHECK(gipc::detail::open_handle_count() == before + 4);
+}
+
 GIPC_TEST("many messages arrive in order")
 {
     auto [r, w] = gipc::pipe();
