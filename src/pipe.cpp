@@ -470,6 +470,15 @@ void write_end::close()
     qhead_ = 0;
 }
 
+void write_end::keep_in_child() noexcept
+{
+    q_.clear();
+    qhead_ = 0;
+    error_ = 0;
+    stalled_ = false; // the callback was registered with an inherited reactor
+    queued_on_.store(nullptr, std::memory_order_relaxed);
+}
+
 void write_end::abandon_after_fork() noexcept
 {
     // The parent delivers what is queued; the child must never write it again.

@@ -133,6 +133,12 @@ public:
     void close();
     void abandon_after_fork() noexcept override;
 
+    // Around fork(): the queue lock is held so that the child never inherits it locked;
+    // a transferred writer's child copy drops what is queued (the parent delivers it).
+    void lock_for_fork() noexcept { qlock_.lock(); }
+    void unlock_after_fork() noexcept { qlock_.unlock(); }
+    void keep_in_child() noexcept;
+
     void run_before_switch() noexcept override;
     void on_writable() noexcept override;
 

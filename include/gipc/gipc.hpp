@@ -5,4 +5,5 @@
 
 #include <gipc/error.hpp>
 #include <gipc/pipe.hpp>
+#include <gipc/process.hpp>
 #include <gipc/runtime.hpp>

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Child processes that start with a fresh fiber world.
+//
+//   auto [r, w] = gipc::pipe();
+//   gipc::process p = gipc::start_process([](gipc::reader r) { return r.get<int>(); }, std::move(r));
+//   w.put(3);
+//   p.join();                       // blocks only the calling fiber
+//   assert(p.exitcode() == 3);
+//
+// start_process forks. In the child, fibers inherited from the parent never run: the target
+// runs on a fresh thread with a fresh scheduler and reactor, so every Boost.Fiber and gipc
+// facility works there, including start_process for grandchildren.
+//
+// Arguments are decay-copied into the child like std::thread's, so handles are moved in. Every
+// reader/writer/duplex passed as an argument (by value, or wrapped in std::ref) is transferred:
+// it stays open in the child and is closed in the parent when start_process returns. Every
+// other gipc handle of the parent, on any thread, is closed in the child before the target
+// runs (handles inside containers or structs are not arguments: they are closed too).
+//
+// In the child, every signal with a handler function is reset to its default (ignored signals
+// stay ignored, as across exec; SIGPIPE is always ignored) and the signal mask is cleared.
+// Stdio buffered in the parent at fork time is written once, by the parent.
+//
+// Exit: the target's return value is the exit code when it is of an integral type, else 0.
+// An uncaught exception prints "gipc: process <name> (pid <pid>): uncaught exception:
+// <what()>" to stderr and exits with 1. Before exiting, the child flushes its writers, waits
+// for its own non-daemon children, terminates its daemon ones, flushes stdio and calls _exit:
+// the parent's atexit handlers and static destructors never run in a child.
+//
+// Exit detection uses a pidfd (Linux 5.3 or later) in the reactor: no SIGCHLD handler is
+// installed and waitpid(-1) is never called. No zombie is left, even when the process object
+// is destroyed before the child ends (that neither blocks nor kills the child).
+//
+// Lifetime, as in Python's multiprocessing: at the parent's normal exit (return from main or
+// exit()), daemon children are terminated (SIGTERM) and the others are waited for. A daemon
+// child also dies (SIGKILL) when its parent dies in any way.
+
+#include <gipc/detail/handle.hpp>
+#include <gipc/error.hpp>
+#include <gipc/pipe.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace gipc {
+
+struct process_options {
+    std::string name;    // default "Process-N", N counting from 1 in each process
+    bool daemon = false; // terminated at the parent's normal exit; dies with the parent
+};
+
+class process;
+
+namespace detail {
+class child_state;
+
+// child_entry: the target and its arguments, as run in the child.
+class child_entry {
+public:
+    virtual ~child_entry() = default;
+    virtual int run() = 0;
+};
+
+template <class F, class... Args>
+class bound_call final : public child_entry {
+public:
+    template <class G, class... A>
+    explicit bound_call(G&& f, A&&... args) : call_(std::forward<G>(f), std::forward<A>(args)...)
+    {
+    }
+    int run() override
+    {
+        return std::apply(
+            [](auto&& f, auto&&... args) -> int {
+                using result = std::invoke_result_t<F, Args...>;
+                if constexpr (std::is_integral_v<result>)
+                    return static_cast<int>(std::invoke(std::move(f), std::move(args)...));
+                else {
+                    std::invoke(std::move(f), std::move(args)...);
+                    return 0;
+                }
+            },
+            std::move(call_));
+    }
+    std::tuple<F, Args...>& call() noexcept { return call_; }
+
+private:
+    std::tuple<F, Args...> call_;
+};
+
+// transfer_list: the pipe ends given to a child.
+struct transfer_list {
+    std::vector<read_end*> readers;
+    std::vector<write_end*> writers;
+};
+} // namespace detail
+
+// detail_access lets start_process see which pipe ends its arguments hold.
+struct detail_access {
+    static void add(detail::transfer_list& list, const reader& r)
+    {
+        if (r.end_)
+            list.readers.push_back(r.end_.get());
+    }
+    static void add(detail::transfer_list& list, const writer& w)
+    {
+        if (w.end_)
+            list.writers.push_back(w.end_.get());
+    }
+    static void add(detail::transfer_list& list, const duplex& d)
+    {
+        if (d.in_)
+            list.readers.push_back(d.in_.get());
+        if (d.out_)
+            list.writers.push_back(d.out_.get());
+    }
+    template <class T>
+    static void add(detail::transfer_list& list, const std::reference_wrapper<T>& ref)
+    {
+        if constexpr (std::is_same_v<std::remove_cv_t<T>, reader> || std::is_same_v<std::remove_cv_t<T>, writer> ||
+                      std::is_same_v<std::remove_cv_t<T>, duplex>)
+            add(list, ref.get());
+    }
+    template <class T>
+    static void add(detail::transfer_list&, const T&)
+    {
+    }
+};
+
+namespace detail {
+// spawn forks and runs entry in the child. Defined in process.cpp.
+process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers);
+} // namespace detail
+
+// start_process starts target(args...) in a child process and returns its handle. Callable
+// from any fiber of any thread, and in a child. Throws closed_error / locked_error when a
+// handle argument is closed / in use by another fiber, std::system_error when fork fails.
+template <class F, class... Args>
+process start_process(process_options options, F&& target, Args&&... args);
+
+template <class F, class... Args>
+process start_process(F&& target, Args&&... args);
+
+// process: a child started by start_process. Move-only.
+class process {
+public:
+    process(process&& other) noexcept;
+    process& operator=(process&& other) noexcept;
+    // The destructor neither blocks nor kills: an unfinished child is reaped in the background.
+    ~process();
+
+    pid_t pid() const noexcept;
+    const std::string& name() const noexcept;
+    bool daemon() const noexcept;
+
+    // is_alive is true until the child has exited. Never blocks.
+    bool is_alive();
+    // exitcode: nullopt while running; >= 0 exit status; -N if killed by signal N.
+    std::optional<int> exitcode();
+
+    // join blocks only the calling fiber until the child has exited. Callable from any
+    // fiber of any thread, several at once.
+    void join();
+    // join with a timeout: true once the child has exited, false when the timeout expired.
+    template <class Rep, class Period>
+    bool join(std::chrono::duration<Rep, Period> timeout)
+    {
+        return join_until(detail::deadline_from(timeout));
+    }
+
+    // terminate sends SIGTERM; kill sends SIGKILL. No-ops once the child was reaped.
+    void terminate();
+    void kill();
+
+private:
+    friend process detail::spawn(process_options, std::unique_ptr<detail::child_entry>, const detail::transfer_list&);
+    explicit process(std::shared_ptr<detail::child_state> state) noexcept;
+    bool join_until(detail::steady_time deadline);
+    void check() const;
+    std::shared_ptr<detail::child_state> state_;
+};
+
+template <class F, class... Args>
+process start_process(process_options options, F&& target, Args&&... args)
+{
+    auto entry = std::make_unique<detail::bound_call<std::decay_t<F>, std::decay_t<Args>...>>(
+        std::forward<F>(target), std::forward<Args>(args)...);
+    detail::transfer_list transfers;
+    std::apply([&](auto&, auto&... stored) { (detail_access::add(transfers, stored), ...); }, entry->call());
+    return detail::spawn(std::move(options), std::move(entry), transfers);
+}
+
+template <class F, class... Args>
+process start_process(F&& target, Args&&... args)
+{
+    return start_process(process_options{}, std::forward<F>(target), std::forward<Args>(args)...);
+}
+
+} // namespace gipc

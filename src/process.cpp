@@ -1,0 +1,560 @@
+// SPDX-License-Identifier: MIT
+// start_process: fork, the child bootstrap, exit watching, and process lifetime duties.
+#include "linux/epoll_reactor.hpp"
+#include "linux/pidfd.hpp"
+#include "pipe_end.hpp"
+#include "posix/fd.hpp"
+#include "posix/spawn.hpp"
+#include "scheduler.hpp"
+
+#include <gipc/process.hpp>
+
+#include <poll.h>
+#include <stdio_ext.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <system_error>
+#include <thread>
+
+namespace gipc::detail {
+
+// child_state: what the parent knows of one child. Shared by the process handle, the
+// registry of live children and the reaper.
+class child_state {
+public:
+    child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon)
+        : pid_(pid), pidfd_(std::move(pidfd)), name_(std::move(name)), daemon_(daemon)
+    {
+    }
+    ~child_state()
+    {
+        if (pidfd_)
+            forget_fd(pidfd_.get());
+    }
+    child_state(const child_state&) = delete;
+    child_state& operator=(const child_state&) = delete;
+
+    pid_t pid() const noexcept { return pid_; }
+    int pidfd() const noexcept { return pidfd_.get(); }
+    const std::string& name() const noexcept { return name_; }
+    bool daemon() const noexcept { return daemon_; }
+
+    // poll reaps the child if it has exited, without blocking; returns its status if so.
+    std::optional<int> poll();
+    // wait_blocking blocks the thread until the child has exited and reaps it.
+    void wait_blocking();
+    void signal(int sig);
+
+    // abandon_after_fork closes the pidfd in a forked child: this child is not its.
+    void abandon_after_fork() noexcept { posix::close_fd(pidfd_.release()); }
+
+private:
+    void reaped(int status); // mtx_ held
+
+    const pid_t pid_;
+    posix::unique_fd pidfd_;
+    const std::string name_;
+    const bool daemon_;
+    std::mutex mtx_;
+    std::optional<int> status_;
+};
+
+namespace {
+
+// The children of this process not yet reaped, and the orphans (whose process object is
+// gone) that the reaper thread watches. Allocated once and never destroyed, so that the
+// reaper and the exit duties can use it during static destruction.
+struct children_registry {
+    std::mutex mtx;
+    std::vector<std::shared_ptr<child_state>> live;
+    std::vector<std::shared_ptr<child_state>> orphans;
+    posix::unique_fd reaper_wake; // eventfd
+    bool reaper_started = false;
+    bool exit_duties_registered = false;
+};
+
+children_registry* g_children = new children_registry;
+
+// Names "Process-N" count from 1 in each process.
+std::atomic<unsigned> g_name_counter{0};
+
+// The parent-death pipe: a daemon child holds the read end and dies when it reads EOF, which
+// happens when the last holder of the write end, its parent, is gone. Only a parent holds the
+// write end: every child closes its inherited copy.
+struct death_pipe {
+    std::mutex mtx;
+    int read_end = -1;
+    int write_end = -1;
+    int parent_read_end = -1; // in a daemon child: the pipe of its own parent
+};
+death_pipe* g_death = new death_pipe;
+
+void unregister_child(child_state* s)
+{
+    std::lock_guard lk(g_children->mtx);
+    auto drop = [&](std::vector<std::shared_ptr<child_state>>& v) {
+        v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& p) { return p.get() == s; }), v.end());
+    };
+    drop(g_children->live);
+    drop(g_children->orphans);
+}
+
+void reaper_main()
+{
+    std::vector<pollfd> fds;
+    std::vector<std::shared_ptr<child_state>> watched;
+    for (;;) {
+        int wake_fd;
+        {
+            std::lock_guard lk(g_children->mtx);
+            watched = g_children->orphans;
+            wake_fd = g_children->reaper_wake.get();
+        }
+        fds.assign(1, pollfd{wake_fd, POLLIN, 0});
+        for (auto& s : watched)
+            fds.push_back(pollfd{s->pidfd(), POLLIN, 0});
+        if (::poll(fds.data(), fds.size(), -1) < 0)
+            continue;
+        if (fds[0].revents) {
+            std::uint64_t v;
+            [[maybe_unused]] auto r = ::read(wake_fd, &v, sizeof v);
+        }
+        for (std::size_t i = 1; i < fds.size(); ++i)
+            if (fds[i].revents)
+                watched[i - 1]->poll(); // reaping unregisters it
+        watched.clear();
+    }
+}
+
+// adopt_orphan hands a running child whose process object is gone to the reaper thread.
+void adopt_orphan(std::shared_ptr<child_state> s)
+{
+    std::lock_guard lk(g_children->mtx);
+    g_children->orphans.push_back(std::move(s));
+    if (!g_children->reaper_started) {
+        g_children->reaper_wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        try {
+            std::thread(reaper_main).detach();
+            g_children->reaper_started = true;
+        } catch (const std::system_error& e) {
+            std::fprintf(stderr, "gipc: cannot start the reaper thread: %s\n", e.what());
+        }
+    } else {
+        std::uint64_t one = 1;
+        [[maybe_unused]] auto r = ::write(g_children->reaper_wake.get(), &one, sizeof one);
+    }
+}
+
+// exit_duties: at a normal exit, terminate daemon children, then wait for every child.
+void exit_duties() noexcept
+{
+    std::vector<std::shared_ptr<child_state>> children;
+    {
+        std::lock_guard lk(g_children->mtx);
+        children = g_children->live;
+    }
+    for (auto& c : children)
+        if (c->daemon()) {
+            try {
+                c->signal(SIGTERM);
+            } catch (...) {
+            }
+        }
+    for (auto& c : children)
+        c->wait_blocking();
+}
+
+void register_exit_duties()
+{
+    std::lock_guard lk(g_children->mtx);
+    if (!g_children->exit_duties_registered) {
+        std::atexit(exit_duties);
+        g_children->exit_duties_registered = true;
+    }
+}
+
+// ensure_death_pipe creates this process's parent-death pipe for daemon children.
+void ensure_death_pipe()
+{
+    std::lock_guard lk(g_death->mtx);
+    if (g_death->write_end >= 0)
+        return;
+    posix::unique_fd r, w;
+    if (int err = posix::make_pipe(r, w, false); err < 0)
+        throw std::system_error(-err, std::system_category(), "gipc: parent-death pipe");
+    g_death->read_end = r.release();
+    g_death->write_end = w.release();
+}
+
+// watch_parent_death makes a daemon child die with its parent: SIGKILL through
+// PR_SET_PDEATHSIG when the parent forked from its main thread (the signal fires when the
+// forking thread ends), and in every case when the parent-death pipe reports EOF.
+void watch_parent_death(pid_t parent, bool forked_from_main_thread)
+{
+    if (forked_from_main_thread)
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const int fd = g_death->parent_read_end;
+    if (::getppid() != parent)
+        ::_exit(1); // the parent died before the watch began
+    std::thread([fd] {
+        char c;
+        while (::read(fd, &c, 1) < 0 && errno == EINTR) {
+        }
+        ::kill(::getpid(), SIGKILL);
+    }).detach();
+}
+
+struct fork_context {
+    const process_options* options;
+    std::string name;
+    child_entry* entry;
+    const transfer_list* transfers;
+    pid_t parent;
+    bool forked_from_main_thread;
+};
+
+// run_target runs in the child on a fresh thread, so with a fresh scheduler and reactor:
+// the inherited thread's fibers are never scheduled again. It never returns.
+[[noreturn]] void run_target(fork_context& ctx, std::unique_ptr<child_entry> entry)
+{
+    int code = 0;
+    try {
+        installed_algorithm();
+        code = entry->run();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: %s\n", ctx.name.c_str(),
+                     int(::getpid()), e.what());
+        code = 1;
+    } catch (...) {
+        std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: unknown exception\n",
+                     ctx.name.c_str(), int(::getpid()));
+        code = 1;
+    }
+    // Arguments (and the handles among them) are destroyed here, which flushes and closes.
+    entry.reset();
+    // Flush what writers still hold: queued frames leave before the child exits.
+    std::vector<std::shared_ptr<write_end>> writers;
+    for_each_open_end([&](end_base* e) {
+        if (auto* w = dynamic_cast<write_end*>(e))
+            writers.push_back(w->shared_from_this());
+    });
+    for (auto& w : writers) {
+        try {
+            flush(w.get());
+        } catch (...) {
+        }
+    }
+    writers.clear();
+    exit_duties();
+    std::fflush(nullptr);
+    ::_exit(code);
+}
+
+// child_bootstrap is all the fork hygiene of a child, in order. Runs right after fork() in
+// the child, single-threaded, with every gipc lock held (taken before fork()) and every
+// signal blocked.
+[[noreturn]] void child_bootstrap(fork_context& ctx, std::unique_ptr<child_entry> entry)
+{
+    // 1. Release the locks quiesced across fork(): this thread took them in the parent.
+    for (write_end* w : ctx.transfers->writers)
+        w->unlock_after_fork();
+    g_children->mtx.unlock();
+    epoll_reactor::unlock_registry();
+    end_registry_mutex().unlock();
+
+    // 2. Signals: handlers reset, SIGPIPE ignored, mask cleared.
+    posix::reset_signals_in_child();
+
+    // 3. Stdio the parent had buffered is the parent's to write (it flushed before fork;
+    //    anything another thread buffered since then is dropped here).
+    __fpurge(stdout);
+    __fpurge(stderr);
+
+    // 4. The inherited reactors belong to the parent's threads: close their fds without
+    //    touching their epoll sets, which the parent shares.
+    epoll_reactor::discard_all_after_fork();
+
+    // 5. Close every inherited gipc handle that was not transferred; transferred writers
+    //    drop their queues, which the parent delivers.
+    {
+        auto& ends = end_registry();
+        std::vector<end_base*> kept;
+        for (end_base* e : ends) {
+            if (e->transferred.load()) {
+                e->transferred.store(false);
+                if (auto* w = dynamic_cast<write_end*>(e))
+                    w->keep_in_child();
+                kept.push_back(e);
+            } else {
+                e->abandon_after_fork();
+            }
+        }
+        ends.clear();
+        ends.insert(kept.begin(), kept.end());
+    }
+
+    // 6. The parent's children are not this process's: forget them.
+    for (auto& c : g_children->live)
+        c->abandon_after_fork();
+    posix::close_fd(g_children->reaper_wake.release());
+    g_children = new children_registry; // the old one may be referenced by inherited state
+    g_name_counter = 0;
+
+    // 7. Parent death: only the parent holds the write end of its death pipe.
+    {
+        const int inherited_parent_read = g_death->parent_read_end;
+        if (g_death->write_end >= 0)
+            posix::close_fd(g_death->write_end);
+        if (inherited_parent_read >= 0)
+            posix::close_fd(inherited_parent_read);
+        const int read_end = g_death->read_end;
+        g_death = new death_pipe;
+        if (ctx.options->daemon) {
+            g_death->parent_read_end = read_end;
+            watch_parent_death(ctx.parent, ctx.forked_from_main_thread);
+        } else if (read_end >= 0) {
+            posix::close_fd(read_end);
+        }
+    }
+
+    // 8. Run the target on a fresh thread: a fresh fiber scheduler and reactor.
+    try {
+        std::thread t([&] { run_target(ctx, std::move(entry)); });
+        t.join(); // never returns: run_target calls _exit
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "gipc: process %s (pid %d): cannot start: %s\n", ctx.name.c_str(), int(::getpid()),
+                     e.what());
+    }
+    ::_exit(1);
+}
+
+} // namespace
+
+std::optional<int> child_state::poll()
+{
+    std::unique_lock lk(mtx_);
+    if (status_ || !pidfd_)
+        return status_;
+    int status = 0;
+    int r = linux_pidfd::try_reap(pidfd_.get(), status);
+    if (r == 1) {
+        reaped(status);
+        lk.unlock();
+        unregister_child(this);
+    } else if (r < 0 && r != -EINTR) {
+        throw std::system_error(-r, std::system_category(), "gipc: waitid for " + name_);
+    }
+    return status_;
+}
+
+void child_state::wait_blocking()
+{
+    bool done = false;
+    {
+        std::lock_guard lk(mtx_);
+        if (status_ || !pidfd_)
+            return;
+        int status = 0;
+        if (linux_pidfd::reap_blocking(pidfd_.get(), status) == 0) {
+            reaped(status);
+            done = true;
+        }
+    }
+    if (done)
+        unregister_child(this);
+}
+
+void child_state::reaped(int status) { status_ = status; }
+
+void child_state::signal(int sig)
+{
+    std::lock_guard lk(mtx_);
+    if (status_ || !pidfd_)
+        return; // reaped: the pid may belong to another process by now
+    int r = linux_pidfd::send_signal(pidfd_.get(), sig);
+    if (r < 0 && r != -ESRCH)
+        throw std::system_error(-r, std::system_category(), "gipc: signal " + name_);
+}
+
+process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers)
+{
+    installed_algorithm(); // join() waits in this thread's reactor
+    register_exit_duties();
+    const std::string name =
+        options.name.empty() ? "Process-" + std::to_string(g_name_counter.fetch_add(1) + 1) : options.name;
+
+    // Transferred handles must be open and idle; their queued frames go out first, so that
+    // they precede whatever the child writes.
+    auto check = [](end_base* e) {
+        if (e->closed())
+            throw closed_error("gipc: cannot transfer " + e->name() + ": it is closed");
+        if (e->in_use())
+            throw locked_error("gipc: cannot transfer " + e->name() + ": another fiber is using it");
+    };
+    for (auto* r : transfers.readers)
+        check(r);
+    for (auto* w : transfers.writers)
+        check(w);
+    for (auto* w : transfers.writers)
+        flush(w);
+    if (options.daemon)
+        ensure_death_pipe();
+    std::fflush(nullptr);
+
+    for (auto* r : transfers.readers)
+        r->transferred = true;
+    for (auto* w : transfers.writers)
+        w->transferred = true;
+
+    fork_context ctx{&options, name, entry.get(), &transfers, ::getpid(),
+                     ::syscall(SYS_gettid) == ::getpid()};
+
+    // Quiesce gipc's locks across fork() so that the child never inherits one held by a
+    // thread that does not exist there; block signals so that no handler of the parent
+    // runs in the child.
+    sigset_t old_mask;
+    end_registry_mutex().lock();
+    epoll_reactor::lock_registry();
+    g_children->mtx.lock();
+    for (write_end* w : transfers.writers)
+        w->lock_for_fork();
+    posix::block_all_signals(old_mask);
+
+    const pid_t pid = ::fork();
+    if (pid == 0)
+        child_bootstrap(ctx, std::move(entry));
+    const int fork_errno = errno;
+
+    posix::restore_signal_mask(old_mask);
+    for (write_end* w : transfers.writers)
+        w->unlock_after_fork();
+    g_children->mtx.unlock();
+    epoll_reactor::unlock_registry();
+    end_registry_mutex().unlock();
+
+    if (pid < 0) {
+        for (auto* r : transfers.readers)
+            r->transferred = false;
+        for (auto* w : transfers.writers)
+            w->transferred = false;
+        throw std::system_error(fork_errno, std::system_category(), "gipc: fork");
+    }
+
+    const int pidfd = linux_pidfd::open(pid);
+    if (pidfd < 0) {
+        // Without a pidfd the child cannot be watched; do not leave it running unwatched.
+        ::kill(pid, SIGKILL);
+        int status;
+        ::waitpid(pid, &status, 0);
+        throw std::system_error(-pidfd, std::system_category(), "gipc: pidfd_open (Linux 5.3 or later needed)");
+    }
+    auto state = std::make_shared<child_state>(pid, posix::unique_fd(pidfd), name, options.daemon);
+    {
+        std::lock_guard lk(g_children->mtx);
+        g_children->live.push_back(state);
+    }
+
+    // The transferred handles now belong to the child.
+    for (auto* r : transfers.readers) {
+        r->transferred = false;
+        if (r->try_mark_closed() == end_base::close_check::ok)
+            r->close();
+    }
+    for (auto* w : transfers.writers) {
+        w->transferred = false;
+        if (w->try_mark_closed() == end_base::close_check::ok)
+            w->close();
+    }
+    return process(std::move(state));
+}
+
+} // namespace gipc::detail
+
+namespace gipc {
+
+process::process(std::shared_ptr<detail::child_state> state) noexcept : state_(std::move(state)) {}
+process::process(process&& other) noexcept = default;
+
+process& process::operator=(process&& other) noexcept
+{
+    if (this != &other) {
+        process old(std::move(*this));
+        state_ = std::move(other.state_);
+    }
+    return *this;
+}
+
+process::~process()
+{
+    if (!state_)
+        return;
+    try {
+        if (!state_->poll())
+            detail::adopt_orphan(std::move(state_));
+    } catch (...) {
+        detail::adopt_orphan(std::move(state_));
+    }
+}
+
+void process::check() const
+{
+    if (!state_)
+        throw error("gipc: process handle is empty (moved from)");
+}
+
+pid_t process::pid() const noexcept { return state_ ? state_->pid() : -1; }
+
+const std::string& process::name() const noexcept
+{
+    static const std::string empty;
+    return state_ ? state_->name() : empty;
+}
+
+bool process::daemon() const noexcept { return state_ && state_->daemon(); }
+
+bool process::is_alive() { return !exitcode().has_value(); }
+
+std::optional<int> process::exitcode()
+{
+    check();
+    return state_->poll();
+}
+
+void process::join() { join_until(detail::steady_time::max()); }
+
+bool process::join_until(detail::steady_time deadline)
+{
+    check();
+    for (;;) {
+        if (state_->poll())
+            return true;
+        const int w = detail::wait_owned_fd(state_->pidfd(), detail::io_dir::read, deadline);
+        if (w == -ETIMEDOUT)
+            return state_->poll().has_value();
+        if (w != 0)
+            throw std::system_error(-w, std::system_category(), "gipc: wait for " + state_->name());
+    }
+}
+
+void process::terminate()
+{
+    check();
+    state_->signal(SIGTERM);
+}
+
+void process::kill()
+{
+    check();
+    state_->signal(SIGKILL);
+}
+
+} // namespace gipc
