@@ -496,7 +496,9 @@ void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* co
     std::unique_lock lk(r->mutex(), std::defer_lock);
     if (deadline == steady_time::max())
         lk.lock();
-    else if (!lk.try_lock_until(deadline))
+    // Boost's try_lock_until fails on a deadline already past even when the mutex is free,
+    // so a zero timeout tries once first.
+    else if (!lk.try_lock() && !lk.try_lock_until(deadline))
         throw timeout_error("gipc: " + r->name() + ": get() timed out waiting for another reader");
     auto [data, size] = r->next_frame(deadline);
     visit(context, data, size);

@@ -94,9 +94,29 @@ struct death_pipe {
     std::mutex mtx;
     int read_end = -1;
     int write_end = -1;
+    unsigned daemons = 0;     // live daemon children; the pipe is closed when none is left
     int parent_read_end = -1; // in a daemon child: the pipe of its own parent
 };
 death_pipe* g_death = new death_pipe;
+
+// daemon_gone and ensure_death_pipe keep the death pipe open exactly while daemons need it.
+void release_death_pipe_if_unused() noexcept
+{
+    // g_death->mtx held.
+    if (g_death->daemons == 0 && g_death->write_end >= 0) {
+        posix::close_fd(g_death->write_end);
+        posix::close_fd(g_death->read_end);
+        g_death->write_end = g_death->read_end = -1;
+    }
+}
+
+void daemon_gone() noexcept
+{
+    std::lock_guard lk(g_death->mtx);
+    if (g_death->daemons > 0)
+        --g_death->daemons;
+    release_death_pipe_if_unused();
+}
 
 void unregister_child(child_state* s)
 {
@@ -116,6 +136,13 @@ void reaper_main()
         int wake_fd;
         {
             std::lock_guard lk(g_children->mtx);
+            if (g_children->orphans.empty()) {
+                // Nothing to watch: end, and give the eventfd back. adopt_orphan starts a
+                // new reaper when needed.
+                g_children->reaper_wake.reset();
+                g_children->reaper_started = false;
+                return;
+            }
             watched = g_children->orphans;
             wake_fd = g_children->reaper_wake.get();
         }
@@ -182,15 +209,19 @@ void register_exit_duties()
     }
 }
 
-// ensure_death_pipe creates this process's parent-death pipe for daemon children.
+// ensure_death_pipe creates this process's parent-death pipe for daemon children and counts
+// the daemon about to start (before fork(), so that the pipe cannot close in between).
 void ensure_death_pipe()
 {
     std::lock_guard lk(g_death->mtx);
+    ++g_death->daemons;
     if (g_death->write_end >= 0)
         return;
     posix::unique_fd r, w;
-    if (int err = posix::make_pipe(r, w, false); err < 0)
+    if (int err = posix::make_pipe(r, w, false); err < 0) {
+        --g_death->daemons;
         throw std::system_error(-err, std::system_category(), "gipc: parent-death pipe");
+    }
     g_death->read_end = r.release();
     g_death->write_end = w.release();
 }
@@ -373,7 +404,12 @@ void child_state::wait_blocking()
         unregister_child(this);
 }
 
-void child_state::reaped(int status) { status_ = status; }
+void child_state::reaped(int status)
+{
+    status_ = status;
+    if (daemon_)
+        daemon_gone();
+}
 
 void child_state::signal(int sig)
 {
@@ -400,6 +436,8 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
         if (e->in_use())
             throw locked_error("gipc: cannot transfer " + e->name() + ": another fiber is using it");
     };
+    if (transfers.closed_argument)
+        throw closed_error("gipc: cannot transfer a handle that is closed or moved from");
     for (auto* r : transfers.readers)
         check(r);
     for (auto* w : transfers.writers)
@@ -442,6 +480,8 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
     end_registry_mutex().unlock();
 
     if (pid < 0) {
+        if (options.daemon)
+            daemon_gone();
         for (auto* r : transfers.readers)
             r->transferred = false;
         for (auto* w : transfers.writers)
@@ -455,6 +495,8 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
         ::kill(pid, SIGKILL);
         int status;
         ::waitpid(pid, &status, 0);
+        if (options.daemon)
+            daemon_gone();
         throw std::system_error(-pidfd, std::system_category(), "gipc: pidfd_open (Linux 5.3 or later needed)");
     }
     auto state = std::make_shared<child_state>(pid, posix::unique_fd(pidfd), name, options.daemon);

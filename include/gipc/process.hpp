@@ -102,6 +102,7 @@ private:
 struct transfer_list {
     std::vector<read_end*> readers;
     std::vector<write_end*> writers;
+    bool closed_argument = false; // a handle argument that is closed or moved from
 };
 } // namespace detail
 
@@ -111,11 +112,15 @@ struct detail_access {
     {
         if (r.end_)
             list.readers.push_back(r.end_.get());
+        else
+            list.closed_argument = true;
     }
     static void add(detail::transfer_list& list, const writer& w)
     {
         if (w.end_)
             list.writers.push_back(w.end_.get());
+        else
+            list.closed_argument = true;
     }
     static void add(detail::transfer_list& list, const duplex& d)
     {
@@ -123,6 +128,8 @@ struct detail_access {
             list.readers.push_back(d.in_.get());
         if (d.out_)
             list.writers.push_back(d.out_.get());
+        if (!d.in_ && !d.out_)
+            list.closed_argument = true;
     }
     template <class T>
     static void add(detail::transfer_list& list, const std::reference_wrapper<T>& ref)
