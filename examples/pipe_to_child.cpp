@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// pipe_to_child: the messaging example of gipc's documentation.
+//
+// A writer fiber in the parent puts a message into a gipc::pipe() periodically; a child
+// process prints every message it gets. On Ctrl-C (SIGINT), or after COUNT messages, the
+// parent stops the writer fiber, closes the pipe, terminates the child if it is still
+// running, and joins it.
+//
+//   usage: pipe_to_child [COUNT [INTERVAL_MS]]     (COUNT 0: until Ctrl-C; default 0 1000)
+
+#include <gipc/gipc.hpp>
+
+#include <boost/fiber/all.hpp>
+
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+using namespace std::chrono_literals;
+
+// child_process runs in the child: print what arrives until the parent closes the pipe.
+void child_process(gipc::reader reader)
+{
+    for (;;) {
+        std::string message;
+        try {
+            message = reader.get<std::string>();
+        } catch (const gipc::eof_error&) {
+            return;
+        }
+        std::printf("Child process got message from pipe:\n\t'%s'\n", message.c_str());
+        std::fflush(stdout);
+    }
+}
+
+int main(int argc, char** argv)
+{
+    const int count = argc > 1 ? std::atoi(argv[1]) : 0;
+    const auto interval = std::chrono::milliseconds(argc > 2 ? std::atoi(argv[2]) : 1000);
+
+    // SIGINT arrives through a signalfd, so a fiber can wait for it like for any fd.
+    // (Children start with a clear signal mask: Ctrl-C reaches them as usual.)
+    sigset_t sigint;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigint, nullptr);
+    const int sigfd = signalfd(-1, &sigint, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    auto [r, w] = gipc::pipe();
+    gipc::process child = gipc::start_process(child_process, std::move(r));
+
+    bool stop = false;
+    boost::fibers::mutex mutex;
+    boost::fibers::condition_variable stop_changed;
+
+    boost::fibers::fiber writer([&] {
+        for (int sent = 0; count == 0 || sent < count; ++sent) {
+            w.put(std::string("written to pipe from a fiber running in the main process"));
+            std::unique_lock lock(mutex);
+            if (stop_changed.wait_for(lock, interval, [&] { return stop; }))
+                return;
+        }
+    });
+    boost::fibers::fiber sigint_watch([&] {
+        for (;;) {
+            {
+                std::lock_guard lock(mutex);
+                if (stop)
+                    return;
+            }
+            if (gipc::wait_readable(sigfd, 100ms)) {
+                std::lock_guard lock(mutex);
+                stop = true;
+                stop_changed.notify_all();
+            }
+        }
+    });
+
+    writer.join(); // count reached, or stopped by Ctrl-C
+    {
+        std::lock_guard lock(mutex);
+        stop = true;
+        stop_changed.notify_all();
+    }
+    sigint_watch.join();
+
+    w.close(); // the child reads what is left, then sees EOF
+    if (!child.join(2s))
+        child.terminate();
+    child.join();
+    std::printf("Child exited with code %d.\n", *child.exitcode());
+    close(sigfd);
+    return 0;
+}
