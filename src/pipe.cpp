@@ -481,10 +481,9 @@ void write_end::keep_in_child() noexcept
 
 void write_end::abandon_after_fork() noexcept
 {
-    // The parent delivers what is queued; the child must never write it again.
-    q_.clear();
-    qhead_ = 0;
-    error_ = 0;
+    // The parent delivers what is queued; the child never writes it again. The queue is left
+    // untouched: another thread of the parent may have been changing it at fork time, and a
+    // closed end never reads it.
     end_base::abandon_after_fork();
 }
 

@@ -530,6 +530,57 @@ GIPC_TEST("50 children started from 50 fibers each do a duplex round trip")
     CHECK(ok == n);
 }
 
+GIPC_TEST("forking while 3 other threads use gipc never deadlocks the child (100 times)")
+{
+    // Other threads hold gipc's locks at random moments; start_process quiesces them across
+    // fork(), so every child starts and works.
+    std::atomic<bool> stop{false};
+    std::atomic<long> busy_messages{0};
+    std::vector<std::thread> busy;
+    for (int t = 0; t < 3; ++t)
+        busy.emplace_back([&] {
+            auto [r, w] = gipc::pipe();
+            boost::fibers::fiber writer([&] {
+                for (int i = 0; !stop; ++i) {
+                    w.put(std::vector<int>(size_t(i % 64), i));
+                    if (i % 16 == 0)
+                        boost::this_fiber::yield();
+                }
+                w.close();
+            });
+            for (;;) {
+                try {
+                    r.get<std::vector<int>>();
+                    ++busy_messages;
+                } catch (const gipc::eof_error&) {
+                    break;
+                }
+            }
+            writer.join();
+        });
+    int ok = 0;
+    for (int i = 0; i < 100; ++i) {
+        auto [mine, theirs] = gipc::duplex_pipe();
+        auto p = gipc::start_process(
+            [](gipc::duplex d) {
+                auto [r, w] = gipc::pipe(); // gipc works in the child
+                w.put(d.get<int>() * 2);
+                d.put(r.get<int>());
+            },
+            std::move(theirs));
+        mine.put(i);
+        if (mine.get<int>(10s) == 2 * i && p.join(10s) && p.exitcode() == 0)
+            ++ok;
+        else
+            p.kill(), p.join();
+    }
+    stop = true;
+    for (auto& t : busy)
+        t.join();
+    CHECK(ok == 100);
+    CHECK(busy_messages > 0);
+}
+
 GIPC_TEST("start_process from another thread while this one runs fibers")
 {
     auto [r, w] = gipc::pipe();
