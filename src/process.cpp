@@ -3,6 +3,7 @@
 #include "linux/epoll_reactor.hpp"
 #include "linux/pidfd.hpp"
 #include "pipe_end.hpp"
+#include "socket_end.hpp"
 #include "posix/fd.hpp"
 #include "posix/spawn.hpp"
 #include "scheduler.hpp"
@@ -442,6 +443,8 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
         check(r);
     for (auto* w : transfers.writers)
         check(w);
+    for (auto* s : transfers.sockets)
+        check(s);
     for (auto* w : transfers.writers)
         flush(w);
     if (options.daemon)
@@ -452,6 +455,8 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
         r->transferred = true;
     for (auto* w : transfers.writers)
         w->transferred = true;
+    for (auto* s : transfers.sockets)
+        s->transferred = true;
 
     fork_context ctx{&options, name, entry.get(), &transfers, ::getpid(),
                      ::syscall(SYS_gettid) == ::getpid()};
@@ -486,6 +491,8 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
             r->transferred = false;
         for (auto* w : transfers.writers)
             w->transferred = false;
+        for (auto* s : transfers.sockets)
+            s->transferred = false;
         throw std::system_error(fork_errno, std::system_category(), "gipc: fork");
     }
 
@@ -515,6 +522,11 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
         w->transferred = false;
         if (w->try_mark_closed() == end_base::close_check::ok)
             w->close();
+    }
+    for (auto* s : transfers.sockets) {
+        s->transferred = false;
+        if (s->try_mark_closed() == end_base::close_check::ok)
+            s->close();
     }
     return process(std::move(state));
 }

@@ -4,6 +4,7 @@
 // The umbrella header: include this one.
 
 #include <gipc/error.hpp>
+#include <gipc/net.hpp>
 #include <gipc/pipe.hpp>
 #include <gipc/process.hpp>
 #include <gipc/runtime.hpp>

@@ -38,6 +38,7 @@
 
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
+#include <gipc/net.hpp>
 #include <gipc/pipe.hpp>
 
 #include <sys/types.h>
@@ -102,6 +103,7 @@ private:
 struct transfer_list {
     std::vector<read_end*> readers;
     std::vector<write_end*> writers;
+    std::vector<socket_end*> sockets;
     bool closed_argument = false; // a handle argument that is closed or moved from
 };
 } // namespace detail
@@ -131,16 +133,28 @@ struct detail_access {
         if (!d.in_ && !d.out_)
             list.closed_argument = true;
     }
+    static void add(detail::transfer_list& list, const net::stream& s) { add_socket(list, s.end_); }
+    static void add(detail::transfer_list& list, const net::listener& l) { add_socket(list, l.end_); }
     template <class T>
     static void add(detail::transfer_list& list, const std::reference_wrapper<T>& ref)
     {
-        if constexpr (std::is_same_v<std::remove_cv_t<T>, reader> || std::is_same_v<std::remove_cv_t<T>, writer> ||
-                      std::is_same_v<std::remove_cv_t<T>, duplex>)
+        using U = std::remove_cv_t<T>;
+        if constexpr (std::is_same_v<U, reader> || std::is_same_v<U, writer> || std::is_same_v<U, duplex> ||
+                      std::is_same_v<U, net::stream> || std::is_same_v<U, net::listener>)
             add(list, ref.get());
     }
     template <class T>
     static void add(detail::transfer_list&, const T&)
     {
+    }
+
+private:
+    static void add_socket(detail::transfer_list& list, const std::shared_ptr<detail::socket_end>& end)
+    {
+        if (end)
+            list.sockets.push_back(end.get());
+        else
+            list.closed_argument = true;
     }
 };
 

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Cooperative stream sockets: TCP (IPv4 and IPv6) and Unix-domain, on the same reactor as
+// pipes. Every blocking call blocks only the calling fiber.
+//
+//   auto server = gipc::net::listener::tcp("127.0.0.1", 0);   // port 0: any free port
+//   auto conn = gipc::net::stream::connect("127.0.0.1", server.port());
+//   auto peer = server.accept();
+//   conn.write_all("HELLO\n");
+//   std::string line = peer.read_line();                     // "HELLO\n"
+//
+// Sockets are gipc handles like pipe ends: move-only, closed by the destructor, O_CLOEXEC and
+// non-blocking, passed to a child by start_process when given as an argument (and closed in
+// the child otherwise). One fiber may read while another writes; several fibers reading (or
+// writing) the same stream at once need a lock of their own.
+//
+// Errors: std::system_error with the errno (e.g. std::errc::connection_refused), a timeout
+// is gipc::timeout_error, use after close is gipc::closed_error, close() while another fiber
+// is blocked on the socket is gipc::locked_error. Sends never raise SIGPIPE (MSG_NOSIGNAL).
+// Host names are resolved with getaddrinfo, which blocks the thread: pass numeric addresses
+// where that matters.
+
+#include <gipc/detail/handle.hpp>
+#include <gipc/error.hpp>
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace gipc {
+struct detail_access;
+namespace detail {
+class socket_end;
+}
+
+namespace net {
+
+class stream {
+public:
+    // connect opens a TCP connection to host:port, trying each address host resolves to.
+    static stream connect(const std::string& host, std::uint16_t port);
+    template <class Rep, class Period>
+    static stream connect(const std::string& host, std::uint16_t port, std::chrono::duration<Rep, Period> timeout)
+    {
+        return connect_until(host, port, detail::deadline_from(timeout));
+    }
+    // connect_unix connects to a Unix-domain stream socket at path.
+    static stream connect_unix(const std::string& path);
+    template <class Rep, class Period>
+    static stream connect_unix(const std::string& path, std::chrono::duration<Rep, Period> timeout)
+    {
+        return connect_unix_until(path, detail::deadline_from(timeout));
+    }
+    // pair returns two connected Unix-domain streams (socketpair), e.g. one for a child.
+    static std::pair<stream, stream> pair();
+
+    stream() noexcept; // closed
+    stream(stream&&) noexcept;
+    stream& operator=(stream&&) noexcept;
+    ~stream();
+
+    // read_some reads up to size bytes, blocking until at least one arrives; 0 at end of stream.
+    std::size_t read_some(void* data, std::size_t size);
+    template <class Rep, class Period>
+    std::size_t read_some(void* data, std::size_t size, std::chrono::duration<Rep, Period> timeout)
+    {
+        return read_some_until(data, size, detail::deadline_from(timeout));
+    }
+
+    // read_line returns the next line including its '\n'. At the end of the stream it returns
+    // "" when no byte of a new line arrived, and throws eof_error when the peer closed in the
+    // middle of a line. A line longer than max_length throws gipc::error.
+    std::string read_line(std::size_t max_length = 1 << 20);
+    template <class Rep, class Period>
+    std::string read_line(std::chrono::duration<Rep, Period> timeout, std::size_t max_length = 1 << 20)
+    {
+        return read_line_until(detail::deadline_from(timeout), max_length);
+    }
+
+    // write_all writes every byte of data, blocking cooperatively while the socket is full.
+    void write_all(std::string_view data);
+    template <class Rep, class Period>
+    void write_all(std::string_view data, std::chrono::duration<Rep, Period> timeout)
+    {
+        write_all_until(data, detail::deadline_from(timeout));
+    }
+
+    // shutdown stops reading (SHUT_RD), writing (SHUT_WR, the peer sees end of stream), or both.
+    void shutdown(int how = SHUT_WR);
+    void close();
+    bool closed() const noexcept;
+    int native_handle() const noexcept;
+
+private:
+    friend class listener;
+    friend struct gipc::detail_access;
+    explicit stream(std::shared_ptr<detail::socket_end> end) noexcept;
+    static stream connect_until(const std::string& host, std::uint16_t port, detail::steady_time deadline);
+    static stream connect_unix_until(const std::string& path, detail::steady_time deadline);
+    std::size_t read_some_until(void* data, std::size_t size, detail::steady_time deadline);
+    std::string read_line_until(detail::steady_time deadline, std::size_t max_length);
+    void write_all_until(std::string_view data, detail::steady_time deadline);
+    std::shared_ptr<detail::socket_end> end_;
+};
+
+class listener {
+public:
+    // tcp binds host:port (port 0: a free port, see port()) with SO_REUSEADDR and listens.
+    // host "" binds every IPv4 and IPv6 address ("::" dual-stack).
+    static listener tcp(const std::string& host, std::uint16_t port, int backlog = SOMAXCONN);
+    // unix_socket binds a Unix-domain socket at path (which must not exist) and listens.
+    static listener unix_socket(const std::string& path, int backlog = SOMAXCONN);
+
+    listener() noexcept;
+    listener(listener&&) noexcept;
+    listener& operator=(listener&&) noexcept;
+    ~listener();
+
+    // accept waits for the next connection.
+    stream accept();
+    template <class Rep, class Period>
+    stream accept(std::chrono::duration<Rep, Period> timeout)
+    {
+        return accept_until(detail::deadline_from(timeout));
+    }
+
+    // port is the bound TCP port (0 for a Unix-domain listener).
+    std::uint16_t port() const;
+    void close();
+    bool closed() const noexcept;
+    int native_handle() const noexcept;
+
+private:
+    friend struct gipc::detail_access;
+    explicit listener(std::shared_ptr<detail::socket_end> end) noexcept;
+    stream accept_until(detail::steady_time deadline);
+    std::shared_ptr<detail::socket_end> end_;
+};
+
+} // namespace net
+} // namespace gipc

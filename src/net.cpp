@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: MIT
+#include "socket_end.hpp"
+
+#include <gipc/net.hpp>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <system_error>
+
+namespace gipc::net {
+
+namespace {
+
+using detail::end_base;
+using detail::io_dir;
+using detail::socket_end;
+using detail::steady_time;
+
+[[noreturn]] void throw_errno(int err, const std::string& what)
+{
+    throw std::system_error(err, std::system_category(), "gipc: " + what);
+}
+
+std::shared_ptr<socket_end> make_end(posix::unique_fd fd, const char* kind)
+{
+    auto end = std::make_shared<socket_end>(std::move(fd), kind);
+    end->register_open();
+    return end;
+}
+
+posix::unique_fd new_socket(int family)
+{
+    posix::unique_fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd)
+        throw_errno(errno, "socket");
+    return fd;
+}
+
+// wait_for waits for dir on fd until deadline; timeout_error names the operation.
+void wait_for(int fd, io_dir dir, steady_time deadline, const char* operation)
+{
+    const int w = detail::wait_owned_fd(fd, dir, deadline);
+    if (w == -ETIMEDOUT)
+        throw timeout_error(std::string("gipc: ") + operation + " timed out");
+    if (w != 0)
+        throw_errno(-w, operation);
+}
+
+// connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or an errno.
+int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline)
+{
+    if (posix::retry_eintr([&] { return ::connect(fd, addr, len); }) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return errno;
+    wait_for(fd, io_dir::write, deadline, "connect");
+    int err = 0;
+    socklen_t err_len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0)
+        return errno;
+    return err;
+}
+
+template <class Op>
+void close_handle(const std::shared_ptr<socket_end>& end, const char* kind, Op&& close_op)
+{
+    if (!end)
+        throw closed_error(std::string("gipc: ") + kind + " is closed");
+    switch (end->try_mark_closed()) {
+    case end_base::close_check::already_closed:
+        throw closed_error("gipc: " + end->name() + " is already closed");
+    case end_base::close_check::in_use:
+        throw locked_error("gipc: cannot close " + end->name() + ": another fiber is using it");
+    case end_base::close_check::ok:
+        close_op();
+        break;
+    }
+}
+
+void destroy_handle(const std::shared_ptr<socket_end>& end) noexcept
+{
+    if (!end)
+        return;
+    switch (end->try_mark_closed()) {
+    case end_base::close_check::already_closed:
+        return;
+    case end_base::close_check::in_use:
+        std::fprintf(stderr, "gipc: %s destroyed while a fiber is using it\n", end->name().c_str());
+        std::abort();
+    case end_base::close_check::ok:
+        end->close();
+        return;
+    }
+}
+
+} // namespace
+
+// ---- stream --------------------------------------------------------------------------------------
+
+stream::stream() noexcept = default;
+stream::stream(std::shared_ptr<socket_end> end) noexcept : end_(std::move(end)) {}
+stream::stream(stream&&) noexcept = default;
+stream& stream::operator=(stream&& other) noexcept
+{
+    if (this != &other) {
+        destroy_handle(end_);
+        end_ = std::move(other.end_);
+    }
+    return *this;
+}
+stream::~stream() { destroy_handle(end_); }
+
+stream stream::connect(const std::string& host, std::uint16_t port) { return connect_until(host, port, steady_time::max()); }
+
+stream stream::connect_until(const std::string& host, std::uint16_t port, steady_time deadline)
+{
+    detail::installed_algorithm();
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* list = nullptr;
+    const std::string service = std::to_string(port);
+    if (int r = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list); r != 0)
+        throw error("gipc: cannot resolve " + host + ": " + ::gai_strerror(r));
+    std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(list, ::freeaddrinfo);
+    int last_error = EADDRNOTAVAIL;
+    for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+        posix::unique_fd fd = new_socket(ai->ai_family);
+        last_error = connect_fd(fd.get(), ai->ai_addr, ai->ai_addrlen, deadline);
+        if (last_error == 0) {
+            int one = 1;
+            ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            return stream(make_end(std::move(fd), "stream"));
+        }
+    }
+    throw_errno(last_error, "connect to " + host + ":" + service);
+}
+
+stream stream::connect_unix(const std::string& path) { return connect_unix_until(path, steady_time::max()); }
+
+stream stream::connect_unix_until(const std::string& path, steady_time deadline)
+{
+    detail::installed_algorithm();
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        throw error("gipc: Unix socket path too long: " + path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    posix::unique_fd fd = new_socket(AF_UNIX);
+    if (int err = connect_fd(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, deadline))
+        throw_errno(err, "connect to " + path);
+    return stream(make_end(std::move(fd), "stream"));
+}
+
+std::pair<stream, stream> stream::pair()
+{
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
+        throw_errno(errno, "socketpair");
+    posix::unique_fd a(fds[0]), b(fds[1]);
+    return {stream(make_end(std::move(a), "stream")), stream(make_end(std::move(b), "stream"))};
+}
+
+std::size_t stream::read_some(void* data, std::size_t size) { return read_some_until(data, size, steady_time::max()); }
+
+std::size_t stream::read_some_until(void* data, std::size_t size, steady_time deadline)
+{
+    detail::op_guard op(end_.get());
+    socket_end& e = *end_;
+    if (e.head < e.buffer.size()) {
+        const std::size_t n = std::min(size, e.buffer.size() - e.head);
+        std::memcpy(data, e.buffer.data() + e.head, n);
+        e.head += n;
+        return n;
+    }
+    for (;;) {
+        const ssize_t n = posix::retry_eintr([&] { return ::recv(e.fd(), data, size, 0); });
+        if (n >= 0)
+            return static_cast<std::size_t>(n);
+        if (n != -EAGAIN)
+            throw_errno(static_cast<int>(-n), "read from " + e.name());
+        wait_for(e.fd(), io_dir::read, deadline, "read");
+    }
+}
+
+std::string stream::read_line(std::size_t max_length) { return read_line_until(steady_time::max(), max_length); }
+
+std::string stream::read_line_until(steady_time deadline, std::size_t max_length)
+{
+    detail::op_guard op(end_.get());
+    socket_end& e = *end_;
+    std::size_t scanned = e.head;
+    for (;;) {
+        const auto nl = e.buffer.find('\n', scanned);
+        if (nl != std::string::npos) {
+            std::string line = e.buffer.substr(e.head, nl + 1 - e.head);
+            e.head = nl + 1;
+            if (e.head == e.buffer.size()) {
+                e.buffer.clear();
+                e.head = 0;
+            }
+            return line;
+        }
+        scanned = e.buffer.size();
+        if (scanned - e.head > max_length)
+            throw error("gipc: line longer than " + std::to_string(max_length) + " bytes on " + e.name());
+        if (e.head > 0 && e.head * 2 > e.buffer.size()) {
+            e.buffer.erase(0, e.head);
+            scanned -= e.head;
+            e.head = 0;
+        }
+        char chunk[4096];
+        const ssize_t n = posix::retry_eintr([&] { return ::recv(e.fd(), chunk, sizeof chunk, 0); });
+        if (n > 0) {
+            e.buffer.append(chunk, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n == 0) {
+            const std::size_t partial = e.buffer.size() - e.head;
+            if (partial == 0)
+                return {};
+            throw eof_error("gipc: " + e.name() + ": the peer closed the connection in the middle of a line (" +
+                            std::to_string(partial) + " bytes without a newline)");
+        }
+        if (n != -EAGAIN)
+            throw_errno(static_cast<int>(-n), "read from " + e.name());
+        wait_for(e.fd(), io_dir::read, deadline, "read_line");
+    }
+}
+
+void stream::write_all(std::string_view data) { write_all_until(data, steady_time::max()); }
+
+void stream::write_all_until(std::string_view data, steady_time deadline)
+{
+    detail::op_guard op(end_.get());
+    const int fd = end_->fd();
+    while (!data.empty()) {
+        const ssize_t n = posix::retry_eintr([&] { return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL); });
+        if (n > 0) {
+            data.remove_prefix(static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n != -EAGAIN)
+            throw_errno(n == 0 ? EIO : static_cast<int>(-n), "write to " + end_->name());
+        wait_for(fd, io_dir::write, deadline, "write");
+    }
+}
+
+void stream::shutdown(int how)
+{
+    detail::op_guard op(end_.get());
+    if (::shutdown(end_->fd(), how) != 0)
+        throw_errno(errno, "shutdown " + end_->name());
+}
+
+void stream::close()
+{
+    close_handle(end_, "stream", [&] { end_->close(); });
+}
+bool stream::closed() const noexcept { return !end_ || end_->closed(); }
+int stream::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
+
+// ---- listener ------------------------------------------------------------------------------------
+
+listener::listener() noexcept = default;
+listener::listener(std::shared_ptr<socket_end> end) noexcept : end_(std::move(end)) {}
+listener::listener(listener&&) noexcept = default;
+listener& listener::operator=(listener&& other) noexcept
+{
+    if (this != &other) {
+        destroy_handle(end_);
+        end_ = std::move(other.end_);
+    }
+    return *this;
+}
+listener::~listener() { destroy_handle(end_); }
+
+listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
+{
+    addrinfo hints{};
+    hints.ai_family = host.empty() ? AF_INET6 : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* list = nullptr;
+    const std::string service = std::to_string(port);
+    if (int r = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &list); r != 0)
+        throw error("gipc: cannot resolve " + host + ": " + ::gai_strerror(r));
+    std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(list, ::freeaddrinfo);
+    int last_error = EADDRNOTAVAIL;
+    for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+        posix::unique_fd fd = new_socket(ai->ai_family);
+        int one = 1, zero = 0;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6 && host.empty())
+            ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), backlog) != 0) {
+            last_error = errno;
+            continue;
+        }
+        return listener(make_end(std::move(fd), "listener"));
+    }
+    throw_errno(last_error, "listen on " + host + ":" + service);
+}
+
+listener listener::unix_socket(const std::string& path, int backlog)
+{
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        throw error("gipc: Unix socket path too long: " + path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    posix::unique_fd fd = new_socket(AF_UNIX);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), backlog) != 0)
+        throw_errno(errno, "listen on " + path);
+    return listener(make_end(std::move(fd), "listener"));
+}
+
+stream listener::accept() { return accept_until(steady_time::max()); }
+
+stream listener::accept_until(steady_time deadline)
+{
+    detail::op_guard op(end_.get());
+    for (;;) {
+        int fd = ::accept4(end_->fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            posix::unique_fd owned(fd);
+            int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); // fails harmlessly on Unix sockets
+            return stream(make_end(std::move(owned), "stream"));
+        }
+        const int err = errno;
+        if (err == EINTR || err == ECONNABORTED)
+            continue;
+        if (err != EAGAIN)
+            throw_errno(err, "accept on " + end_->name());
+        wait_for(end_->fd(), io_dir::read, deadline, "accept");
+    }
+}
+
+std::uint16_t listener::port() const
+{
+    if (closed())
+        throw closed_error("gipc: listener is closed");
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(end_->fd(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        throw_errno(errno, "getsockname");
+    if (addr.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    return 0;
+}
+
+void listener::close()
+{
+    close_handle(end_, "listener", [&] { end_->close(); });
+}
+bool listener::closed() const noexcept { return !end_ || end_->closed(); }
+int listener::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
+
+} // namespace gipc::net

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+// Cooperative sockets: TCP over IPv4 and IPv6, Unix-domain, timeouts, errors, many clients.
+#include "test_support.hpp"
+
+#include <gipc/gipc.hpp>
+
+#include <boost/fiber/all.hpp>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+using namespace std::chrono_literals;
+using gipc_test::seconds_since;
+namespace net = gipc::net;
+
+TEST_SUITE("net") {
+
+GIPC_TEST("a TCP echo over IPv4 and IPv6")
+{
+    for (const char* host : {"127.0.0.1", "::1"}) {
+        auto server = net::listener::tcp(host, 0);
+        REQUIRE(server.port() != 0);
+        boost::fibers::fiber echo([&] {
+            auto conn = server.accept();
+            conn.write_all(conn.read_line());
+        });
+        auto client = net::stream::connect(host, server.port());
+        client.write_all("HELLO\n");
+        CHECK(client.read_line() == "HELLO\n");
+        echo.join();
+    }
+}
+
+GIPC_TEST("sockets are close-on-exec, non-blocking gipc handles")
+{
+    const auto before = gipc::detail::open_handle_count();
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    auto client = net::stream::connect("127.0.0.1", server.port());
+    auto conn = server.accept();
+    CHECK(gipc::detail::open_handle_count() == before + 3);
+    for (int fd : {server.native_handle(), client.native_handle(), conn.native_handle()}) {
+        CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    }
+    conn.close();
+    CHECK(conn.closed());
+    CHECK(conn.native_handle() == -1);
+    CHECK_THROWS_AS(conn.close(), gipc::closed_error);
+    CHECK_THROWS_AS(conn.write_all("x"), gipc::closed_error);
+}
+
+GIPC_TEST("accept with a timeout throws timeout_error")
+{
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(server.accept(50ms), gipc::timeout_error);
+    CHECK(seconds_since(start) >= 0.05);
+    CHECK(seconds_since(start) < 1.0);
+}
+
+GIPC_TEST("connect to a closed port throws std::system_error with ECONNREFUSED")
+{
+    std::uint16_t port;
+    {
+        auto server = net::listener::tcp("127.0.0.1", 0);
+        port = server.port();
+    }
+    try {
+        net::stream::connect("127.0.0.1", port, 5s);
+        FAIL("connect succeeded");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::connection_refused);
+    }
+}
+
+GIPC_TEST("a peer closing mid-line makes read_line throw eof_error; a clean close gives \"\"")
+{
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    auto client = net::stream::connect("127.0.0.1", server.port());
+    auto conn = server.accept();
+    client.write_all("complete\npartial");
+    client.close();
+    CHECK(conn.read_line() == "complete\n");
+    CHECK_THROWS_WITH_AS(conn.read_line(), doctest::Contains("middle of a line"), gipc::eof_error);
+
+    auto client2 = net::stream::connect("127.0.0.1", server.port());
+    auto conn2 = server.accept();
+    client2.shutdown(SHUT_WR);
+    CHECK(conn2.read_line() == "");
+    char c;
+    CHECK(conn2.read_some(&c, 1) == 0);
+}
+
+GIPC_TEST("read timeouts keep the data: read_line continues where it stopped")
+{
+    auto [a, b] = net::stream::pair();
+    a.write_all("first half, ");
+    CHECK_THROWS_AS(b.read_line(30ms), gipc::timeout_error);
+    a.write_all("second half\n");
+    CHECK(b.read_line(1s) == "first half, second half\n");
+    char buf[8];
+    CHECK_THROWS_AS(b.read_some(buf, sizeof buf, 20ms), gipc::timeout_error);
+}
+
+GIPC_TEST("write_all blocks cooperatively while the peer is slow")
+{
+    auto [a, b] = net::stream::pair();
+    const std::string big(8 * 1024 * 1024, 'z');
+    boost::fibers::fiber writer([&] {
+        a.write_all(big);
+        a.shutdown(SHUT_WR);
+    });
+    std::string got;
+    char buf[65536];
+    for (;;) {
+        std::size_t n = b.read_some(buf, sizeof buf);
+        if (n == 0)
+            break;
+        got.append(buf, n);
+    }
+    writer.join();
+    CHECK(got == big);
+    CHECK_THROWS_AS(a.write_all(big, 1ms), std::exception); // write side shut down
+}
+
+GIPC_TEST("close while another fiber is blocked on the socket throws locked_error")
+{
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    boost::fibers::fiber acceptor([&] { CHECK_THROWS_AS(server.accept(100ms), gipc::timeout_error); });
+    boost::this_fiber::yield();
+    CHECK_THROWS_AS(server.close(), gipc::locked_error);
+    acceptor.join();
+    server.close();
+}
+
+GIPC_TEST("1000 concurrent connections served by one thread")
+{
+    gipc_test::raise_fd_limit();
+    constexpr int n = 1000;
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    int served = 0;
+    boost::fibers::fiber server_fiber([&] {
+        std::vector<boost::fibers::fiber> handlers;
+        for (int i = 0; i < n; ++i)
+            handlers.emplace_back(
+                [&](net::stream conn) {
+                    // Hold every connection open until all clients are connected.
+                    auto line = conn.read_line();
+                    conn.write_all(line);
+                    ++served;
+                },
+                server.accept(10s));
+        for (auto& h : handlers)
+            h.join();
+    });
+    std::atomic<int> ok{0};
+    std::vector<net::stream> clients;
+    for (int i = 0; i < n; ++i)
+        clients.push_back(net::stream::connect("127.0.0.1", server.port()));
+    std::vector<boost::fibers::fiber> fs;
+    for (int i = 0; i < n; ++i)
+        fs.emplace_back([&, i] {
+            const std::string msg = "client " + std::to_string(i) + "\n";
+            clients[size_t(i)].write_all(msg);
+            if (clients[size_t(i)].read_line(10s) == msg)
+                ++ok;
+        });
+    for (auto& f : fs)
+        f.join();
+    server_fiber.join();
+    CHECK(ok == n);
+    CHECK(served == n);
+}
+
+GIPC_TEST("a Unix socket pair between two processes")
+{
+    auto [mine, theirs] = net::stream::pair();
+    auto p = gipc::start_process(
+        [](net::stream s) {
+            for (;;) {
+                auto line = s.read_line();
+                if (line.empty())
+                    return 0;
+                s.write_all("echo: " + line);
+            }
+        },
+        std::move(theirs));
+    CHECK(theirs.closed());
+    mine.write_all("one\ntwo\n");
+    CHECK(mine.read_line(5s) == "echo: one\n");
+    CHECK(mine.read_line(5s) == "echo: two\n");
+    mine.shutdown(SHUT_WR);
+    p.join();
+    CHECK(p.exitcode() == 0);
+    CHECK(mine.read_line() == "");
+}
+
+GIPC_TEST("a Unix-domain listener, and a listener passed to a child that accepts on it")
+{
+    char dir_template[] = "/tmp/gipc-test-XXXXXX";
+    REQUIRE(::mkdtemp(dir_template) != nullptr);
+    const std::string path = std::string(dir_template) + "/sock";
+    {
+        auto server = net::listener::unix_socket(path);
+        CHECK(server.port() == 0);
+        auto p = gipc::start_process(
+            [](net::listener l) {
+                auto conn = l.accept(10s);
+                conn.write_all(conn.read_line());
+            },
+            std::move(server));
+        CHECK(server.closed());
+        auto client = net::stream::connect_unix(path, 5s);
+        client.write_all("via the child\n");
+        CHECK(client.read_line(5s) == "via the child\n");
+        p.join();
+        CHECK(p.exitcode() == 0);
+    }
+    ::unlink(path.c_str());
+    ::rmdir(dir_template);
+}
+
+GIPC_TEST("sockets not passed to a child are closed in it")
+{
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    const int fd = server.native_handle();
+    auto p = gipc::start_process([fd] { return gipc_test::open_fds().count(fd) ? 1 : 0; });
+    p.join();
+    CHECK(p.exitcode() == 0);
+    CHECK_FALSE(server.closed());
+}
+
+} // TEST_SUITE
