@@ -356,6 +356,29 @@ GIPC_TEST("in the child exactly the transferred handles are open; in the parent 
     CHECK(p.exitcode() == 0);
 }
 
+GIPC_TEST("a std::vector of handles passed to a child is transferred")
+{
+    std::vector<gipc::writer> writers;
+    std::vector<gipc::reader> readers;
+    for (int i = 0; i < 5; ++i) {
+        auto [r, w] = gipc::pipe();
+        readers.push_back(std::move(r));
+        writers.push_back(std::move(w));
+    }
+    auto p = gipc::start_process(
+        [](std::vector<gipc::writer>& ws) {
+            for (size_t i = 0; i < ws.size(); ++i)
+                ws[i].put(int(i));
+        },
+        std::ref(writers));
+    for (auto& w : writers)
+        CHECK(w.closed());
+    for (int i = 0; i < 5; ++i)
+        CHECK(readers[size_t(i)].get<int>(5s) == i);
+    p.join();
+    CHECK(p.exitcode() == 0);
+}
+
 GIPC_TEST("a duplex end passed to a child is transferred whole (simple echo)")
 {
     auto [child_end, parent_end] = gipc::duplex_pipe();

@@ -13,10 +13,11 @@
 // facility works there, including start_process for grandchildren.
 //
 // Arguments are decay-copied into the child like std::thread's, so handles are moved in. Every
-// reader/writer/duplex passed as an argument (by value, or wrapped in std::ref) is transferred:
-// it stays open in the child and is closed in the parent when start_process returns. Every
-// other gipc handle of the parent, on any thread, is closed in the child before the target
-// runs (handles inside containers or structs are not arguments: they are closed too).
+// gipc handle (reader, writer, duplex, net::stream, net::listener) passed as an argument, by
+// value or wrapped in std::ref, and every handle in a std::vector passed that way, is
+// transferred: it stays open in the child and is closed in the parent when start_process
+// returns. Every other gipc handle of the parent, on any thread, is closed in the child before
+// the target runs (handles inside other containers or structs are closed too).
 //
 // In the child, every signal with a handler function is reset to its default (ignored signals
 // stay ignored, as across exec; SIGPIPE is always ignored) and the signal mask is cleared.
@@ -136,12 +137,21 @@ struct detail_access {
     static void add(detail::transfer_list& list, const net::stream& s) { add_socket(list, s.end_); }
     static void add(detail::transfer_list& list, const net::listener& l) { add_socket(list, l.end_); }
     template <class T>
+    static constexpr bool is_handle = std::is_same_v<T, reader> || std::is_same_v<T, writer> ||
+                                      std::is_same_v<T, duplex> || std::is_same_v<T, net::stream> ||
+                                      std::is_same_v<T, net::listener>;
+    // A std::vector of handles transfers each of them.
+    template <class T, class A>
+    static void add(detail::transfer_list& list, const std::vector<T, A>& handles)
+    {
+        if constexpr (is_handle<T>)
+            for (const T& h : handles)
+                add(list, h);
+    }
+    template <class T>
     static void add(detail::transfer_list& list, const std::reference_wrapper<T>& ref)
     {
-        using U = std::remove_cv_t<T>;
-        if constexpr (std::is_same_v<U, reader> || std::is_same_v<U, writer> || std::is_same_v<U, duplex> ||
-                      std::is_same_v<U, net::stream> || std::is_same_v<U, net::listener>)
-            add(list, ref.get());
+        add(list, ref.get());
     }
     template <class T>
     static void add(detail::transfer_list&, const T&)

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: MIT
+// gipc_bench: gipc's hot paths against the raw system calls they are built on, measured in
+// the same run. One line per figure:
+//
+//   <figure>: <value> <unit> | baseline <value> <unit> | ratio <gipc/baseline>
+//
+// For time-per-operation figures the ratio is baseline time / gipc time, so higher is always
+// better. Each figure runs at least 0.5 s (the workload doubles until it does), three times;
+// the median is printed.
+//
+//   usage: gipc_bench [FIGURE...]     (default: every figure)
+
+#include <gipc/gipc.hpp>
+
+#include <boost/fiber/all.hpp>
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using bench_clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(bench_clock::time_point t0)
+{
+    return std::chrono::duration<double>(bench_clock::now() - t0).count();
+}
+
+// rate finds a workload n that takes at least 0.5 s and returns operations per second.
+double rate(const std::function<double(long n)>& run_seconds, long n = 1000)
+{
+    for (;;) {
+        const double s = run_seconds(n);
+        if (s >= 0.5)
+            return double(n) / s;
+        n = s <= 0.01 ? n * 10 : long(double(n) * 0.6 / s) + 1;
+    }
+}
+
+double median3(const std::function<double()>& f)
+{
+    double v[3] = {f(), f(), f()};
+    std::sort(v, v + 3);
+    return v[1];
+}
+
+void print(const char* figure, double value, const char* unit, double baseline, double ratio)
+{
+    std::printf("%s: %.6g %s | baseline %.6g %s | ratio %.3g\n", figure, value, unit, baseline, unit, ratio);
+    std::fflush(stdout);
+}
+
+void die(const char* what)
+{
+    std::perror(what);
+    std::exit(2);
+}
+
+// read_full reads exactly size bytes from a blocking fd.
+void read_full(int fd, char* data, size_t size)
+{
+    while (size > 0) {
+        ssize_t n = ::read(fd, data, size);
+        if (n <= 0)
+            die("read");
+        data += n;
+        size -= size_t(n);
+    }
+}
+
+void write_full(int fd, const char* data, size_t size)
+{
+    while (size > 0) {
+        ssize_t n = ::write(fd, data, size);
+        if (n <= 0)
+            die("write");
+        data += n;
+        size -= size_t(n);
+    }
+}
+
+void wait_child(pid_t pid)
+{
+    int status;
+    if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        die("raw child");
+}
+
+// ---- small_messages ----------------------------------------------------------------------------
+
+double gipc_small(long n)
+{
+    auto [r, w] = gipc::pipe();
+    auto t0 = bench_clock::now();
+    auto p = gipc::start_process(
+        [n](gipc::writer w) {
+            for (long i = 0; i < n; ++i)
+                w.put(std::uint8_t(i));
+        },
+        std::move(w));
+    for (long i = 0; i < n; ++i)
+        if (r.get<std::uint8_t>() != std::uint8_t(i))
+            die("small_messages: wrong message");
+    const double s = seconds_since(t0);
+    p.join();
+    return s;
+}
+
+double raw_small(long n)
+{
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        die("pipe");
+    auto t0 = bench_clock::now();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(fds[0]);
+        // One write per frame: 4-byte length 1, then a 1-byte msgpack positive fixint.
+        char frame[5] = {0, 0, 0, 1, 0};
+        for (long i = 0; i < n; ++i) {
+            frame[4] = char(i & 0x7f);
+            write_full(fds[1], frame, 5);
+        }
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::vector<char> buf(65536);
+    long total = 0;
+    for (;;) {
+        ssize_t got = ::read(fds[0], buf.data(), buf.size());
+        if (got <= 0)
+            break;
+        total += got;
+    }
+    const double s = seconds_since(t0);
+    ::close(fds[0]);
+    wait_child(pid);
+    if (total != n * 5)
+        die("raw small: short");
+    return s;
+}
+
+// ---- bulk_64000 ----------------------------------------------------------------------------------
+
+constexpr size_t bulk = 64000;
+
+double gipc_bulk(long n)
+{
+    auto [r, w] = gipc::pipe();
+    auto t0 = bench_clock::now();
+    auto p = gipc::start_process(
+        [n](gipc::writer w) {
+            const std::string payload(bulk, 'b');
+            for (long i = 0; i < n; ++i)
+                w.put_bytes(payload);
+        },
+        std::move(w));
+    for (long i = 0; i < n; ++i)
+        if (r.get_bytes().size() != bulk)
+            die("bulk: wrong size");
+    const double s = seconds_since(t0);
+    p.join();
+    return s;
+}
+
+double raw_bulk(long n)
+{
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        die("pipe");
+    ::fcntl(fds[1], F_SETPIPE_SZ, 1 << 20); // the capacity gipc grows its pipes to
+    auto t0 = bench_clock::now();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(fds[0]);
+        std::vector<char> frame(bulk + 4, 'b');
+        for (long i = 0; i < n; ++i)
+            write_full(fds[1], frame.data(), frame.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::vector<char> frame(bulk + 4);
+    for (long i = 0; i < n; ++i)
+        read_full(fds[0], frame.data(), frame.size());
+    const double s = seconds_since(t0);
+    ::close(fds[0]);
+    wait_child(pid);
+    return s;
+}
+
+// ---- round_trip ----------------------------------------------------------------------------------
+
+double gipc_round_trip(long n)
+{
+    auto [mine, theirs] = gipc::duplex_pipe();
+    auto p = gipc::start_process(
+        [](gipc::duplex d) {
+            for (;;) {
+                int v = d.get<int>();
+                if (v < 0)
+                    return;
+                d.put(v + 1);
+            }
+        },
+        std::move(theirs));
+    mine.put(0);
+    mine.get<int>(); // the child is running
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        mine.put(int(i & 0xffff));
+        if (mine.get<int>() != int(i & 0xffff) + 1)
+            die("round_trip: wrong reply");
+    }
+    const double s = seconds_since(t0);
+    mine.put(-1);
+    p.join();
+    return s;
+}
+
+double raw_round_trip(long n)
+{
+    int ping[2], pong[2];
+    if (::pipe2(ping, O_CLOEXEC) != 0 || ::pipe2(pong, O_CLOEXEC) != 0)
+        die("pipe");
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(ping[1]);
+        ::close(pong[0]);
+        char c;
+        while (::read(ping[0], &c, 1) == 1)
+            write_full(pong[1], &c, 1);
+        ::_exit(0);
+    }
+    ::close(ping[0]);
+    ::close(pong[1]);
+    char c = 'x';
+    write_full(ping[1], &c, 1);
+    read_full(pong[0], &c, 1);
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        write_full(ping[1], &c, 1);
+        read_full(pong[0], &c, 1);
+    }
+    const double s = seconds_since(t0);
+    ::close(ping[1]);
+    ::close(pong[0]);
+    wait_child(pid);
+    return s;
+}
+
+// ---- spawn_join ----------------------------------------------------------------------------------
+
+double gipc_spawn(long n)
+{
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        auto p = gipc::start_process([] {});
+        p.join();
+    }
+    return seconds_since(t0);
+}
+
+double raw_spawn(long n)
+{
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        pid_t pid = ::fork();
+        if (pid == 0)
+            ::_exit(0);
+        wait_child(pid);
+    }
+    return seconds_since(t0);
+}
+
+// ---- fan_in_100 ----------------------------------------------------------------------------------
+
+double gipc_fan_in(long n)
+{
+    constexpr int writers = 100;
+    const long per = n / writers;
+    std::vector<gipc::reader> readers;
+    std::vector<gipc::writer> ws;
+    for (int i = 0; i < writers; ++i) {
+        auto [r, w] = gipc::pipe();
+        readers.push_back(std::move(r));
+        ws.push_back(std::move(w));
+    }
+    auto t0 = bench_clock::now();
+    auto p = gipc::start_process(
+        [per](std::vector<gipc::writer>& ws) {
+            std::vector<boost::fibers::fiber> fs;
+            for (auto& w : ws)
+                fs.emplace_back([&w, per] {
+                    for (long i = 0; i < per; ++i)
+                        w.put(std::uint8_t(i));
+                    w.close();
+                });
+            for (auto& f : fs)
+                f.join();
+        },
+        std::ref(ws));
+    std::vector<boost::fibers::fiber> fs;
+    for (auto& r : readers)
+        fs.emplace_back([&r, per] {
+            for (long i = 0; i < per; ++i)
+                r.get<std::uint8_t>();
+        });
+    for (auto& f : fs)
+        f.join();
+    const double s = seconds_since(t0);
+    p.join();
+    return s;
+}
+
+// ---- tcp_clients_1000 ----------------------------------------------------------------------------
+
+double tcp_clients()
+{
+    constexpr int n = 1000;
+    auto server = gipc::net::listener::tcp("127.0.0.1", 0);
+    const auto port = server.port();
+    bool stop = false;
+    boost::fibers::fiber server_fiber([&] {
+        std::vector<boost::fibers::fiber> handlers;
+        while (!stop) {
+            try {
+                handlers.emplace_back(
+                    [](gipc::net::stream c) { c.write_all(c.read_line()); }, server.accept(20ms));
+            } catch (const gipc::timeout_error&) {
+            }
+        }
+        for (auto& h : handlers)
+            h.join();
+    });
+    auto [r, w] = gipc::pipe();
+    auto p = gipc::start_process(
+        [port](gipc::writer w) {
+            auto t0 = bench_clock::now();
+            std::vector<boost::fibers::fiber> clients;
+            int ok = 0;
+            for (int i = 0; i < n; ++i)
+                clients.emplace_back([&] {
+                    auto c = gipc::net::stream::connect("127.0.0.1", port);
+                    c.write_all("HELLO\n");
+                    ok += c.read_line() == "HELLO\n";
+                });
+            for (auto& c : clients)
+                c.join();
+            w.put(seconds_since(t0));
+            return ok == n ? 0 : 1;
+        },
+        std::move(w));
+    const double s = r.get<double>();
+    p.join();
+    stop = true;
+    server_fiber.join();
+    if (p.exitcode() != 0)
+        die("tcp_clients: a client failed");
+    return s;
+}
+
+bool wanted(int argc, char** argv, const char* figure)
+{
+    if (argc < 2)
+        return true;
+    for (int i = 1; i < argc; ++i)
+        if (std::strcmp(argv[i], figure) == 0)
+            return true;
+    return false;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    gipc::use_reactor();
+    double small = 0;
+    if (wanted(argc, argv, "small_messages") || wanted(argc, argv, "fan_in_100")) {
+        small = median3([] { return rate(gipc_small, 100000); });
+        const double base = median3([] { return rate(raw_small, 100000); });
+        if (wanted(argc, argv, "small_messages"))
+            print("small_messages", small, "msgs/s", base, small / base);
+    }
+    if (wanted(argc, argv, "bulk_64000")) {
+        const double g = median3([] { return rate(gipc_bulk, 1000); }) * bulk / 1e6;
+        const double b = median3([] { return rate(raw_bulk, 1000); }) * bulk / 1e6;
+        print("bulk_64000", g, "MB/s", b, g / b);
+    }
+    if (wanted(argc, argv, "round_trip")) {
+        const double g = median3([] { return rate(gipc_round_trip, 1000); });
+        const double b = median3([] { return rate(raw_round_trip, 1000); });
+        print("round_trip", g, "round trips/s", b, g / b);
+    }
+    if (wanted(argc, argv, "spawn_join")) {
+        const double g = median3([] { return rate(gipc_spawn, 50); });
+        const double b = median3([] { return rate(raw_spawn, 50); });
+        print("spawn_join", g, "spawns/s", b, g / b);
+    }
+    if (wanted(argc, argv, "fan_in_100")) {
+        const double g = median3([] { return rate(gipc_fan_in, 100000); });
+        print("fan_in_100", g, "msgs/s", small, g / small);
+    }
+    if (wanted(argc, argv, "tcp_clients_1000")) {
+        const double g = median3(tcp_clients);
+        std::printf("tcp_clients_1000: %.3g s | baseline 0 s | ratio 0\n", g);
+    }
+    return 0;
+}
