@@ -27,6 +27,10 @@ constexpr std::size_t queue_bound = 256 * 1024;
 // Read buffers start here and grow, up to read_buffer_max, while reads keep filling them.
 constexpr std::size_t read_buffer_min = 64 * 1024;
 constexpr std::size_t read_buffer_max = 1024 * 1024;
+// Payloads from this size on are read straight into a string of their own, which get_bytes
+// hands out without copying; only a little of what follows is read along into the buffer.
+constexpr std::size_t large_frame = 32 * 1024;
+constexpr std::size_t large_read_ahead = 4096;
 
 [[noreturn]] void throw_errno(int err, const char* what)
 {
@@ -175,16 +179,31 @@ void read_end::reserve_for(std::size_t needed)
     tail_ = have;
 }
 
-std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline)
+std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, std::string* take)
 {
     if (!poison_.empty())
         throw decode_error(poison_);
+    if (large_active_ && large_filled_ == large_.size()) {
+        // The large frame returned by the previous call is done with.
+        large_active_ = false;
+        large_.clear();
+    }
     if (head_ == tail_ && cap_ > read_buffer_max) {
         // A large frame grew the buffer; give the memory back.
         buf_.reset();
         cap_ = head_ = tail_ = 0;
     }
     for (;;) {
+        if (large_active_) {
+            read_large(deadline); // throws on timeout, EOF or error; keeps what it read
+            if (take) {
+                *take = std::move(large_);
+                large_.clear();
+                large_active_ = false;
+                return {nullptr, take->size()};
+            }
+            return {large_.data(), large_.size()};
+        }
         const std::size_t have = tail_ - head_;
         std::size_t needed = 4;
         if (have >= 4) {
@@ -202,6 +221,16 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline)
                 if (head_ == tail_)
                     head_ = tail_ = 0;
                 return {payload, len};
+            }
+            if (len >= large_frame && !eof_) {
+                // Move what arrived of the payload into a string of its own; read the rest
+                // straight into it.
+                large_.resize(len);
+                large_filled_ = have - 4;
+                std::memcpy(large_.data(), buf_.get() + head_ + 4, large_filled_);
+                head_ = tail_ = 0;
+                large_active_ = true;
+                continue;
             }
         }
         if (eof_) {
@@ -236,11 +265,49 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline)
     }
 }
 
+void read_end::read_large(steady_time deadline)
+{
+    // The buffer is empty while a large frame is assembled; what follows the frame lands in
+    // it, at most large_read_ahead bytes per read.
+    reserve_for(large_read_ahead);
+    while (large_filled_ < large_.size()) {
+        if (eof_)
+            throw eof_error("gipc: " + name() + ": end of stream: a message was cut short (" +
+                            std::to_string(large_filled_ + 4) + " of " + std::to_string(large_.size() + 4) +
+                            " bytes arrived)");
+        const std::size_t rest = large_.size() - large_filled_;
+        iovec iov[2] = {{large_.data() + large_filled_, rest},
+                        {buf_.get() + tail_, std::min(large_read_ahead, cap_ - tail_)}};
+        const ssize_t n = posix::retry_eintr([&] { return ::readv(fd_.get(), iov, 2); });
+        if (n > 0) {
+            const auto got = static_cast<std::size_t>(n);
+            large_filled_ += std::min(got, rest);
+            if (got > rest)
+                tail_ += got - rest;
+            continue;
+        }
+        if (n == 0) {
+            eof_ = true;
+            continue;
+        }
+        if (n != -EAGAIN)
+            throw_errno(static_cast<int>(-n), "gipc: read from pipe");
+        const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline);
+        if (w == -ETIMEDOUT)
+            throw timeout_error("gipc: " + name() + ": get() timed out");
+        if (w != 0)
+            throw_errno(-w, "gipc: wait for pipe");
+    }
+}
+
 void read_end::close()
 {
     release_fd();
     buf_.reset();
     cap_ = head_ = tail_ = 0;
+    large_.clear();
+    large_.shrink_to_fit();
+    large_active_ = false;
 }
 
 void read_end::abandon_after_fork() noexcept
@@ -505,10 +572,16 @@ void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* co
 
 std::string read_frame_bytes(read_end* r, steady_time deadline)
 {
+    op_guard op(r);
+    std::unique_lock lk(r->mutex(), std::defer_lock);
+    if (deadline == steady_time::max())
+        lk.lock();
+    else if (!lk.try_lock() && !lk.try_lock_until(deadline))
+        throw timeout_error("gipc: " + r->name() + ": get() timed out waiting for another reader");
     std::string out;
-    read_frame(r, deadline,
-               [](void* c, const char* data, std::size_t size) { static_cast<std::string*>(c)->assign(data, size); },
-               &out);
+    auto [data, size] = r->next_frame(deadline, &out);
+    if (data)
+        out.assign(data, size);
     return out;
 }
 

@@ -94,8 +94,10 @@ public:
     read_end(posix::unique_fd fd, std::size_t max_message_size) noexcept;
 
     // next_frame waits for a whole frame, consumes it and returns its payload, which stays
-    // valid until the next call. rmtx_ must be held.
-    std::pair<const char*, std::size_t> next_frame(steady_time deadline);
+    // valid until the next call. When take is given and the payload was assembled in a string
+    // of its own (large frames), that string is moved into *take and {nullptr, size} is
+    // returned. rmtx_ must be held.
+    std::pair<const char*, std::size_t> next_frame(steady_time deadline, std::string* take = nullptr);
     boost::fibers::timed_mutex& mutex() noexcept { return rmtx_; }
 
     void close();
@@ -103,7 +105,12 @@ public:
 
 private:
     void reserve_for(std::size_t needed);
+    // read_large assembles a large frame's payload in large_, reading straight into it.
+    void read_large(steady_time deadline);
     boost::fibers::timed_mutex rmtx_;
+    std::string large_;              // payload of a large frame being assembled
+    std::size_t large_filled_ = 0;   // bytes of large_ received
+    bool large_active_ = false;      // large_ holds a frame being assembled (or just returned)
     std::unique_ptr<char[]> buf_;
     std::size_t cap_ = 0, head_ = 0, tail_ = 0;
     bool eof_ = false;

@@ -348,6 +348,64 @@ GIPC_TEST("a timeout in the middle of a message loses no data")
     CHECK(r.get_bytes(1s) == payload);
 }
 
+GIPC_TEST("a timeout in the middle of a large message loses no data")
+{
+    auto [r, w] = gipc::pipe();
+    std::string payload(300000, '\0');
+    for (size_t i = 0; i < payload.size(); ++i)
+        payload[i] = char(i % 251);
+    const std::string frame = be32(std::uint32_t(payload.size())) + payload;
+    // Raw bytes into the non-blocking write end, waiting cooperatively while it is full.
+    auto write_raw = [&](std::string_view bytes) {
+        while (!bytes.empty()) {
+            ssize_t n = ::write(w.native_handle(), bytes.data(), bytes.size());
+            if (n > 0)
+                bytes.remove_prefix(size_t(n));
+            else
+                gipc::wait_writable(w.native_handle());
+        }
+    };
+    boost::fibers::fiber writer([&] {
+        write_raw(std::string_view(frame).substr(0, 100000));
+        boost::this_fiber::sleep_for(150ms);
+        write_raw(std::string_view(frame).substr(100000));
+        w.put(7);
+    });
+    CHECK_THROWS_AS(r.get_bytes(50ms), gipc::timeout_error);
+    CHECK_THROWS_AS(r.get<std::string>(10ms), gipc::timeout_error);
+    CHECK(r.get_bytes(5s) == payload);
+    CHECK(r.get<int>(5s) == 7);
+    writer.join();
+}
+
+GIPC_TEST("large and small frames interleave, by bytes and by value")
+{
+    auto [r, w] = gipc::pipe();
+    boost::fibers::fiber writer([&] {
+        for (int i = 0; i < 50; ++i) {
+            w.put_bytes(std::string(size_t(40000 + i * 1000), char('a' + i % 26)));
+            w.put(i);
+            w.put(std::vector<int>(size_t(10000 + i), i));
+        }
+    });
+    bool all_ok = true;
+    for (int i = 0; i < 50; ++i) {
+        all_ok &= r.get_bytes() == std::string(size_t(40000 + i * 1000), char('a' + i % 26));
+        all_ok &= r.get<int>() == i;
+        all_ok &= r.get<std::vector<int>>() == std::vector<int>(size_t(10000 + i), i);
+    }
+    writer.join();
+    CHECK(all_ok);
+}
+
+GIPC_TEST("a large frame cut short by EOF is an eof_error that says so")
+{
+    auto [r, w] = gipc::pipe();
+    raw_write(w.native_handle(), be32(200000) + std::string(50000, 'x'));
+    w.close();
+    CHECK_THROWS_WITH_AS(r.get_bytes(), doctest::Contains("cut short"), gipc::eof_error);
+}
+
 GIPC_TEST("a timed get waiting behind another reader times out")
 {
     auto [r, w] = gipc::pipe();
