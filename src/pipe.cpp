@@ -242,7 +242,28 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         // Read as much as is there: many frames per read.
         std::size_t want = std::max(needed, std::min(std::max(cap_, read_buffer_min), read_buffer_max));
         reserve_for(want);
-        const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, cap_ - tail_); });
+        epoll_reactor& reactor = installed_algorithm().reactor();
+        if (drained_on_ == &reactor && reactor.readiness(fd_.get(), io_dir::read) == drained_seq_) {
+            // The last read drained the pipe and no data was announced since: the read would
+            // fail, so wait first. The wait flushes this thread's queued frames, which is
+            // what a request/reply exchange is waiting for.
+            drained_on_ = nullptr;
+            const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, drained_seq_);
+            if (w == -ETIMEDOUT)
+                throw timeout_error("gipc: " + name() + ": get() timed out");
+            if (w != 0)
+                throw_errno(-w, "gipc: wait for pipe");
+        }
+        const std::size_t space = cap_ - tail_;
+        const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
+        drained_on_ = nullptr;
+        if (n > 0 && static_cast<std::size_t>(n) < space) {
+            // A short read from a pipe empties it. (Not a promise that the next read blocks:
+            // after a hang-up it returns 0, which readiness() accounts for.)
+            drained_seq_ = reactor.readiness(fd_.get(), io_dir::read);
+            if (drained_seq_ != epoll_reactor::no_readiness)
+                drained_on_ = &reactor;
+        }
         if (n > 0) {
             tail_ += static_cast<std::size_t>(n);
             if (tail_ == cap_ && cap_ < read_buffer_max && head_ == 0) {

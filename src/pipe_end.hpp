@@ -111,6 +111,9 @@ private:
     std::string large_;              // payload of a large frame being assembled
     std::size_t large_filled_ = 0;   // bytes of large_ received
     bool large_active_ = false;      // large_ holds a frame being assembled (or just returned)
+    // Set when a read found the pipe drained: the reactor and its readiness count then.
+    const epoll_reactor* drained_on_ = nullptr;
+    std::uint64_t drained_seq_ = 0;
     std::unique_ptr<char[]> buf_;
     std::size_t cap_ = 0, head_ = 0, tail_ = 0;
     bool eof_ = false;

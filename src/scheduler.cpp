@@ -83,9 +83,9 @@ reactor_algorithm& installed_algorithm()
     return *t_current;
 }
 
-int wait_owned_fd(int fd, io_dir dir, steady_time deadline)
+int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
 {
-    return installed_algorithm().reactor().wait(fd, dir, deadline, true);
+    return installed_algorithm().reactor().wait(fd, dir, deadline, true, since);
 }
 
 steady_time deadline_after(std::chrono::nanoseconds timeout) noexcept

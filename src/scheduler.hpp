@@ -64,7 +64,8 @@ reactor_algorithm& installed_algorithm();
 // wait_owned_fd parks the calling fiber until fd, which gipc owns and will forget_fd() before
 // closing, is ready for dir after the call began, or until deadline. The caller has just seen
 // EAGAIN. Returns 0, -ETIMEDOUT or -errno.
-int wait_owned_fd(int fd, io_dir dir, steady_time deadline);
+int wait_owned_fd(int fd, io_dir dir, steady_time deadline,
+                  std::uint64_t since = epoll_reactor::no_readiness);
 
 // forget_fd must be called before gipc closes an fd that wait_owned_fd may have seen.
 inline void forget_fd(int fd) noexcept { epoll_reactor::forget_everywhere(fd); }

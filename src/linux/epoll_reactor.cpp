@@ -47,6 +47,7 @@ struct epoll_reactor::entry {
     std::uint32_t events = 0; // directions registered with epoll
     bool persistent = false;
     bool dead = false; // forgotten while fibers waited on it
+    bool hung_up = false; // EPOLLHUP/EPOLLRDHUP/EPOLLERR seen: reads no longer block
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
     boost::fibers::condition_variable_any cv[2];
@@ -143,7 +144,17 @@ int epoll_reactor::call_when_writable(int fd, std::shared_ptr<writable_callback>
     return 0;
 }
 
-int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
+std::uint64_t epoll_reactor::readiness(int fd, io_dir dir) noexcept
+{
+    std::lock_guard lk(mtx_);
+    const auto index = static_cast<std::size_t>(fd);
+    if (fd < 0 || index >= table_.size() || !table_[index] || !(table_[index]->events & dir_events(dir)) ||
+        table_[index]->hung_up)
+        return no_readiness;
+    return table_[index]->seq[static_cast<unsigned>(dir)];
+}
+
+int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since) noexcept
 {
     if (fd < 0)
         return -EBADF;
@@ -156,7 +167,7 @@ int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persisten
         if (!register_locked(fd, dir, persistent, err))
             return err;
         e = table_[static_cast<std::size_t>(fd)];
-        seq0 = e->seq[d];
+        seq0 = since != no_readiness ? since : e->seq[d];
         ++e->waiters[d];
     }
 
@@ -196,6 +207,8 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
         entry& e = *table_[fd];
         const std::uint32_t ev = events[i].events;
         const bool failed = (ev & (EPOLLERR | EPOLLHUP)) != 0;
+        if (failed || (ev & EPOLLRDHUP))
+            e.hung_up = true;
         if (failed || (ev & (EPOLLIN | EPOLLRDHUP))) {
             ++e.seq[0];
             if (e.waiters[0])

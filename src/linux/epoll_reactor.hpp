@@ -50,7 +50,15 @@ public:
     // registration outlives the wait and the owner of fd must call forget_everywhere(fd)
     // before closing it. Returns 0 when woken by readiness, -ETIMEDOUT, -EBADF when the fd
     // was forgotten during the wait, or -errno from epoll_ctl.
-    int wait(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept;
+    int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since = no_readiness) noexcept;
+
+    // readiness counts the readiness events this reactor dispatched for fd and dir, or is
+    // no_readiness when fd is not registered or its peer hung up (end of stream or an error
+    // is reported without further events). A caller that saw fd drained, and finds the
+    // count unchanged later, knows no data arrived in between that it has been told of, and
+    // may wait (passing the count as since) without trying the syscall first.
+    static constexpr std::uint64_t no_readiness = ~std::uint64_t{0};
+    std::uint64_t readiness(int fd, io_dir dir) noexcept;
 
     // call_when_writable registers cb to run once, from poll() on this thread, when fd
     // becomes writable (an edge after this call). Persistent registration, as for wait().
