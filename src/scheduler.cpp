@@ -67,6 +67,7 @@ bool reactor_algorithm::has_ready_fibers() const noexcept { return !ready_.empty
 void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const& tp) noexcept
 {
     reactor_->poll(tp);
+    switches_since_poll_ = 0; // just polled: no need to poll again soon
 }
 
 void reactor_algorithm::notify() noexcept { reactor_->wake(); }
