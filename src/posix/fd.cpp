@@ -11,7 +11,8 @@ namespace gipc::posix {
 void close_fd(int fd) noexcept
 {
     // Linux releases the descriptor even when close() reports EINTR, so it is never retried.
-    ::close(fd);
+    if (fd >= 0)
+        ::close(fd);
 }
 
 int set_nonblocking(int fd, bool on) noexcept

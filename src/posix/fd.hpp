@@ -23,7 +23,7 @@ auto retry_eintr(F&& f) noexcept -> decltype(f())
     }
 }
 
-// close_fd closes fd, ignoring EINTR (on Linux the fd is released even then).
+// close_fd closes fd (nothing when fd < 0), ignoring EINTR (the fd is released even then).
 void close_fd(int fd) noexcept;
 
 // unique_fd owns one file descriptor and closes it on destruction. Not thread-safe: one owner.
