@@ -326,6 +326,13 @@ double gipc_fan_in(long n)
 
 // ---- tcp_clients_1000 ----------------------------------------------------------------------------
 
+// The serverclient exchange, with the example's pooled fiber stacks.
+boost::fibers::pooled_fixedsize_stack& stacks()
+{
+    static boost::fibers::pooled_fixedsize_stack pool(64 * 1024);
+    return pool;
+}
+
 double tcp_clients()
 {
     constexpr int n = 1000;
@@ -337,7 +344,8 @@ double tcp_clients()
         while (!stop) {
             try {
                 handlers.emplace_back(
-                    [](gipc::net::stream c) { c.write_all(c.read_line()); }, server.accept(20ms));
+                    std::allocator_arg, stacks(), [](gipc::net::stream c) { c.write_all(c.read_line()); },
+                    server.accept(20ms));
             } catch (const gipc::timeout_error&) {
             }
         }
@@ -351,7 +359,7 @@ double tcp_clients()
             std::vector<boost::fibers::fiber> clients;
             int ok = 0;
             for (int i = 0; i < n; ++i)
-                clients.emplace_back([&] {
+                clients.emplace_back(std::allocator_arg, stacks(), [&] {
                     auto c = gipc::net::stream::connect("127.0.0.1", port);
                     c.write_all("HELLO\n");
                     ok += c.read_line() == "HELLO\n";

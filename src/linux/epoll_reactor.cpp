@@ -114,7 +114,10 @@ epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool pe
     }
     entry* e = table_[index].get();
     e->persistent = e->persistent || persistent;
-    const std::uint32_t want = e->events | dir_events(dir);
+    // The first registration asks for both directions, so that a later wait for the other
+    // direction costs no EPOLL_CTL_MOD (edge-triggered events nobody waits for cost little).
+    const std::uint32_t want = e->events == 0 ? (dir_events(io_dir::read) | dir_events(io_dir::write))
+                                              : (e->events | dir_events(dir));
     if (want != e->events) {
         epoll_event ev{};
         ev.events = want | EPOLLET;
