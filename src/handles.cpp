@@ -32,45 +32,6 @@ void ignore_sigpipe() noexcept
     });
 }
 
-// close_end implements close(): closed_error when already closed, locked_error when in use.
-template <class End>
-void close_end(End* end, const char* kind)
-{
-    if (!end)
-        throw closed_error(std::string("gipc: ") + kind + " is closed");
-    switch (end->try_mark_closed()) {
-    case end_base::close_check::already_closed:
-        throw closed_error("gipc: " + end->name() + " is already closed");
-    case end_base::close_check::in_use:
-        throw locked_error("gipc: cannot close " + end->name() + ": another fiber is using it");
-    case end_base::close_check::ok:
-        end->close();
-        break;
-    }
-}
-
-// destroy_end implements the destructor: close if open; a handle in use is a bug.
-template <class End>
-void destroy_end(End* end) noexcept
-{
-    if (!end)
-        return;
-    switch (end->try_mark_closed()) {
-    case end_base::close_check::already_closed:
-        return;
-    case end_base::close_check::in_use:
-        std::fprintf(stderr, "gipc: %s destroyed while a fiber is using it\n", end->name().c_str());
-        std::abort();
-    case end_base::close_check::ok:
-        try {
-            end->close();
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "gipc: closing %s: %s\n", end->name().c_str(), e.what());
-        }
-        return;
-    }
-}
-
 bool end_closed(const end_base* end) noexcept { return !end || end->closed(); }
 int end_fd(const end_base* end) noexcept { return end_closed(end) ? -1 : end->fd(); }
 
@@ -119,14 +80,14 @@ reader::reader(reader&& other) noexcept = default;
 reader& reader::operator=(reader&& other) noexcept
 {
     if (this != &other) {
-        destroy_end(end_.get());
+        detail::destroy_handle(end_.get());
         end_ = std::move(other.end_);
     }
     return *this;
 }
-reader::~reader() { destroy_end(end_.get()); }
+reader::~reader() { detail::destroy_handle(end_.get()); }
 std::string reader::get_bytes() { return detail::read_frame_bytes(end_.get(), detail::steady_time::max()); }
-void reader::close() { close_end(end_.get(), "reader"); }
+void reader::close() { detail::close_handle(end_.get(), "reader"); }
 bool reader::closed() const noexcept { return end_closed(end_.get()); }
 int reader::native_handle() const noexcept { return end_fd(end_.get()); }
 
@@ -138,15 +99,15 @@ writer::writer(writer&& other) noexcept = default;
 writer& writer::operator=(writer&& other) noexcept
 {
     if (this != &other) {
-        destroy_end(end_.get());
+        detail::destroy_handle(end_.get());
         end_ = std::move(other.end_);
     }
     return *this;
 }
-writer::~writer() { destroy_end(end_.get()); }
+writer::~writer() { detail::destroy_handle(end_.get()); }
 void writer::put_bytes(std::string_view payload) { detail::put_bytes(end_.get(), payload); }
 void writer::flush() { detail::flush(end_.get()); }
-void writer::close() { close_end(end_.get(), "writer"); }
+void writer::close() { detail::close_handle(end_.get(), "writer"); }
 bool writer::closed() const noexcept { return end_closed(end_.get()); }
 int writer::native_handle() const noexcept { return end_fd(end_.get()); }
 
@@ -161,8 +122,8 @@ duplex::duplex(duplex&& other) noexcept = default;
 duplex& duplex::operator=(duplex&& other) noexcept
 {
     if (this != &other) {
-        destroy_end(in_.get());
-        destroy_end(out_.get());
+        detail::destroy_handle(in_.get());
+        detail::destroy_handle(out_.get());
         in_ = std::move(other.in_);
         out_ = std::move(other.out_);
     }
@@ -170,8 +131,8 @@ duplex& duplex::operator=(duplex&& other) noexcept
 }
 duplex::~duplex()
 {
-    destroy_end(in_.get());
-    destroy_end(out_.get());
+    detail::destroy_handle(in_.get());
+    detail::destroy_handle(out_.get());
 }
 std::string duplex::get_bytes() { return detail::read_frame_bytes(in_.get(), detail::steady_time::max()); }
 void duplex::put_bytes(std::string_view payload) { detail::put_bytes(out_.get(), payload); }

@@ -67,36 +67,19 @@ int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline
     return err;
 }
 
-template <class Op>
-void close_handle(const std::shared_ptr<socket_end>& end, const char* kind, Op&& close_op)
+// resolve looks host:port up for a stream socket (passive: for binding; "" is every address).
+std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, std::uint16_t port, bool passive)
 {
-    if (!end)
-        throw closed_error(std::string("gipc: ") + kind + " is closed");
-    switch (end->try_mark_closed()) {
-    case end_base::close_check::already_closed:
-        throw closed_error("gipc: " + end->name() + " is already closed");
-    case end_base::close_check::in_use:
-        throw locked_error("gipc: cannot close " + end->name() + ": another fiber is using it");
-    case end_base::close_check::ok:
-        close_op();
-        break;
-    }
-}
-
-void destroy_handle(const std::shared_ptr<socket_end>& end) noexcept
-{
-    if (!end)
-        return;
-    switch (end->try_mark_closed()) {
-    case end_base::close_check::already_closed:
-        return;
-    case end_base::close_check::in_use:
-        std::fprintf(stderr, "gipc: %s destroyed while a fiber is using it\n", end->name().c_str());
-        std::abort();
-    case end_base::close_check::ok:
-        end->close();
-        return;
-    }
+    addrinfo hints{};
+    hints.ai_family = passive && host.empty() ? AF_INET6 : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    addrinfo* list = nullptr;
+    const std::string service = std::to_string(port);
+    const char* node = passive && host.empty() ? nullptr : host.c_str();
+    if (int r = ::getaddrinfo(node, service.c_str(), &hints, &list); r != 0)
+        throw error("gipc: cannot resolve " + host + ": " + ::gai_strerror(r));
+    return {list, ::freeaddrinfo};
 }
 
 } // namespace
@@ -109,29 +92,22 @@ stream::stream(stream&&) noexcept = default;
 stream& stream::operator=(stream&& other) noexcept
 {
     if (this != &other) {
-        destroy_handle(end_);
+        detail::destroy_handle(end_.get());
         end_ = std::move(other.end_);
     }
     return *this;
 }
-stream::~stream() { destroy_handle(end_); }
+stream::~stream() { detail::destroy_handle(end_.get()); }
 
 stream stream::connect(const std::string& host, std::uint16_t port) { return connect_until(host, port, steady_time::max()); }
 
 stream stream::connect_until(const std::string& host, std::uint16_t port, steady_time deadline)
 {
     detail::installed_algorithm();
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* list = nullptr;
+    const auto list = resolve(host, port, false);
     const std::string service = std::to_string(port);
-    if (int r = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &list); r != 0)
-        throw error("gipc: cannot resolve " + host + ": " + ::gai_strerror(r));
-    std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(list, ::freeaddrinfo);
     int last_error = EADDRNOTAVAIL;
-    for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+    for (addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
         posix::unique_fd fd = new_socket(ai->ai_family);
         last_error = connect_fd(fd.get(), ai->ai_addr, ai->ai_addrlen, deadline);
         if (last_error == 0) {
@@ -262,7 +238,7 @@ void stream::shutdown(int how)
 
 void stream::close()
 {
-    close_handle(end_, "stream", [&] { end_->close(); });
+    detail::close_handle(end_.get(), "stream");
 }
 bool stream::closed() const noexcept { return !end_ || end_->closed(); }
 int stream::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
@@ -275,26 +251,19 @@ listener::listener(listener&&) noexcept = default;
 listener& listener::operator=(listener&& other) noexcept
 {
     if (this != &other) {
-        destroy_handle(end_);
+        detail::destroy_handle(end_.get());
         end_ = std::move(other.end_);
     }
     return *this;
 }
-listener::~listener() { destroy_handle(end_); }
+listener::~listener() { detail::destroy_handle(end_.get()); }
 
 listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 {
-    addrinfo hints{};
-    hints.ai_family = host.empty() ? AF_INET6 : AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    addrinfo* list = nullptr;
+    const auto list = resolve(host, port, true);
     const std::string service = std::to_string(port);
-    if (int r = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &list); r != 0)
-        throw error("gipc: cannot resolve " + host + ": " + ::gai_strerror(r));
-    std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(list, ::freeaddrinfo);
     int last_error = EADDRNOTAVAIL;
-    for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+    for (addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
         posix::unique_fd fd = new_socket(ai->ai_family);
         int one = 1, zero = 0;
         ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -361,7 +330,7 @@ std::uint16_t listener::port() const
 
 void listener::close()
 {
-    close_handle(end_, "listener", [&] { end_->close(); });
+    detail::close_handle(end_.get(), "listener");
 }
 bool listener::closed() const noexcept { return !end_ || end_->closed(); }
 int listener::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }

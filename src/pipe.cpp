@@ -248,11 +248,7 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
             // fail, so wait first. The wait flushes this thread's queued frames, which is
             // what a request/reply exchange is waiting for.
             drained_on_ = nullptr;
-            const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, drained_seq_);
-            if (w == -ETIMEDOUT)
-                throw timeout_error("gipc: " + name() + ": get() timed out");
-            if (w != 0)
-                throw_errno(-w, "gipc: wait for pipe");
+            wait_readable_until(deadline, drained_seq_);
         }
         const std::size_t space = cap_ - tail_;
         const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
@@ -278,12 +274,17 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         }
         if (n != -EAGAIN)
             throw_errno(static_cast<int>(-n), "gipc: read from pipe");
-        const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline);
-        if (w == -ETIMEDOUT)
-            throw timeout_error("gipc: " + name() + ": get() timed out");
-        if (w != 0)
-            throw_errno(-w, "gipc: wait for pipe");
+        wait_readable_until(deadline);
     }
+}
+
+void read_end::wait_readable_until(steady_time deadline, std::uint64_t since)
+{
+    const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, since);
+    if (w == -ETIMEDOUT)
+        throw timeout_error("gipc: " + name() + ": get() timed out");
+    if (w != 0)
+        throw_errno(-w, "gipc: wait for pipe");
 }
 
 void read_end::read_large(steady_time deadline)
@@ -313,11 +314,7 @@ void read_end::read_large(steady_time deadline)
         }
         if (n != -EAGAIN)
             throw_errno(static_cast<int>(-n), "gipc: read from pipe");
-        const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline);
-        if (w == -ETIMEDOUT)
-            throw timeout_error("gipc: " + name() + ": get() timed out");
-        if (w != 0)
-            throw_errno(-w, "gipc: wait for pipe");
+        wait_readable_until(deadline);
     }
 }
 

@@ -8,6 +8,7 @@
 #include "scheduler.hpp"
 
 #include <gipc/detail/handle.hpp>
+#include <gipc/error.hpp>
 
 #include <sys/uio.h>
 
@@ -15,6 +16,8 @@
 #include <boost/fiber/timed_mutex.hpp>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -107,6 +110,8 @@ private:
     void reserve_for(std::size_t needed);
     // read_large assembles a large frame's payload in large_, reading straight into it.
     void read_large(steady_time deadline);
+    // wait_readable_until parks until the pipe is readable; timeout_error at the deadline.
+    void wait_readable_until(steady_time deadline, std::uint64_t since = epoll_reactor::no_readiness);
     boost::fibers::timed_mutex rmtx_;
     std::string large_;              // payload of a large frame being assembled
     std::size_t large_filled_ = 0;   // bytes of large_ received
@@ -172,6 +177,47 @@ private:
     bool grow_refused_ = false;
     std::atomic<const void*> queued_on_{nullptr}; // the scheduler whose switch tasks hold us
 };
+
+// close_handle implements a handle's close(): closed_error when end is null or closed,
+// locked_error when another fiber uses it, else End::close().
+template <class End>
+void close_handle(End* end, const char* kind)
+{
+    if (!end)
+        throw closed_error(std::string("gipc: ") + kind + " is closed");
+    switch (end->try_mark_closed()) {
+    case end_base::close_check::already_closed:
+        throw closed_error("gipc: " + end->name() + " is already closed");
+    case end_base::close_check::in_use:
+        throw locked_error("gipc: cannot close " + end->name() + ": another fiber is using it");
+    case end_base::close_check::ok:
+        end->close();
+        break;
+    }
+}
+
+// destroy_handle implements a handle's destructor: close an open end; destroying one that a
+// fiber is using is a bug and aborts with a message naming it.
+template <class End>
+void destroy_handle(End* end) noexcept
+{
+    if (!end)
+        return;
+    switch (end->try_mark_closed()) {
+    case end_base::close_check::already_closed:
+        return;
+    case end_base::close_check::in_use:
+        std::fprintf(stderr, "gipc: %s destroyed while a fiber is using it\n", end->name().c_str());
+        std::abort();
+    case end_base::close_check::ok:
+        try {
+            end->close();
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "gipc: closing %s: %s\n", end->name().c_str(), e.what());
+        }
+        return;
+    }
+}
 
 // Registry of open ends.
 void register_end(end_base* end);
