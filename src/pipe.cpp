@@ -445,14 +445,15 @@ void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>
 {
     throw_pending();
     if (size > direct_threshold) {
-        flush_blocking();
         // The frame may live in this thread's scratch buffer, which another fiber of the
-        // thread reuses while this one waits: take it over first.
+        // thread packs its own frame into as soon as this one suspends: take it over before
+        // anything here can suspend (flush_blocking below waits while the pipe is full).
         std::vector<char> owned;
         if (frame_storage) {
             owned = std::move(*frame_storage);
             frame = owned.data();
         }
+        flush_blocking();
         iovec iov{const_cast<char*>(frame), size};
         write_all_direct(&iov, 1);
         return;

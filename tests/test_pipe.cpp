@@ -6,6 +6,7 @@
 
 #include <boost/fiber/all.hpp>
 
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -678,6 +679,48 @@ GIPC_TEST("put blocks while the pipe is full and the queue is over its bound")
         }
     writer_fiber.join();
     CHECK(sent == total);
+}
+
+GIPC_TEST("a large put waiting for a full pipe keeps its own frame while another fiber puts")
+{
+    // put() packs into a per-thread scratch buffer. A large value waits for its pipe to take
+    // the frames queued before it; another fiber of the thread that puts meanwhile packs into
+    // that same buffer, so the waiting put must own its frame before it waits.
+    auto [r1, w1] = gipc::pipe();
+    auto [r2, w2] = gipc::pipe();
+    // Fill the first pipe at its largest size, so that gipc cannot grow it either.
+    const int size = ::fcntl(w1.native_handle(), F_SETPIPE_SZ, 1 << 20);
+    REQUIRE(size > 0);
+    const std::string filler(std::size_t(size), 'f');
+    raw_write(w1.native_handle(), filler);
+    REQUIRE(bytes_in_pipe(r1.native_handle()) == size);
+    w1.put(1); // queued: the pipe is full
+    // Frames past the direct-write threshold (16 KiB) wait for the queue; small ones queue.
+    const std::vector<int> mine(10000, 1000), other(1000, 9); // 30003 and 1003 bytes
+
+    bool put_done = false;
+    std::string put_error;
+    boost::fibers::fiber large([&] {
+        try {
+            w1.put(mine); // writes the queued frame first: waits for room
+        } catch (const std::exception& e) {
+            put_error = e.what();
+        }
+        put_done = true;
+    });
+    boost::this_fiber::yield(); // the large put starts and waits
+    CHECK_FALSE(put_done);
+    w2.put(other); // packs into the same thread's scratch buffer
+    w2.put(std::vector<int>(8000, 1000)); // a large one too
+    // Free the first pipe: read the filler past gipc, then the frames.
+    std::string got(filler.size(), '\0');
+    REQUIRE(::read(r1.native_handle(), got.data(), got.size()) == ssize_t(got.size()));
+    CHECK(r1.get<int>(5s) == 1);
+    large.join();
+    CHECK(put_error == "");
+    CHECK(r1.get<std::vector<int>>(5s) == mine);
+    CHECK(r2.get<std::vector<int>>(5s) == other);
+    CHECK(r2.get<std::vector<int>>(5s) == std::vector<int>(8000, 1000));
 }
 
 // ---- sharing between fibers and threads --------------------------------------------------------
