@@ -52,6 +52,21 @@ void wait_for(int fd, io_dir dir, steady_time deadline, const char* operation)
         throw_errno(-w, operation);
 }
 
+// connecting_socket owns a socket until it is connected. A connect that waited has registered
+// the socket with this thread's reactor, so a socket given up on (refused, timed out) must be
+// forgotten there before it is closed, or the next fd with its number would go unwatched.
+struct connecting_socket {
+    posix::unique_fd fd;
+    explicit connecting_socket(int family) : fd(new_socket(family)) {}
+    connecting_socket(const connecting_socket&) = delete;
+    connecting_socket& operator=(const connecting_socket&) = delete;
+    ~connecting_socket()
+    {
+        if (fd)
+            detail::forget_fd(fd.get());
+    }
+};
+
 // connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or an errno.
 int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline)
 {
@@ -108,12 +123,12 @@ stream stream::connect_until(const std::string& host, std::uint16_t port, steady
     const std::string service = std::to_string(port);
     int last_error = EADDRNOTAVAIL;
     for (addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
-        posix::unique_fd fd = new_socket(ai->ai_family);
-        last_error = connect_fd(fd.get(), ai->ai_addr, ai->ai_addrlen, deadline);
+        connecting_socket sock(ai->ai_family);
+        last_error = connect_fd(sock.fd.get(), ai->ai_addr, ai->ai_addrlen, deadline);
         if (last_error == 0) {
             int one = 1;
-            ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            return stream(make_end(std::move(fd), "stream"));
+            ::setsockopt(sock.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            return stream(make_end(std::move(sock.fd), "stream"));
         }
     }
     throw_errno(last_error, "connect to " + host + ":" + service);
@@ -129,10 +144,10 @@ stream stream::connect_unix_until(const std::string& path, steady_time deadline)
     if (path.size() >= sizeof addr.sun_path)
         throw error("gipc: Unix socket path too long: " + path);
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    posix::unique_fd fd = new_socket(AF_UNIX);
-    if (int err = connect_fd(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, deadline))
+    connecting_socket sock(AF_UNIX);
+    if (int err = connect_fd(sock.fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, deadline))
         throw_errno(err, "connect to " + path);
-    return stream(make_end(std::move(fd), "stream"));
+    return stream(make_end(std::move(sock.fd), "stream"));
 }
 
 std::pair<stream, stream> stream::pair()

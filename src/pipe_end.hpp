@@ -65,8 +65,6 @@ public:
         registered_ = true;
     }
 
-    // transferred is set by start_process on ends given to the child.
-    std::atomic<bool> transferred{false};
 
 protected:
     // release_fd removes the end from the registry and the reactors, and closes the fd.

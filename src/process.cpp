@@ -32,15 +32,8 @@ namespace gipc::detail {
 // registry of live children and the reaper.
 class child_state {
 public:
-    child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon)
-        : pid_(pid), pidfd_(std::move(pidfd)), name_(std::move(name)), daemon_(daemon)
-    {
-    }
-    ~child_state()
-    {
-        if (pidfd_)
-            forget_fd(pidfd_.get());
-    }
+    child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon);
+    ~child_state();
     child_state(const child_state&) = delete;
     child_state& operator=(const child_state&) = delete;
 
@@ -78,12 +71,39 @@ struct children_registry {
     std::mutex mtx;
     std::vector<std::shared_ptr<child_state>> live;
     std::vector<std::shared_ptr<child_state>> orphans;
+    // Every child_state of this process, reaped or not: a forked child closes all their
+    // pidfds. Guarded by all_mtx, not mtx, because a child_state may be destroyed while mtx is
+    // held (when unregister_child drops the last reference).
+    std::mutex all_mtx;
+    std::vector<child_state*> all;
     posix::unique_fd reaper_wake; // eventfd
     bool reaper_started = false;
     bool exit_duties_registered = false;
 };
 
 children_registry* g_children = new children_registry;
+
+} // namespace
+
+child_state::child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon)
+    : pid_(pid), pidfd_(std::move(pidfd)), name_(std::move(name)), daemon_(daemon)
+{
+    std::lock_guard lk(g_children->all_mtx);
+    g_children->all.push_back(this);
+}
+
+child_state::~child_state()
+{
+    {
+        std::lock_guard lk(g_children->all_mtx);
+        auto& all = g_children->all;
+        all.erase(std::remove(all.begin(), all.end(), this), all.end());
+    }
+    if (pidfd_)
+        forget_fd(pidfd_.get());
+}
+
+namespace {
 
 // Names "Process-N" count from 1 in each process.
 std::atomic<unsigned> g_name_counter{0};
@@ -299,6 +319,7 @@ struct fork_context {
     // 1. Release the locks quiesced across fork(): this thread took them in the parent.
     for (write_end* w : ctx.transfers->writers)
         w->unlock_after_fork();
+    g_children->all_mtx.unlock();
     g_children->mtx.unlock();
     epoll_reactor::unlock_registry();
     end_registry_mutex().unlock();
@@ -315,27 +336,24 @@ struct fork_context {
     //    touching their epoll sets, which the parent shares.
     epoll_reactor::discard_all_after_fork();
 
-    // 5. Close every inherited gipc handle that was not transferred; transferred writers
-    //    drop their queues, which the parent delivers.
+    // 5. Close every inherited gipc handle that was not transferred by this call; transferred
+    //    writers drop their queues, which the parent delivers.
     {
+        std::vector<end_base*> kept(ctx.transfers->readers.begin(), ctx.transfers->readers.end());
+        kept.insert(kept.end(), ctx.transfers->writers.begin(), ctx.transfers->writers.end());
+        kept.insert(kept.end(), ctx.transfers->sockets.begin(), ctx.transfers->sockets.end());
+        for (write_end* w : ctx.transfers->writers)
+            w->keep_in_child();
         auto& ends = end_registry();
-        std::vector<end_base*> kept;
-        for (end_base* e : ends) {
-            if (e->transferred.load()) {
-                e->transferred.store(false);
-                if (auto* w = dynamic_cast<write_end*>(e))
-                    w->keep_in_child();
-                kept.push_back(e);
-            } else {
+        for (end_base* e : ends)
+            if (std::find(kept.begin(), kept.end(), e) == kept.end())
                 e->abandon_after_fork();
-            }
-        }
         ends.clear();
         ends.insert(kept.begin(), kept.end());
     }
 
-    // 6. The parent's children are not this process's: forget them.
-    for (auto& c : g_children->live)
+    // 6. The parent's children are not this process's: forget them, reaped or not.
+    for (child_state* c : g_children->all)
         c->abandon_after_fork();
     posix::close_fd(g_children->reaper_wake.release());
     g_children = new children_registry; // the old one may be referenced by inherited state
@@ -439,24 +457,23 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
     };
     if (transfers.closed_argument)
         throw closed_error("gipc: cannot transfer a handle that is closed or moved from");
-    for (auto* r : transfers.readers)
-        check(r);
-    for (auto* w : transfers.writers)
-        check(w);
-    for (auto* s : transfers.sockets)
-        check(s);
+    auto check_all = [&] {
+        for (auto* r : transfers.readers)
+            check(r);
+        for (auto* w : transfers.writers)
+            check(w);
+        for (auto* s : transfers.sockets)
+            check(s);
+    };
+    check_all();
     for (auto* w : transfers.writers)
         flush(w);
+    // flush() may have let other fibers run: check again. From here to the end no fiber of
+    // this thread runs before the transferred ends are closed.
+    check_all();
     if (options.daemon)
         ensure_death_pipe();
     std::fflush(nullptr);
-
-    for (auto* r : transfers.readers)
-        r->transferred = true;
-    for (auto* w : transfers.writers)
-        w->transferred = true;
-    for (auto* s : transfers.sockets)
-        s->transferred = true;
 
     fork_context ctx{&options, name, entry.get(), &transfers, ::getpid(),
                      ::syscall(SYS_gettid) == ::getpid()};
@@ -468,6 +485,7 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
     end_registry_mutex().lock();
     epoll_reactor::lock_registry();
     g_children->mtx.lock();
+    g_children->all_mtx.lock();
     for (write_end* w : transfers.writers)
         w->lock_for_fork();
     posix::block_all_signals(old_mask);
@@ -480,6 +498,7 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
     posix::restore_signal_mask(old_mask);
     for (write_end* w : transfers.writers)
         w->unlock_after_fork();
+    g_children->all_mtx.unlock();
     g_children->mtx.unlock();
     epoll_reactor::unlock_registry();
     end_registry_mutex().unlock();
@@ -487,47 +506,43 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
     if (pid < 0) {
         if (options.daemon)
             daemon_gone();
-        for (auto* r : transfers.readers)
-            r->transferred = false;
-        for (auto* w : transfers.writers)
-            w->transferred = false;
-        for (auto* s : transfers.sockets)
-            s->transferred = false;
         throw std::system_error(fork_errno, std::system_category(), "gipc: fork");
     }
 
-    const int pidfd = linux_pidfd::open(pid);
-    if (pidfd < 0) {
-        // Without a pidfd the child cannot be watched; do not leave it running unwatched.
+    // A child that cannot be watched must not be left running: kill and reap it, and leave the
+    // transferred handles open in the parent, as if the call had failed before the fork.
+    auto abort_child = [&] {
         ::kill(pid, SIGKILL);
         int status;
-        ::waitpid(pid, &status, 0);
+        posix::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
         if (options.daemon)
             daemon_gone();
-        throw std::system_error(-pidfd, std::system_category(), "gipc: pidfd_open (Linux 5.3 or later needed)");
-    }
-    auto state = std::make_shared<child_state>(pid, posix::unique_fd(pidfd), name, options.daemon);
-    {
+    };
+    std::shared_ptr<child_state> state;
+    try {
+        const int pidfd = linux_pidfd::open(pid);
+        if (pidfd < 0)
+            throw std::system_error(-pidfd, std::system_category(), "gipc: pidfd_open (Linux 5.3 or later needed)");
+        state = std::make_shared<child_state>(pid, posix::unique_fd(pidfd), name, options.daemon);
         std::lock_guard lk(g_children->mtx);
         g_children->live.push_back(state);
+    } catch (...) {
+        state.reset();
+        abort_child();
+        throw;
     }
 
     // The transferred handles now belong to the child.
-    for (auto* r : transfers.readers) {
-        r->transferred = false;
-        if (r->try_mark_closed() == end_base::close_check::ok)
-            r->close();
-    }
-    for (auto* w : transfers.writers) {
-        w->transferred = false;
-        if (w->try_mark_closed() == end_base::close_check::ok)
-            w->close();
-    }
-    for (auto* s : transfers.sockets) {
-        s->transferred = false;
-        if (s->try_mark_closed() == end_base::close_check::ok)
-            s->close();
-    }
+    auto hand_over = [](auto* e) {
+        if (e->try_mark_closed() == end_base::close_check::ok)
+            e->close();
+    };
+    for (auto* r : transfers.readers)
+        hand_over(r);
+    for (auto* w : transfers.writers)
+        hand_over(w);
+    for (auto* s : transfers.sockets)
+        hand_over(s);
     return process(std::move(state));
 }
 

@@ -77,6 +77,31 @@ GIPC_TEST("connect to a closed port throws std::system_error with ECONNREFUSED")
     }
 }
 
+
+GIPC_TEST("an fd number reused after a refused connect is watched again")
+{
+    // A refused connect waited on its socket in this thread's reactor; the pipe that gets the
+    // same fd number next must still wake its reader.
+    std::uint16_t port;
+    {
+        auto server = net::listener::tcp("127.0.0.1", 0);
+        port = server.port();
+    }
+    const int lowest_free = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    CHECK_THROWS_AS(net::stream::connect("127.0.0.1", port, 5s), std::system_error);
+    auto [r, w] = gipc::pipe();
+    REQUIRE(r.native_handle() == lowest_free); // the socket's number
+    boost::fibers::fiber writer([&w] {
+        boost::this_fiber::sleep_for(20ms);
+        w.put(42);
+    });
+    int got = 0;
+    CHECK_NOTHROW(got = r.get<int>(5s));
+    CHECK(got == 42);
+    writer.join();
+}
 GIPC_TEST("a peer closing mid-line makes read_line throw eof_error; a clean close gives \"\"")
 {
     auto server = net::listener::tcp("127.0.0.1", 0);

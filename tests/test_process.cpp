@@ -356,6 +356,30 @@ GIPC_TEST("in the child exactly the transferred handles are open; in the parent 
     CHECK(p.exitcode() == 0);
 }
 
+GIPC_TEST("a child inherits no pidfd of its parent, not even of children already reaped")
+{
+    auto joined = gipc::start_process([] {});
+    joined.join(); // reaped, but the process object lives on
+    auto [stop_r, stop_w] = gipc::pipe();
+    auto running = gipc::start_process([](gipc::reader r) { (void)r.get<int>(); }, std::move(stop_r));
+    auto [r, w] = gipc::pipe();
+    auto p = gipc::start_process(
+        [](gipc::writer w) {
+            int pidfds = 0;
+            for (int fd : gipc_test::open_fds())
+                if (gipc_test::describe_fd(fd) == "anon_inode:[pidfd]")
+                    ++pidfds;
+            w.put(pidfds);
+        },
+        std::move(w));
+    CHECK(r.get<int>(10s) == 0);
+    p.join();
+    stop_w.put(0);
+    running.join();
+    CHECK(p.exitcode() == 0);
+    CHECK(running.exitcode() == 0);
+}
+
 GIPC_TEST("a std::vector of handles passed to a child is transferred")
 {
     std::vector<gipc::writer> writers;
