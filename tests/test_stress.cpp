@@ -420,7 +420,8 @@ writer_outcome reader_killed_while_reading()
 
 } // namespace
 
-GIPC_TEST("the reading child dies while the parent writes: put/flush throw broken_pipe and nothing else breaks")
+GIPC_TEST("the reading child dies while the parent writes: put/flush throw broken_pipe and nothing else breaks"
+          * doctest::skip(gipc_test::fork_with_busy_threads_deadlocks))
 {
     watchdog dog("the broken-pipe test", 60s);
     // A long-lived echo child keeps answering while the four scenarios run on four threads.
@@ -500,7 +501,8 @@ GIPC_TEST("the reading child dies while the parent writes: put/flush throw broke
 
 // ---- 3. hundreds of concurrent children ---------------------------------------------------------
 
-GIPC_TEST("200 children started and joined concurrently from 200 fibers on 2 threads, 3 rounds, back to baseline")
+GIPC_TEST("200 children started and joined concurrently from 200 fibers on 2 threads, 3 rounds, back to baseline"
+          * doctest::skip(gipc_test::fork_with_busy_threads_deadlocks))
 {
     gipc_test::raise_fd_limit();
     watchdog dog("the 200-children test", 120s);
@@ -774,7 +776,8 @@ GIPC_TEST("a parent killed with SIGKILL: its daemon children die too (parent exe
 
 // ---- 5. start_process while other threads do I/O ------------------------------------------------
 
-GIPC_TEST("start_process 100 times in a row while 3 other threads put and get on their own pipes")
+GIPC_TEST("start_process 100 times in a row while 3 other threads put and get on their own pipes"
+          * doctest::skip(gipc_test::fork_with_busy_threads_deadlocks))
 {
     watchdog dog("the fork-under-load test", 90s);
     std::atomic<bool> stop{false};
