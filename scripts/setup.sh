@@ -4,7 +4,7 @@
 # Runs as root (or through sudo when it is available). Safe to run again.
 set -euo pipefail
 
-packages=(g++ meson ninja-build cmake pkg-config
+packages=(g++ python3 meson ninja-build cmake pkg-config
           libboost-fiber-dev libboost-context-dev libmsgpack-cxx-dev doctest-dev)
 # Extra packages a caller asks for, e.g. `setup.sh clang valgrind`.
 packages+=("$@")
