@@ -247,8 +247,12 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
             // The last read drained the pipe and no data was announced since: the read would
             // fail, so wait first. The wait flushes this thread's queued frames, which is
             // what a request/reply exchange is waiting for.
+            // A timeout of this wait proves nothing: data may have arrived that the reactor
+            // has not polled yet. The read below decides.
             drained_on_ = nullptr;
-            wait_readable_until(deadline, drained_seq_);
+            const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, drained_seq_);
+            if (w != 0 && w != -ETIMEDOUT)
+                throw_errno(-w, "gipc: wait for pipe");
         }
         const std::size_t space = cap_ - tail_;
         const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
