@@ -6,7 +6,10 @@
 //   byte 0      options: bit 0: max_message_size 64 KiB (reaches the large-frame path)
 //                        instead of 4096; bits 1-3: how many bytes the writer puts into the
 //                        pipe at a time (chunk_sizes); bit 4: the writer waits for the pipe
-//                        to be drained before each chunk, so the reader sees them one by one
+//                        to be drained before each chunk, so the reader sees them one by one;
+//                        bits 5-7 all set: the stream is repeated to more than the 64 KiB a
+//                        pipe holds, so that the reader falls behind and grows its buffer
+//                        (small inputs reach that; large ones would make fuzzing slow)
 //   byte 1      n, the number of op bytes that follow
 //   n bytes     the read calls, cycled: op % 8 picks one of op_names
 //   the rest    the byte stream written into the pipe, then the write end is closed
@@ -216,6 +219,10 @@ void write_stream(gipc::writer& w, std::string_view stream, std::size_t chunk, b
     w.close();
 }
 
+// trace, set by the environment variable FUZZ_READER_TRACE, prints every call and its outcome
+// (for replaying an input: FUZZ_READER_TRACE=1 fuzz_reader <file>).
+const bool trace = std::getenv("FUZZ_READER_TRACE") != nullptr;
+
 void run(const std::uint8_t* data, std::size_t size)
 {
     if (size < 2)
@@ -223,7 +230,13 @@ void run(const std::uint8_t* data, std::size_t size)
     const unsigned options = data[0];
     const std::size_t op_count = std::min<std::size_t>(data[1], size - 2);
     const std::uint8_t* ops = data + 2;
-    const std::string_view stream(reinterpret_cast<const char*>(data + 2 + op_count), size - 2 - op_count);
+    std::string_view stream(reinterpret_cast<const char*>(data + 2 + op_count), size - 2 - op_count);
+    std::string repeated;
+    if ((options & 0xe0) == 0xe0 && !stream.empty()) {
+        while (repeated.size() <= 64 * 1024)
+            repeated += stream;
+        stream = repeated;
+    }
 
     gipc::pipe_options popts;
     popts.max_message_size = (options & 1) ? 64 * 1024 : 4096;
@@ -245,6 +258,9 @@ void run(const std::uint8_t* data, std::size_t size)
         std::string_view payload;
         const framing_model::next_t next = model.next(payload);
         const outcome got = call(r, op);
+        if (trace)
+            std::fprintf(stderr, "fuzz_reader: call %zu %s at offset %zu: %s%s%s\n", i, op_names[op], model.pos,
+                         kind_name(got.kind), got.what.empty() ? "" : ": ", got.what.c_str());
         auto mismatch = [&](const char* expected) {
             fail("the reader disagrees with the framing model",
                  std::string("call ") + std::to_string(i) + " " + op_names[op] + " at stream offset " +
