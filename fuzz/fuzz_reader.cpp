@@ -7,9 +7,10 @@
 //                        instead of 4096; bits 1-3: how many bytes the writer puts into the
 //                        pipe at a time (chunk_sizes); bit 4: the writer waits for the pipe
 //                        to be drained before each chunk, so the reader sees them one by one;
-//                        bits 5-7 all set: the stream is repeated to more than the 64 KiB a
-//                        pipe holds, so that the reader falls behind and grows its buffer
-//                        (small inputs reach that; large ones would make fuzzing slow)
+//                        bits 5-7 all set: the stream is followed by more than 64 KiB (what a
+//                        pipe holds) of filler frames of max_message_size, then by itself
+//                        again, so that the reader falls behind and grows its buffer (small
+//                        inputs reach that; large ones, or many small frames, are slow)
 //   byte 1      n, the number of op bytes that follow
 //   n bytes     the read calls, cycled: op % 8 picks one of op_names
 //   the rest    the byte stream written into the pipe, then the write end is closed
@@ -231,15 +232,21 @@ void run(const std::uint8_t* data, std::size_t size)
     const std::size_t op_count = std::min<std::size_t>(data[1], size - 2);
     const std::uint8_t* ops = data + 2;
     std::string_view stream(reinterpret_cast<const char*>(data + 2 + op_count), size - 2 - op_count);
-    std::string repeated;
-    if ((options & 0xe0) == 0xe0 && !stream.empty()) {
-        while (repeated.size() <= 64 * 1024)
-            repeated += stream;
-        stream = repeated;
-    }
 
     gipc::pipe_options popts;
     popts.max_message_size = (options & 1) ? 64 * 1024 : 4096;
+    std::string padded;
+    if ((options & 0xe0) == 0xe0) {
+        padded = stream;
+        const auto len = static_cast<std::uint32_t>(popts.max_message_size);
+        const char header[4] = {char(len >> 24), char(len >> 16), char(len >> 8), char(len)};
+        while (padded.size() <= stream.size() + 64 * 1024) {
+            padded.append(header, 4);
+            padded.append(len, 'f');
+        }
+        padded += stream;
+        stream = padded;
+    }
     const std::size_t chunk = chunk_sizes[(options >> 1) & 7];
     const bool wait_drained = (options & 0x10) != 0;
 
