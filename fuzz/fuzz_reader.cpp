@@ -9,8 +9,9 @@
 //                        to be drained before each chunk, so the reader sees them one by one;
 //                        bits 5-7 all set: the stream is followed by more than 64 KiB (what a
 //                        pipe holds) of filler frames of max_message_size, then by itself
-//                        again, so that the reader falls behind and grows its buffer (small
-//                        inputs reach that; large ones, or many small frames, are slow)
+//                        again, and written at once (bits 1-4 ignored), so that the reader
+//                        falls behind and grows its buffer (small inputs reach that; large
+//                        ones, or writing 64 KiB in small chunks, would make fuzzing slow)
 //   byte 1      n, the number of op bytes that follow
 //   n bytes     the read calls, cycled: op % 8 picks one of op_names
 //   the rest    the byte stream written into the pipe, then the write end is closed
@@ -235,8 +236,12 @@ void run(const std::uint8_t* data, std::size_t size)
 
     gipc::pipe_options popts;
     popts.max_message_size = (options & 1) ? 64 * 1024 : 4096;
+    std::size_t chunk = chunk_sizes[(options >> 1) & 7];
+    bool wait_drained = (options & 0x10) != 0;
     std::string padded;
     if ((options & 0xe0) == 0xe0) {
+        chunk = 0;
+        wait_drained = false;
         padded = stream;
         const auto len = static_cast<std::uint32_t>(popts.max_message_size);
         const char header[4] = {char(len >> 24), char(len >> 16), char(len >> 8), char(len)};
@@ -247,8 +252,6 @@ void run(const std::uint8_t* data, std::size_t size)
         padded += stream;
         stream = padded;
     }
-    const std::size_t chunk = chunk_sizes[(options >> 1) & 7];
-    const bool wait_drained = (options & 0x10) != 0;
 
     auto [r, w] = gipc::pipe(popts);
     bool stop = false;

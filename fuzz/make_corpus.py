@@ -11,7 +11,8 @@ import sys
 # options byte
 LARGE = 0x01            # max_message_size 64 KiB instead of 4096
 DRAIN = 0x10            # the writer waits for the pipe to drain before each chunk
-REPEAT = 0xE0           # 64 KiB of filler frames and the stream again follow the stream
+REPEAT = 0xE0           # 64 KiB of filler frames and the stream again follow the stream,
+                        # written at once (chunk and drain are ignored)
 CHUNK = {None: 0, 1: 1, 3: 2, 7: 3, 64: 4, 511: 5, 4096: 6, 40000: 7}  # bits 1-3
 
 # ops (fuzz_reader.cpp's op_names)
@@ -132,7 +133,7 @@ def seeds():
     yield "large_frame_truncated", seed([BYTES], struct.pack(">I", 50000) + b"q" * 100, large=True)
     yield "padded_frames", seed([BYTES, OBJ, VEC], frame(p_int(1)) + frame(b"") +
                                frame(p_array([p_int(2), p_int(3)])), repeat=True)
-    yield "padded_drip", seed([BYTES_0MS, STR], frame(p_str("drip")), chunk=4096, repeat=True)
+    yield "padded_timed", seed([BYTES_0MS, STR], frame(p_str("timed")), repeat=True)
     yield "padded_large", seed([BYTES, OBJ], frame(b"L" * 1000), large=True, repeat=True)
     yield "large_frame_timed", seed([BYTES_0MS], frame(b"L" * 33000) + frame(b"tail"), chunk=4096,
                                    drain=True, large=True)
