@@ -31,6 +31,9 @@ constexpr std::size_t read_buffer_max = 1024 * 1024;
 // hands out without copying; only a little of what follows is read along into the buffer.
 constexpr std::size_t large_frame = 32 * 1024;
 constexpr std::size_t large_read_ahead = 4096;
+// A large frame's string starts at most this big and doubles as its payload arrives, so that a
+// header alone (a peer that announces a gigabyte and sends nothing) costs no memory.
+constexpr std::size_t large_initial = 1024 * 1024;
 
 [[noreturn]] void throw_errno(int err, const char* what)
 {
@@ -183,7 +186,7 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
 {
     if (!poison_.empty())
         throw decode_error(poison_);
-    if (large_active_ && large_filled_ == large_.size()) {
+    if (large_active_ && large_filled_ == large_len_) {
         // The large frame returned by the previous call is done with.
         large_active_ = false;
         large_.clear();
@@ -225,8 +228,9 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
             if (len >= large_frame && !eof_) {
                 // Move what arrived of the payload into a string of its own; read the rest
                 // straight into it.
-                large_.resize(len);
+                large_len_ = len;
                 large_filled_ = have - 4;
+                large_.resize(std::min<std::size_t>(len, std::max(large_initial, large_filled_)));
                 std::memcpy(large_.data(), buf_.get() + head_ + 4, large_filled_);
                 head_ = tail_ = 0;
                 large_active_ = true;
@@ -296,15 +300,18 @@ void read_end::read_large(steady_time deadline)
     // The buffer is empty while a large frame is assembled; what follows the frame lands in
     // it, at most large_read_ahead bytes per read.
     reserve_for(large_read_ahead);
-    while (large_filled_ < large_.size()) {
+    while (large_filled_ < large_len_) {
         if (eof_)
             throw eof_error("gipc: " + name() + ": end of stream: a message was cut short (" +
-                            std::to_string(large_filled_ + 4) + " of " + std::to_string(large_.size() + 4) +
+                            std::to_string(large_filled_ + 4) + " of " + std::to_string(large_len_ + 4) +
                             " bytes arrived)");
+        if (large_filled_ == large_.size())
+            large_.resize(std::min(large_len_, 2 * large_.size()));
         const std::size_t rest = large_.size() - large_filled_;
-        iovec iov[2] = {{large_.data() + large_filled_, rest},
-                        {buf_.get() + tail_, std::min(large_read_ahead, cap_ - tail_)}};
-        const ssize_t n = posix::retry_eintr([&] { return ::readv(fd_.get(), iov, 2); });
+        // Bytes past the frame go to the buffer, but only once the string spans the frame.
+        const std::size_t ahead = large_.size() == large_len_ ? std::min(large_read_ahead, cap_ - tail_) : 0;
+        iovec iov[2] = {{large_.data() + large_filled_, rest}, {buf_.get() + tail_, ahead}};
+        const ssize_t n = posix::retry_eintr([&] { return ::readv(fd_.get(), iov, ahead ? 2 : 1); });
         if (n > 0) {
             const auto got = static_cast<std::size_t>(n);
             large_filled_ += std::min(got, rest);

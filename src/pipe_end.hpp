@@ -112,6 +112,7 @@ private:
     void wait_readable_until(steady_time deadline, std::uint64_t since = epoll_reactor::no_readiness);
     boost::fibers::timed_mutex rmtx_;
     std::string large_;              // payload of a large frame being assembled
+    std::size_t large_len_ = 0;      // payload size of that frame (large_ grows up to it)
     std::size_t large_filled_ = 0;   // bytes of large_ received
     bool large_active_ = false;      // large_ holds a frame being assembled (or just returned)
     // Set when a read found the pipe drained: the reactor and its readiness count then.

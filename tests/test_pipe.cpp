@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -288,6 +289,37 @@ GIPC_TEST("a small hostile frame cannot make the reader allocate without bound")
     for (int i = 0; i < 5; ++i)
         CHECK_THROWS_AS(r.get<msgpack::object_handle>(), gipc::decode_error);
     CHECK(r.get<int>() == 1);
+}
+
+GIPC_TEST("a header alone costs the reader no memory; the payload it announces still arrives whole")
+{
+    auto resident_bytes = [] {
+        std::ifstream statm("/proc/self/statm");
+        std::size_t size = 0, resident = 0;
+        statm >> size >> resident;
+        return resident * std::size_t(::sysconf(_SC_PAGESIZE));
+    };
+    auto [r, w] = gipc::pipe();
+    // A header announcing just under 1 GiB (max_message_size allows it), and nothing more.
+    const std::size_t before = resident_bytes();
+    raw_write(w.native_handle(), be32((std::uint32_t{1} << 30) - 1));
+    CHECK_THROWS_AS(r.get_bytes(50ms), gipc::timeout_error);
+    CHECK(resident_bytes() - before < (std::size_t{64} << 20));
+    r.close();
+
+    // A large payload that arrives in pieces is assembled whole, and what follows it is intact.
+    auto [r2, w2] = gipc::pipe();
+    std::string big(std::size_t{5} << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = char(i * 131 % 251);
+    boost::fibers::fiber writer([&] {
+        w2.put_bytes(big);
+        w2.put(std::string("after"));
+        w2.flush();
+    });
+    CHECK(r2.get_bytes(10s) == big);
+    CHECK(r2.get<std::string>(10s) == "after");
+    writer.join();
 }
 
 GIPC_TEST("a frame cut short by EOF is an eof_error that says so")
