@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace gipc {
@@ -79,9 +80,20 @@ private:
 void put_bytes(write_end* w, std::string_view payload);
 void flush(write_end* w);
 
+// borrows_payload is true of types whose values point into the bytes they were decoded from,
+// which are gone when get() returns.
+template <class T>
+inline constexpr bool borrows_payload =
+    std::is_same_v<T, std::string_view> || std::is_same_v<T, msgpack::object> ||
+    std::is_same_v<T, msgpack::type::raw_ref> || std::is_same_v<T, msgpack::type::ext_ref> ||
+    std::is_pointer_v<T>;
+
 template <class T>
 T get_value(read_end* r, steady_time deadline)
 {
+    static_assert(!borrows_payload<T>,
+                  "gipc: get<T>() needs a T that owns its data: std::string rather than std::string_view, "
+                  "msgpack::object_handle rather than msgpack::object");
     std::optional<T> out;
     read_frame(r, deadline,
                [](void* c, const char* data, std::size_t size) {
@@ -116,7 +128,9 @@ public:
     // get blocks the calling fiber until a whole message arrives and returns it as T.
     // Throws eof_error after every write end is closed and no complete message is left,
     // decode_error when the payload is not a T (that frame is consumed; the handle stays
-    // usable), closed_error when the handle is closed.
+    // usable), closed_error when the handle is closed. T must own its data: get refuses at
+    // compile time types that would point into the frame (std::string_view, msgpack::object,
+    // raw pointers); use std::string or msgpack::object_handle.
     template <class T>
     T get()
     {
