@@ -456,6 +456,10 @@ private:
 
     [[noreturn]] void serve()
     {
+        // Boost.Fiber's per-thread state (main and dispatcher contexts, scheduler) is made
+        // here once, not in every child; no fiber ever runs on this thread, so each child
+        // starts from a scheduler that has never scheduled anything, and installs gipc's.
+        boost::fibers::context::active();
         std::unique_lock lk(mtx_);
         for (;;) {
             posted_.wait(lk, [&] { return request_ != nullptr; });
