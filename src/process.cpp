@@ -402,11 +402,23 @@ pid_t fork_locked(fork_context& ctx)
 // 1.74 cannot reset, so the child had to run the target on a new thread: that thread's
 // creation, its first allocation (a new malloc arena) and its exit cost about half of what a
 // start_process costs.) The calling thread blocks meanwhile, as it would in fork() itself.
-// The object is never destroyed; a forked child replaces it, since the thread is not there.
+// The object is never destroyed; a forked child (of gipc or of a plain fork()) makes a new
+// one when it first needs it, since the thread is not there, and the object may have been
+// locked at fork time.
 class fork_thread {
 public:
-    // current is this process's fork thread (object).
-    static fork_thread& current() noexcept { return *g_fork_thread; }
+    // current is this process's fork thread (object), made on first use.
+    static fork_thread& current()
+    {
+        fork_thread* t = g_current.load(std::memory_order_acquire);
+        if (t)
+            return *t;
+        auto* made = new fork_thread;
+        if (g_current.compare_exchange_strong(t, made, std::memory_order_acq_rel))
+            return *made;
+        delete made; // another thread made one first; ours never started
+        return *t;
+    }
 
     // fork runs fork_locked(ctx) on the fork thread; returns the pid or -errno.
     pid_t fork(fork_context& ctx)
@@ -427,9 +439,10 @@ private:
         if (started_)
             return 0;
         if (!g_reset_registered) {
-            // A forked child (of gipc or of a plain fork()) has no fork thread, and may have
-            // been forked while this object was locked: it starts over with a new one.
-            if (int err = ::pthread_atfork(nullptr, nullptr, [] { g_fork_thread = new fork_thread; }); err != 0)
+            // Only forget the object in a forked child: the child makes a new one if it
+            // starts processes of its own (allocating here would cost every child page faults).
+            if (int err = ::pthread_atfork(nullptr, nullptr, [] { g_current.store(nullptr, std::memory_order_relaxed); });
+                err != 0)
                 return -err;
             g_reset_registered = true;
         }
@@ -480,11 +493,11 @@ private:
     pid_t result_ = 0;
     bool started_ = false;
 
-    static fork_thread* g_fork_thread;
-    static bool g_reset_registered;
+    static std::atomic<fork_thread*> g_current;
+    static bool g_reset_registered; // guarded by the mtx_ of the current object
 };
 
-fork_thread* fork_thread::g_fork_thread = new fork_thread;
+std::atomic<fork_thread*> fork_thread::g_current{nullptr};
 bool fork_thread::g_reset_registered = false;
 
 } // namespace
