@@ -469,10 +469,11 @@ private:
 
     [[noreturn]] void serve()
     {
-        // Boost.Fiber's per-thread state (main and dispatcher contexts, scheduler) is made
-        // here once, not in every child; no fiber ever runs on this thread, so each child
-        // starts from a scheduler that has never scheduled anything, and installs gipc's.
-        boost::fibers::context::active();
+        // Nothing on this thread allocates: a thread's first allocation gives it a malloc
+        // arena of its own, which the child would inherit and keep using instead of the main
+        // arena, which glibc frees for it after fork() (a non-main arena grows its heap with
+        // an mprotect per extension). For the same reason the Boost.Fiber state of the child
+        // is not made here in advance, although that would save each child ~10 us.
         std::unique_lock lk(mtx_);
         for (;;) {
             posted_.wait(lk, [&] { return request_ != nullptr; });
