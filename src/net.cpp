@@ -199,12 +199,15 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
             scanned -= e.head;
             e.head = 0;
         }
-        // Receive straight into the buffer's tail: no copy, and no 4 KiB array on the fiber's
-        // stack (whose untouched pages would fault in, for each fiber that reads a line).
+        // Receive straight into the buffer's tail: no copy, and no array on the fiber's stack
+        // (whose untouched pages would fault in, for each fiber that reads a line). The first
+        // receive asks for 512 bytes, later ones for the room the string's growth leaves, so
+        // a stream's buffer stays small for short lines and long ones take few receives.
         const std::size_t old_size = e.buffer.size();
-        e.buffer.resize(old_size + 4096);
+        const std::size_t room = std::max<std::size_t>(512, e.buffer.capacity() - old_size);
+        e.buffer.resize(old_size + room);
         const ssize_t n =
-            posix::retry_eintr([&] { return ::recv(e.fd(), e.buffer.data() + old_size, 4096, 0); });
+            posix::retry_eintr([&] { return ::recv(e.fd(), e.buffer.data() + old_size, room, 0); });
         e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
         if (n > 0)
             continue;
