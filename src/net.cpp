@@ -201,10 +201,11 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
         }
         // Receive straight into the buffer's tail: no copy, and no array on the fiber's stack
         // (whose untouched pages would fault in, for each fiber that reads a line). The first
-        // receive asks for 512 bytes, later ones for the room the string's growth leaves, so
-        // a stream's buffer stays small for short lines and long ones take few receives.
+        // receive asks for 512 bytes, later ones for the room the string's growth leaves (at
+        // most 64 KiB), so a stream's buffer stays small for short lines and long ones take
+        // few receives.
         const std::size_t old_size = e.buffer.size();
-        const std::size_t room = std::max<std::size_t>(512, e.buffer.capacity() - old_size);
+        const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 * 1024);
         e.buffer.resize(old_size + room);
         const ssize_t n =
             posix::retry_eintr([&] { return ::recv(e.fd(), e.buffer.data() + old_size, room, 0); });
