@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // gipc_bench: gipc's hot paths against the raw system calls they are built on, measured in
-// the same run. One line per figure:
+// the same run (the raw ones in a single-threaded helper process, see baselines). One line per
+// figure:
 //
 //   <figure>: <value> <unit> | baseline <value> <unit> | ratio <gipc/baseline>
 //
@@ -503,6 +504,67 @@ double raw_tcp_clients()
     return seconds;
 }
 
+// baselines: the raw-syscall baselines run in a helper process forked at startup, before gipc
+// starts any child. A plain program doing these exchanges is single-threaded; this process is
+// not once gipc's fork thread exists, and glibc's fork(), read() and write() then take their
+// multi-threaded paths (fork() alone costs about 40 us more), which would flatter the ratios.
+class baselines {
+public:
+    enum which : int { small = 1, bulk_frames, round_trips, spawns, tcp };
+
+    baselines()
+    {
+        if (::pipe2(request_, O_CLOEXEC) != 0 || ::pipe2(reply_, O_CLOEXEC) != 0)
+            die("pipe");
+        helper_ = ::fork();
+        if (helper_ < 0)
+            die("fork");
+        if (helper_ == 0) {
+            ::close(request_[1]);
+            ::close(reply_[0]);
+            for (;;) {
+                long job[2];
+                if (::read(request_[0], job, sizeof job) != sizeof job)
+                    ::_exit(0);
+                const double seconds = job[0] == small         ? raw_small(job[1])
+                                       : job[0] == bulk_frames ? raw_bulk(job[1])
+                                       : job[0] == round_trips ? raw_round_trip(job[1])
+                                       : job[0] == spawns      ? raw_spawn(job[1])
+                                                               : raw_tcp_clients();
+                write_full(reply_[1], reinterpret_cast<const char*>(&seconds), sizeof seconds);
+            }
+        }
+        ::close(request_[0]);
+        ::close(reply_[1]);
+    }
+    ~baselines()
+    {
+        ::close(request_[1]);
+        ::close(reply_[0]);
+        wait_child(helper_);
+    }
+    baselines(const baselines&) = delete;
+    baselines& operator=(const baselines&) = delete;
+
+    // seconds runs one baseline with workload n in the helper.
+    double seconds(which w, long n)
+    {
+        const long job[2] = {w, n};
+        write_full(request_[1], reinterpret_cast<const char*>(job), sizeof job);
+        double s = 0;
+        read_full(reply_[0], reinterpret_cast<char*>(&s), sizeof s);
+        return s;
+    }
+    std::function<double(long)> runner(which w)
+    {
+        return [this, w](long n) { return seconds(w, n); };
+    }
+
+private:
+    int request_[2], reply_[2];
+    pid_t helper_;
+};
+
 bool wanted(int argc, char** argv, const char* figure)
 {
     if (argc < 2)
@@ -522,27 +584,28 @@ int main(int argc, char** argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    baselines raw; // before gipc starts anything
     gipc::use_reactor();
     double small = 0;
     if (wanted(argc, argv, "small_messages") || wanted(argc, argv, "fan_in_100")) {
         small = median3([] { return rate(gipc_small, 100000); });
-        const double base = median3([] { return rate(raw_small, 100000); });
+        const double base = median3([&] { return rate(raw.runner(baselines::small), 100000); });
         if (wanted(argc, argv, "small_messages"))
             print("small_messages", small, "msgs/s", base, small / base);
     }
     if (wanted(argc, argv, "bulk_64000")) {
         const double g = median3([] { return rate(gipc_bulk, 1000); }) * bulk / 1e6;
-        const double b = median3([] { return rate(raw_bulk, 1000); }) * bulk / 1e6;
+        const double b = median3([&] { return rate(raw.runner(baselines::bulk_frames), 1000); }) * bulk / 1e6;
         print("bulk_64000", g, "MB/s", b, g / b);
     }
     if (wanted(argc, argv, "round_trip")) {
         const double g = median3([] { return rate(gipc_round_trip, 1000); });
-        const double b = median3([] { return rate(raw_round_trip, 1000); });
+        const double b = median3([&] { return rate(raw.runner(baselines::round_trips), 1000); });
         print("round_trip", g, "round trips/s", b, g / b);
     }
     if (wanted(argc, argv, "spawn_join")) {
         const double g = median3([] { return rate(gipc_spawn, 50); });
-        const double b = median3([] { return rate(raw_spawn, 50); });
+        const double b = median3([&] { return rate(raw.runner(baselines::spawns), 50); });
         print("spawn_join", g, "spawns/s", b, g / b);
     }
     if (wanted(argc, argv, "fan_in_100")) {
@@ -551,7 +614,7 @@ int main(int argc, char** argv)
     }
     if (wanted(argc, argv, "tcp_clients_1000")) {
         const double g = median3(tcp_clients);
-        const double b = median3(raw_tcp_clients);
+        const double b = median3([&] { return raw.seconds(baselines::tcp, 0); });
         print("tcp_clients_1000", g, "s", b, b / g);
     }
     return 0;
