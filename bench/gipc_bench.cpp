@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // gipc_bench: gipc's hot paths against the raw system calls they are built on, measured in
-// the same run. One line per figure:
+// the same run (the raw ones in a single-threaded helper process, see baselines). One line per
+// figure:
 //
 //   <figure>: <value> <unit> | baseline <value> <unit> | ratio <gipc/baseline>
 //
-// For time-per-operation figures the ratio is baseline time / gipc time, so higher is always
-// better. Each figure runs at least 0.5 s (the workload doubles until it does), three times;
+// For time figures (tcp_clients_1000) the ratio is baseline time / gipc time, so higher is
+// always better. Each figure runs at least 0.5 s (the workload doubles until it does), three times;
 // the median is printed.
 //
 //   usage: gipc_bench [FIGURE...]     (default: every figure)
@@ -14,12 +15,18 @@
 
 #include <boost/fiber/all.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -379,6 +386,185 @@ double tcp_clients()
     return s;
 }
 
+// The same exchange with non-blocking sockets and epoll, no fibers: the server's event loop in
+// this process, the 1000 clients in one event loop in a forked child, each doing only what
+// the exchange needs (socket, connect, TCP_NODELAY as gipc sets it, send, recv, close). The
+// least a concurrent implementation pays the kernel.
+double raw_tcp_clients()
+{
+    constexpr int n = 1000;
+    const int one = 1;
+    int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    ::setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(ls, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(ls, SOMAXCONN) != 0 ||
+        ::getsockname(ls, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        die("raw tcp: listen");
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0)
+        die("pipe");
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(ls);
+        const auto t0 = bench_clock::now();
+        const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+        for (int i = 0; i < n; ++i) {
+            const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            int r = ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+            if (r != 0 && errno == EINPROGRESS)
+                r = ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || errno == EISCONN ? 0 : -1;
+            epoll_event ev{};
+            ev.events = r == 0 ? EPOLLIN | EPOLLET : EPOLLOUT | EPOLLET;
+            ev.data.fd = s;
+            if (r == 0 && ::send(s, "HELLO\n", 6, MSG_NOSIGNAL) != 6)
+                ::_exit(1);
+            ::epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+        }
+        int done = 0;
+        epoll_event events[256];
+        while (done < n) {
+            const int k = ::epoll_wait(ep, events, 256, -1);
+            for (int i = 0; i < k; ++i) {
+                const int s = events[i].data.fd;
+                if (events[i].events & EPOLLOUT) { // the rare connect that was still in progress
+                    epoll_event ev{};
+                    ev.events = EPOLLIN | EPOLLET;
+                    ev.data.fd = s;
+                    if (::send(s, "HELLO\n", 6, MSG_NOSIGNAL) != 6)
+                        ::_exit(1);
+                    ::epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev);
+                    continue;
+                }
+                char buf[64];
+                const ssize_t got = ::recv(s, buf, sizeof buf, 0);
+                if (got == 6) {
+                    ::close(s);
+                    ++done;
+                } else if (got >= 0 || errno != EAGAIN) {
+                    ::_exit(1);
+                }
+            }
+        }
+        const double seconds = seconds_since(t0);
+        write_full(report[1], reinterpret_cast<const char*>(&seconds), sizeof seconds);
+        ::_exit(0);
+    }
+    ::close(report[1]);
+    const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    epoll_event lev{};
+    lev.events = EPOLLIN;
+    lev.data.fd = ls;
+    ::epoll_ctl(ep, EPOLL_CTL_ADD, ls, &lev);
+    auto serve = [](int c) {
+        char buf[64];
+        const ssize_t got = ::recv(c, buf, sizeof buf, 0);
+        if (got <= 0)
+            return false;
+        if (::send(c, buf, size_t(got), MSG_NOSIGNAL) != got)
+            die("raw tcp: send");
+        ::close(c);
+        return true;
+    };
+    int served = 0;
+    epoll_event events[256];
+    while (served < n) {
+        const int k = ::epoll_wait(ep, events, 256, -1);
+        for (int i = 0; i < k; ++i) {
+            const int fd = events[i].data.fd;
+            if (fd != ls) {
+                served += serve(fd);
+                continue;
+            }
+            for (;;) {
+                const int c = ::accept4(ls, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (c < 0)
+                    break;
+                ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                if (serve(c)) {
+                    ++served;
+                    continue;
+                }
+                epoll_event ev{};
+                ev.events = EPOLLIN | EPOLLET;
+                ev.data.fd = c;
+                ::epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+            }
+        }
+    }
+    double seconds = 0;
+    read_full(report[0], reinterpret_cast<char*>(&seconds), sizeof seconds);
+    ::close(report[0]);
+    ::close(ep);
+    ::close(ls);
+    wait_child(pid);
+    return seconds;
+}
+
+// baselines: the raw-syscall baselines run in a helper process forked at startup, before gipc
+// starts any child. A plain program doing these exchanges is single-threaded; this process is
+// not once gipc's fork thread exists, and glibc's fork(), read() and write() then take their
+// multi-threaded paths (fork() alone costs about 40 us more), which would flatter the ratios.
+class baselines {
+public:
+    enum which : int { small = 1, bulk_frames, round_trips, spawns, tcp };
+
+    baselines()
+    {
+        if (::pipe2(request_, O_CLOEXEC) != 0 || ::pipe2(reply_, O_CLOEXEC) != 0)
+            die("pipe");
+        helper_ = ::fork();
+        if (helper_ < 0)
+            die("fork");
+        if (helper_ == 0) {
+            ::close(request_[1]);
+            ::close(reply_[0]);
+            for (;;) {
+                long job[2];
+                if (::read(request_[0], job, sizeof job) != sizeof job)
+                    ::_exit(0);
+                const double seconds = job[0] == small         ? raw_small(job[1])
+                                       : job[0] == bulk_frames ? raw_bulk(job[1])
+                                       : job[0] == round_trips ? raw_round_trip(job[1])
+                                       : job[0] == spawns      ? raw_spawn(job[1])
+                                                               : raw_tcp_clients();
+                write_full(reply_[1], reinterpret_cast<const char*>(&seconds), sizeof seconds);
+            }
+        }
+        ::close(request_[0]);
+        ::close(reply_[1]);
+    }
+    ~baselines()
+    {
+        ::close(request_[1]);
+        ::close(reply_[0]);
+        wait_child(helper_);
+    }
+    baselines(const baselines&) = delete;
+    baselines& operator=(const baselines&) = delete;
+
+    // seconds runs one baseline with workload n in the helper.
+    double seconds(which w, long n)
+    {
+        const long job[2] = {w, n};
+        write_full(request_[1], reinterpret_cast<const char*>(job), sizeof job);
+        double s = 0;
+        read_full(reply_[0], reinterpret_cast<char*>(&s), sizeof s);
+        return s;
+    }
+    std::function<double(long)> runner(which w)
+    {
+        return [this, w](long n) { return seconds(w, n); };
+    }
+
+private:
+    int request_[2], reply_[2];
+    pid_t helper_;
+};
+
 bool wanted(int argc, char** argv, const char* figure)
 {
     if (argc < 2)
@@ -398,27 +584,28 @@ int main(int argc, char** argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    baselines raw; // before gipc starts anything
     gipc::use_reactor();
     double small = 0;
     if (wanted(argc, argv, "small_messages") || wanted(argc, argv, "fan_in_100")) {
         small = median3([] { return rate(gipc_small, 100000); });
-        const double base = median3([] { return rate(raw_small, 100000); });
+        const double base = median3([&] { return rate(raw.runner(baselines::small), 100000); });
         if (wanted(argc, argv, "small_messages"))
             print("small_messages", small, "msgs/s", base, small / base);
     }
     if (wanted(argc, argv, "bulk_64000")) {
         const double g = median3([] { return rate(gipc_bulk, 1000); }) * bulk / 1e6;
-        const double b = median3([] { return rate(raw_bulk, 1000); }) * bulk / 1e6;
+        const double b = median3([&] { return rate(raw.runner(baselines::bulk_frames), 1000); }) * bulk / 1e6;
         print("bulk_64000", g, "MB/s", b, g / b);
     }
     if (wanted(argc, argv, "round_trip")) {
         const double g = median3([] { return rate(gipc_round_trip, 1000); });
-        const double b = median3([] { return rate(raw_round_trip, 1000); });
+        const double b = median3([&] { return rate(raw.runner(baselines::round_trips), 1000); });
         print("round_trip", g, "round trips/s", b, g / b);
     }
     if (wanted(argc, argv, "spawn_join")) {
         const double g = median3([] { return rate(gipc_spawn, 50); });
-        const double b = median3([] { return rate(raw_spawn, 50); });
+        const double b = median3([&] { return rate(raw.runner(baselines::spawns), 50); });
         print("spawn_join", g, "spawns/s", b, g / b);
     }
     if (wanted(argc, argv, "fan_in_100")) {
@@ -427,7 +614,8 @@ int main(int argc, char** argv)
     }
     if (wanted(argc, argv, "tcp_clients_1000")) {
         const double g = median3(tcp_clients);
-        std::printf("tcp_clients_1000: %.3g s | baseline 0 s | ratio 0\n", g);
+        const double b = median3([&] { return raw.seconds(baselines::tcp, 0); });
+        print("tcp_clients_1000", g, "s", b, b / g);
     }
     return 0;
 }

@@ -14,7 +14,22 @@ frame_builder& scratch_builder() noexcept
     return builder;
 }
 
-msgpack::object_handle unpack_payload(const char* data, std::size_t size)
+namespace {
+
+struct thread_zone {
+    msgpack::zone zone;
+    bool lent = false;
+};
+
+thread_zone& this_thread_zone()
+{
+    thread_local thread_zone z;
+    return z;
+}
+
+// unpack_checked runs unpack(offset, limit) and turns msgpack's failures into decode_error.
+template <class Unpack>
+auto unpack_checked(std::size_t size, Unpack&& unpack)
 {
     // Every element of a container takes at least one byte of the payload, so no valid frame
     // declares more elements than it has bytes: limiting counts to the payload size keeps a
@@ -22,9 +37,9 @@ msgpack::object_handle unpack_payload(const char* data, std::size_t size)
     const std::size_t count_limit = size;
     const msgpack::unpack_limit limit(count_limit, count_limit, size, size, size, 512);
     std::size_t offset = 0;
-    msgpack::object_handle handle;
+    decltype(unpack(offset, limit)) result;
     try {
-        handle = msgpack::unpack(data, size, offset, nullptr, nullptr, limit);
+        result = unpack(offset, limit);
     } catch (const msgpack::insufficient_bytes&) {
         throw decode_error("gipc: invalid msgpack payload: value is truncated");
     } catch (const msgpack::unpack_error& e) {
@@ -37,7 +52,45 @@ msgpack::object_handle unpack_payload(const char* data, std::size_t size)
     if (offset != size)
         throw decode_error("gipc: invalid msgpack payload: " + std::to_string(size - offset) +
                            " trailing bytes after the value");
-    return handle;
+    return result;
+}
+
+} // namespace
+
+msgpack::object_handle unpack_payload(const char* data, std::size_t size)
+{
+    return unpack_checked(size, [&](std::size_t& offset, const msgpack::unpack_limit& limit) {
+        return msgpack::unpack(data, size, offset, nullptr, nullptr, limit);
+    });
+}
+
+msgpack::object unpack_payload(msgpack::zone& zone, const char* data, std::size_t size)
+{
+    return unpack_checked(size, [&](std::size_t& offset, const msgpack::unpack_limit& limit) {
+        return msgpack::unpack(zone, data, size, offset, nullptr, nullptr, limit);
+    });
+}
+
+zone_lease::zone_lease()
+{
+    thread_zone& z = this_thread_zone();
+    if (z.lent) {
+        zone_ = new msgpack::zone;
+        return;
+    }
+    z.lent = true;
+    lent_ = &z.lent;
+    zone_ = &z.zone;
+}
+
+zone_lease::~zone_lease()
+{
+    if (!lent_) {
+        delete zone_;
+        return;
+    }
+    zone_->clear();
+    *lent_ = false;
 }
 
 void throw_convert_error(const std::type_info& type, const char* why)

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <system_error>
 
@@ -73,6 +74,12 @@ int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline
     if (posix::retry_eintr([&] { return ::connect(fd, addr, len); }) == 0)
         return 0;
     if (errno != EINPROGRESS && errno != EINTR)
+        return errno;
+    // Over loopback the handshake is done by the time connect() returns EINPROGRESS: asking
+    // again (EISCONN) saves a wait in the reactor and the SO_ERROR query.
+    if (::connect(fd, addr, len) == 0 || errno == EISCONN)
+        return 0;
+    if (errno != EALREADY && errno != EINPROGRESS && errno != EINTR)
         return errno;
     wait_for(fd, io_dir::write, deadline, "connect");
     int err = 0;
@@ -207,12 +214,19 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
             scanned -= e.head;
             e.head = 0;
         }
-        char chunk[4096];
-        const ssize_t n = posix::retry_eintr([&] { return ::recv(e.fd(), chunk, sizeof chunk, 0); });
-        if (n > 0) {
-            e.buffer.append(chunk, static_cast<std::size_t>(n));
+        // Receive straight into the buffer's tail: no copy, and no array on the fiber's stack
+        // (whose untouched pages would fault in, for each fiber that reads a line). The first
+        // receive asks for 512 bytes, later ones for the room the string's growth leaves (at
+        // most 64 KiB), so a stream's buffer stays small for short lines and long ones take
+        // few receives.
+        const std::size_t old_size = e.buffer.size();
+        const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 * 1024);
+        e.buffer.resize(old_size + room);
+        const ssize_t n =
+            posix::retry_eintr([&] { return ::recv(e.fd(), e.buffer.data() + old_size, room, 0); });
+        e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+        if (n > 0)
             continue;
-        }
         if (n == 0) {
             const std::size_t partial = e.buffer.size() - e.head;
             if (partial == 0)

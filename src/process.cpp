@@ -11,15 +11,16 @@
 #include <gipc/process.hpp>
 
 #include <poll.h>
+#include <pthread.h>
 #include <stdio_ext.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -248,12 +249,12 @@ void ensure_death_pipe()
 }
 
 // watch_parent_death makes a daemon child die with its parent: SIGKILL through
-// PR_SET_PDEATHSIG when the parent forked from its main thread (the signal fires when the
-// forking thread ends), and in every case when the parent-death pipe reports EOF.
-void watch_parent_death(pid_t parent, bool forked_from_main_thread)
+// PR_SET_PDEATHSIG (which fires when the forking thread ends; gipc's fork thread lives as long
+// as the process), and when the parent-death pipe reports EOF (also after an exec of the
+// parent, which closes the pipe).
+void watch_parent_death(pid_t parent)
 {
-    if (forked_from_main_thread)
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int fd = g_death->parent_read_end;
     if (::getppid() != parent)
         ::_exit(1); // the parent died before the watch began
@@ -265,17 +266,19 @@ void watch_parent_death(pid_t parent, bool forked_from_main_thread)
     }).detach();
 }
 
+// fork_context: what the fork thread needs to fork, and the child to start. It lives on the
+// stack of the thread that called start_process, which the child's memory holds a copy of.
 struct fork_context {
     const process_options* options;
     std::string name;
-    child_entry* entry;
+    std::unique_ptr<child_entry>* entry; // moved from in the child only
     const transfer_list* transfers;
     pid_t parent;
-    bool forked_from_main_thread;
 };
 
-// run_target runs in the child on a fresh thread, so with a fresh scheduler and reactor:
-// the inherited thread's fibers are never scheduled again. It never returns.
+// run_target runs the target in the child, on the fork thread's copy, which has never run a
+// fiber scheduler: the scheduler and reactor installed here are fresh, and no fiber of the
+// parent exists on this thread. It never returns.
 [[noreturn]] void run_target(fork_context& ctx, std::unique_ptr<child_entry> entry)
 {
     int code = 0;
@@ -312,11 +315,12 @@ struct fork_context {
 }
 
 // child_bootstrap is all the fork hygiene of a child, in order. Runs right after fork() in
-// the child, single-threaded, with every gipc lock held (taken before fork()) and every
-// signal blocked.
-[[noreturn]] void child_bootstrap(fork_context& ctx, std::unique_ptr<child_entry> entry)
+// the child, on the copy of the fork thread (the only thread of the child), with every gipc
+// lock held (taken before fork()) and every signal blocked.
+[[noreturn]] void child_bootstrap(fork_context& ctx)
 {
     // 1. Release the locks quiesced across fork(): this thread took them in the parent.
+    g_death->mtx.unlock();
     for (write_end* w : ctx.transfers->writers)
         w->unlock_after_fork();
     g_children->all_mtx.unlock();
@@ -370,22 +374,152 @@ struct fork_context {
         g_death = new death_pipe;
         if (ctx.options->daemon) {
             g_death->parent_read_end = read_end;
-            watch_parent_death(ctx.parent, ctx.forked_from_main_thread);
+            watch_parent_death(ctx.parent);
         } else if (read_end >= 0) {
             posix::close_fd(read_end);
         }
     }
 
-    // 8. Run the target on a fresh thread: a fresh fiber scheduler and reactor.
-    try {
-        std::thread t([&] { run_target(ctx, std::move(entry)); });
-        t.join(); // never returns: run_target calls _exit
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "gipc: process %s (pid %d): cannot start: %s\n", ctx.name.c_str(), int(::getpid()),
-                     e.what());
-    }
-    ::_exit(1);
+    // 8. Run the target on this thread, whose fiber world is fresh. (The parent's fork thread
+    //    does not exist here: a pthread_atfork handler replaced its object.)
+    run_target(ctx, std::move(*ctx.entry));
 }
+
+// fork_locked forks with gipc's locks quiesced so that the child never inherits one held by
+// a thread that does not exist there. Runs on the fork thread, whose signals are all blocked,
+// so no handler of the parent runs in the child before child_bootstrap resets them. Returns
+// the pid, or -errno; never returns in the child.
+pid_t fork_locked(fork_context& ctx)
+{
+    end_registry_mutex().lock();
+    epoll_reactor::lock_registry();
+    g_children->mtx.lock();
+    g_children->all_mtx.lock();
+    for (write_end* w : ctx.transfers->writers)
+        w->lock_for_fork();
+    g_death->mtx.lock();
+
+    const pid_t pid = ::fork();
+    if (pid == 0)
+        child_bootstrap(ctx);
+    const int fork_errno = errno;
+
+    g_death->mtx.unlock();
+    for (write_end* w : ctx.transfers->writers)
+        w->unlock_after_fork();
+    g_children->all_mtx.unlock();
+    g_children->mtx.unlock();
+    epoll_reactor::unlock_registry();
+    end_registry_mutex().unlock();
+    return pid < 0 ? -fork_errno : pid;
+}
+
+// fork_thread: start_process does not fork on the calling thread but hands the fork to this
+// helper thread, started on first use, which does nothing else and never runs a fiber. The
+// child's only thread is the copy of the thread that called fork(), so the target runs right
+// on it with a fresh scheduler and reactor, and no fiber of the parent can ever run there.
+// (Forking on the calling thread makes the child inherit that thread's scheduler, which Boost
+// 1.74 cannot reset, so the child had to run the target on a new thread: that thread's
+// creation, its first allocation (a new malloc arena) and its exit cost about half of what a
+// start_process costs.) The calling thread blocks meanwhile, as it would in fork() itself.
+// The object is never destroyed; a forked child (of gipc or of a plain fork()) makes a new
+// one when it first needs it, since the thread is not there, and the object may have been
+// locked at fork time.
+class fork_thread {
+public:
+    // current is this process's fork thread (object), made on first use.
+    static fork_thread& current()
+    {
+        fork_thread* t = g_current.load(std::memory_order_acquire);
+        if (t)
+            return *t;
+        auto* made = new fork_thread;
+        if (g_current.compare_exchange_strong(t, made, std::memory_order_acq_rel))
+            return *made;
+        delete made; // another thread made one first; ours never started
+        return *t;
+    }
+
+    // fork runs fork_locked(ctx) on the fork thread; returns the pid or -errno.
+    pid_t fork(fork_context& ctx)
+    {
+        std::lock_guard one_at_a_time(users_);
+        std::unique_lock lk(mtx_);
+        if (int err = start_locked(); err < 0)
+            return err;
+        request_ = &ctx;
+        posted_.notify_one();
+        finished_.wait(lk, [&] { return request_ == nullptr; });
+        return result_;
+    }
+
+private:
+    int start_locked()
+    {
+        if (started_)
+            return 0;
+        if (!g_reset_registered) {
+            // Only forget the object in a forked child: the child makes a new one if it
+            // starts processes of its own (allocating here would cost every child page faults).
+            if (int err = ::pthread_atfork(nullptr, nullptr, [] { g_current.store(nullptr, std::memory_order_relaxed); });
+                err != 0)
+                return -err;
+            g_reset_registered = true;
+        }
+        // Every signal stays blocked on the fork thread (it inherits the mask it is created
+        // with): the process's signals go to the program's threads, and none is handled
+        // between fork() and the child's reset of its handlers.
+        sigset_t old_mask;
+        posix::block_all_signals(old_mask);
+        pthread_t thread;
+        const int err = ::pthread_create(
+            &thread, nullptr,
+            [](void* self) -> void* {
+                static_cast<fork_thread*>(self)->serve();
+                return nullptr;
+            },
+            this);
+        posix::restore_signal_mask(old_mask);
+        if (err != 0)
+            return -err;
+        ::pthread_detach(thread);
+        started_ = true;
+        return 0;
+    }
+
+    [[noreturn]] void serve()
+    {
+        // Nothing on this thread allocates: a thread's first allocation gives it a malloc
+        // arena of its own, which the child would inherit and keep using instead of the main
+        // arena, which glibc frees for it after fork() (a non-main arena grows its heap with
+        // an mprotect per extension). For the same reason the Boost.Fiber state of the child
+        // is not made here in advance, although that would save each child ~10 us.
+        std::unique_lock lk(mtx_);
+        for (;;) {
+            posted_.wait(lk, [&] { return request_ != nullptr; });
+            fork_context& ctx = *request_;
+            lk.unlock();
+            const pid_t pid = fork_locked(ctx);
+            lk.lock();
+            result_ = pid;
+            request_ = nullptr;
+            finished_.notify_one();
+        }
+    }
+
+    std::mutex users_; // held by the one caller whose request is in progress
+    std::mutex mtx_;   // guards what follows
+    std::condition_variable posted_, finished_;
+    fork_context* request_ = nullptr; // the request in progress; reset when it is done
+    pid_t result_ = 0;
+    bool started_ = false;
+
+    static std::atomic<fork_thread*> g_current;
+    static bool g_reset_registered; // guarded by the mtx_ of the current object
+};
+
+std::atomic<fork_thread*> fork_thread::g_current{nullptr};
+bool fork_thread::g_reset_registered = false;
 
 } // namespace
 
@@ -475,38 +609,13 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
         ensure_death_pipe();
     std::fflush(nullptr);
 
-    fork_context ctx{&options, name, entry.get(), &transfers, ::getpid(),
-                     ::syscall(SYS_gettid) == ::getpid()};
-
-    // Quiesce gipc's locks across fork() so that the child never inherits one held by a
-    // thread that does not exist there; block signals so that no handler of the parent
-    // runs in the child.
-    sigset_t old_mask;
-    end_registry_mutex().lock();
-    epoll_reactor::lock_registry();
-    g_children->mtx.lock();
-    g_children->all_mtx.lock();
-    for (write_end* w : transfers.writers)
-        w->lock_for_fork();
-    posix::block_all_signals(old_mask);
-
-    const pid_t pid = ::fork();
-    if (pid == 0)
-        child_bootstrap(ctx, std::move(entry));
-    const int fork_errno = errno;
-
-    posix::restore_signal_mask(old_mask);
-    for (write_end* w : transfers.writers)
-        w->unlock_after_fork();
-    g_children->all_mtx.unlock();
-    g_children->mtx.unlock();
-    epoll_reactor::unlock_registry();
-    end_registry_mutex().unlock();
+    fork_context ctx{&options, name, &entry, &transfers, ::getpid()};
+    const pid_t pid = fork_thread::current().fork(ctx);
 
     if (pid < 0) {
         if (options.daemon)
             daemon_gone();
-        throw std::system_error(fork_errno, std::system_category(), "gipc: fork");
+        throw std::system_error(-pid, std::system_category(), "gipc: fork");
     }
 
     // A child that cannot be watched must not be left running: kill and reap it, and leave the

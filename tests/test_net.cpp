@@ -131,6 +131,22 @@ GIPC_TEST("read timeouts keep the data: read_line continues where it stopped")
     CHECK_THROWS_AS(b.read_some(buf, sizeof buf, 20ms), gipc::timeout_error);
 }
 
+GIPC_TEST("read_line: long lines, several lines per receive, read_some after, max_length")
+{
+    auto [a, b] = net::stream::pair();
+    const std::string long_line = std::string(300000, 'x') + "\n";
+    boost::fibers::fiber writer([&] { a.write_all(long_line + "one\ntwo\nthree"); });
+    CHECK(b.read_line() == long_line);
+    CHECK(b.read_line() == "one\n");
+    CHECK(b.read_line() == "two\n");
+    writer.join();
+    char buf[16];
+    CHECK(b.read_some(buf, sizeof buf) == 5); // "three" was read ahead with the lines
+    CHECK(std::string(buf, 5) == "three");
+    a.write_all(std::string(5000, 'y'));
+    CHECK_THROWS_WITH_AS(b.read_line(1s, 1000), doctest::Contains("longer than"), gipc::error);
+}
+
 GIPC_TEST("write_all blocks cooperatively while the peer is slow")
 {
     auto [a, b] = net::stream::pair();

@@ -51,6 +51,33 @@ std::string packed(const T& v)
     return {sb.data(), sb.size()};
 }
 
+// yielding converts from msgpack by yielding its fiber first, so that another fiber of the
+// thread decodes while this conversion still reads its unpacked value.
+struct yielding {
+    std::string text;
+};
+
+} // namespace
+
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS)
+{
+    namespace adaptor {
+    template <>
+    struct convert<yielding> {
+        const msgpack::object& operator()(const msgpack::object& o, yielding& v) const
+        {
+            boost::this_fiber::yield();
+            v.text = o.as<std::string>();
+            return o;
+        }
+    };
+    } // namespace adaptor
+}
+} // namespace msgpack
+
+namespace {
+
 int bytes_in_pipe(int fd)
 {
     int n = -1;
@@ -273,6 +300,31 @@ GIPC_TEST("a value of the wrong type throws decode_error and the next frame read
     CHECK_THROWS_AS(r.get<std::uint8_t>(), gipc::decode_error); // 300 does not fit
     CHECK_THROWS_AS(r.get<unsigned>(), gipc::decode_error);      // -1 is negative
     CHECK(r.get<int>() == 7);
+}
+
+GIPC_TEST("fibers whose conversions interleave on one thread each get their own value")
+{
+    // f1 unpacks a and yields; f2 unpacks b and yields; f1 finishes a and decodes c, which
+    // is long enough to overwrite b if f2's value were in memory f1 reuses; f2 finishes b.
+    auto [r1, w1] = gipc::pipe();
+    auto [r2, w2] = gipc::pipe();
+    const std::string a(300, 'a'), b(300, 'b'), c(2000, 'c');
+    w1.put(a);
+    w1.put(c);
+    w2.put(b);
+    w1.flush();
+    w2.flush();
+    std::string got_a, got_b, got_c;
+    boost::fibers::fiber f1([&] {
+        got_a = r1.get<yielding>().text;
+        got_c = r1.get<std::string>();
+    });
+    boost::fibers::fiber f2([&] { got_b = r2.get<yielding>().text; });
+    f1.join();
+    f2.join();
+    CHECK(got_a == a);
+    CHECK(got_b == b);
+    CHECK(got_c == c);
 }
 
 GIPC_TEST("a small hostile frame cannot make the reader allocate without bound")

@@ -8,6 +8,7 @@
 #include <boost/fiber/all.hpp>
 
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -642,6 +643,42 @@ GIPC_TEST("start_process from another thread while this one runs fibers")
     t.join();
     CHECK(child_pid > 0);
     CHECK(code == 0);
+}
+
+GIPC_TEST("a plain fork() of a process that has started children can start children too")
+{
+    // gipc forks on a helper thread of its own, which a plain fork() does not copy: the copy
+    // must start a helper of its own instead of waiting for one that is not there.
+    auto first = gipc::start_process([] {});
+    first.join();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        // This thread keeps the parent's fiber scheduler here; use gipc on a new thread.
+        int code = 1;
+        std::thread t([&] {
+            try {
+                auto p = gipc::start_process([] { return 7; });
+                code = p.join(10s) && p.exitcode() == 7 ? 0 : 2;
+            } catch (...) {
+                code = 3;
+            }
+        });
+        t.join();
+        ::_exit(code);
+    }
+    REQUIRE(pid > 0);
+    int status = 0;
+    auto start = clock_type::now();
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+        if (seconds_since(start) > 20.0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            break;
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }
 
 // ---- exit watching and lifetime ------------------------------------------------------------------

@@ -31,6 +31,25 @@ frame_builder& scratch_builder() noexcept;
 // unpack_payload parses one msgpack value that must span the whole payload. Unpack limits
 // keep a small hostile frame from allocating without bound. Throws decode_error.
 msgpack::object_handle unpack_payload(const char* data, std::size_t size);
+// This one puts what the value needs into zone; the object is valid until zone is cleared.
+msgpack::object unpack_payload(msgpack::zone& zone, const char* data, std::size_t size);
+
+// zone_lease lends the calling thread's reusable msgpack zone for one decode, so that decoding
+// a value allocates nothing (a fresh zone mallocs an 8 KiB chunk, and then frees it). A decode
+// that begins while the zone is lent (a conversion that suspended its fiber) gets a zone of
+// its own. The zone is cleared when the lease ends.
+class zone_lease {
+public:
+    zone_lease();
+    ~zone_lease();
+    zone_lease(const zone_lease&) = delete;
+    zone_lease& operator=(const zone_lease&) = delete;
+    msgpack::zone& get() noexcept { return *zone_; }
+
+private:
+    msgpack::zone* zone_;
+    bool* lent_ = nullptr; // the thread's flag when its zone is lent, else the zone is ours
+};
 
 // throw_convert_error throws decode_error for a payload that does not convert to a type.
 [[noreturn]] void throw_convert_error(const std::type_info& type, const char* why);
@@ -39,12 +58,13 @@ msgpack::object_handle unpack_payload(const char* data, std::size_t size);
 template <class T>
 T decode(const char* data, std::size_t size)
 {
-    msgpack::object_handle handle = unpack_payload(data, size);
     if constexpr (std::is_same_v<T, msgpack::object_handle>) {
-        return handle;
+        return unpack_payload(data, size);
     } else {
+        zone_lease zone;
+        const msgpack::object object = unpack_payload(zone.get(), data, size);
         try {
-            return handle.get().as<T>();
+            return object.as<T>();
         } catch (const msgpack::type_error& e) {
             throw_convert_error(typeid(T), e.what());
         } catch (const std::bad_cast& e) {
