@@ -91,16 +91,33 @@ GIPC_TEST("an fd number reused after a refused connect is watched again")
     REQUIRE(lowest_free >= 0);
     ::close(lowest_free);
     CHECK_THROWS_AS(net::stream::connect("127.0.0.1", port, 5s), std::system_error);
-    auto [r, w] = gipc::pipe();
-    REQUIRE(r.native_handle() == lowest_free); // the socket's number
-    boost::fibers::fiber writer([&w] {
-        boost::this_fiber::sleep_for(20ms);
-        w.put(42);
-    });
-    int got = 0;
-    CHECK_NOTHROW(got = r.get<int>(5s));
-    CHECK(got == 42);
-    writer.join();
+    auto reuse = [&](int socket_fd) {
+        auto [r, w] = gipc::pipe();
+        REQUIRE(r.native_handle() == socket_fd); // the socket's number
+        boost::fibers::fiber writer([&w] {
+            boost::this_fiber::sleep_for(20ms);
+            w.put(42);
+        });
+        int got = 0;
+        CHECK_NOTHROW(got = r.get<int>(5s));
+        CHECK(got == 42);
+        writer.join();
+    };
+    reuse(lowest_free);
+
+    // A connect that times out has surely waited in the reactor: the kernel drops the SYNs
+    // sent to a listener whose accept queue is full.
+    auto full = net::listener::tcp("127.0.0.1", 0, 1);
+    std::vector<net::stream> queued;
+    for (int i = 0; i < 2; ++i)
+        queued.push_back(net::stream::connect("127.0.0.1", full.port(), 5s));
+    const int lowest_now = ::fcntl(0, F_DUPFD_CLOEXEC, 0);
+    REQUIRE(lowest_now >= 0);
+    ::close(lowest_now);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(net::stream::connect("127.0.0.1", full.port(), 200ms), gipc::timeout_error);
+    CHECK(seconds_since(start) >= 0.19);
+    reuse(lowest_now);
 }
 GIPC_TEST("a peer closing mid-line makes read_line throw eof_error; a clean close gives \"\"")
 {
