@@ -177,9 +177,17 @@ void reaper_main()
             std::uint64_t v;
             [[maybe_unused]] auto r = ::read(wake_fd, &v, sizeof v);
         }
-        for (std::size_t i = 1; i < fds.size(); ++i)
-            if (fds[i].revents)
+        for (std::size_t i = 1; i < fds.size(); ++i) {
+            if (!fds[i].revents)
+                continue;
+            try {
                 watched[i - 1]->poll(); // reaping unregisters it
+            } catch (const std::system_error&) {
+                // Not reapable by us (the program reaped it, or ignores SIGCHLD so that the
+                // kernel did): nothing is left to watch.
+                unregister_child(watched[i - 1].get());
+            }
+        }
         watched.clear();
     }
 }
