@@ -257,13 +257,13 @@ struct fork_context {
 };
 
 // run_target runs the target in the child, on the fork thread's copy, which has never run a
-// fiber scheduler: the scheduler and reactor installed here are fresh, and no fiber of the
-// parent exists on this thread. It never returns.
+// fiber scheduler: no fiber of the parent exists on this thread, and the scheduler and reactor
+// are made fresh on first use, like on any thread (the first gipc call installs gipc's), so a
+// target that uses neither fibers nor gipc does not pay for them. It never returns.
 [[noreturn]] void run_target(fork_context& ctx, std::unique_ptr<child_entry> entry)
 {
     int code = 0;
     try {
-        installed_algorithm();
         code = entry->run();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: %s\n", ctx.name.c_str(),
