@@ -397,7 +397,8 @@ pid_t fork_locked(fork_context& ctx)
 // fork_thread: start_process does not fork on the calling thread but hands the fork to this
 // helper thread, started on first use, which does nothing else and never runs a fiber. The
 // child's only thread is the copy of the thread that called fork(), so the target runs right
-// on it with a fresh scheduler and reactor, and no fiber of the parent can ever run there.
+// on it with a fresh scheduler and reactor (made on first use), and no fiber of the parent can
+// ever run there.
 // (Forking on the calling thread makes the child inherit that thread's scheduler, which Boost
 // 1.74 cannot reset, so the child had to run the target on a new thread: that thread's
 // creation, its first allocation (a new malloc arena) and its exit cost about half of what a
