@@ -285,13 +285,13 @@ struct fork_context {
 };
 
 // run_target runs the target in the child, on the fork thread's copy, which has never run a
-// fiber scheduler: the scheduler and reactor installed here are fresh, and no fiber of the
-// parent exists on this thread. It never returns.
+// fiber scheduler: no fiber of the parent exists on this thread, and the scheduler and reactor
+// are made fresh on first use, like on any thread (the first gipc call installs gipc's), so a
+// target that uses neither fibers nor gipc does not pay for them. It never returns.
 [[noreturn]] void run_target(fork_context& ctx, std::unique_ptr<child_entry> entry)
 {
     int code = 0;
     try {
-        installed_algorithm();
         code = entry->run();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: %s\n", ctx.name.c_str(),
@@ -425,7 +425,8 @@ pid_t fork_locked(fork_context& ctx)
 // fork_thread: start_process does not fork on the calling thread but hands the fork to this
 // helper thread, started on first use, which does nothing else and never runs a fiber. The
 // child's only thread is the copy of the thread that called fork(), so the target runs right
-// on it with a fresh scheduler and reactor, and no fiber of the parent can ever run there.
+// on it with a fresh scheduler and reactor (made on first use), and no fiber of the parent can
+// ever run there.
 // (Forking on the calling thread makes the child inherit that thread's scheduler, which Boost
 // 1.74 cannot reset, so the child had to run the target on a new thread: that thread's
 // creation, its first allocation (a new malloc arena) and its exit cost about half of what a

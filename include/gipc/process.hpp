@@ -8,9 +8,11 @@
 //   p.join();                       // blocks only the calling fiber
 //   assert(p.exitcode() == 3);
 //
-// start_process forks. In the child, fibers inherited from the parent never run: the target
-// runs on a fresh thread with a fresh scheduler and reactor, so every Boost.Fiber and gipc
-// facility works there, including start_process for grandchildren.
+// start_process forks on a helper thread that gipc starts on first use (it blocks every signal
+// and never runs a fiber; a program that has started a child has this one extra thread). The
+// child's only thread is a copy of it, so fibers inherited from the parent never run there:
+// the target runs with a fresh scheduler and reactor, made on first use as on any thread, so
+// every Boost.Fiber and gipc facility works there, including start_process for grandchildren.
 //
 // Arguments are decay-copied into the child like std::thread's, so handles are moved in. Every
 // gipc handle (reader, writer, duplex, net::stream, net::listener) passed as an argument, by
