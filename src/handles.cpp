@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The public pipe handles: thin owners of a read_end / write_end.
 #include "pipe_end.hpp"
+#include "scheduler.hpp"
 
 #include <gipc/pipe.hpp>
 
@@ -59,6 +60,7 @@ make_ends(const pipe_options& options)
 
 std::pair<reader, writer> pipe(pipe_options options)
 {
+    detail::installed_algorithm(); // every gipc call installs the scheduler (API.md)
     check_options(options);
     auto [r, w] = make_ends(options);
     return {reader(std::move(r)), writer(std::move(w))};
@@ -66,6 +68,7 @@ std::pair<reader, writer> pipe(pipe_options options)
 
 std::pair<duplex, duplex> duplex_pipe(pipe_options options)
 {
+    detail::installed_algorithm();
     check_options(options);
     auto [r1, w1] = make_ends(options);
     auto [r2, w2] = make_ends(options);

@@ -159,6 +159,7 @@ stream stream::connect_unix_until(const std::string& path, steady_time deadline)
 
 std::pair<stream, stream> stream::pair()
 {
+    detail::installed_algorithm();
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
         throw_errno(errno, "socketpair");
@@ -289,6 +290,7 @@ listener::~listener() { detail::destroy_handle(end_.get()); }
 
 listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 {
+    detail::installed_algorithm();
     const auto list = resolve(host, port, true);
     const std::string service = std::to_string(port);
     int last_error = EADDRNOTAVAIL;
@@ -309,6 +311,7 @@ listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 
 listener listener::unix_socket(const std::string& path, int backlog)
 {
+    detail::installed_algorithm();
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path)
