@@ -322,12 +322,22 @@ struct fork_context {
     ::_exit(code);
 }
 
-// child_bootstrap is all the fork hygiene of a child, in order. Runs right after fork() in
-// the child, on the copy of the fork thread (the only thread of the child), with every gipc
-// lock held (taken before fork()) and every signal blocked.
-[[noreturn]] void child_bootstrap(fork_context& ctx)
+// take_fork_locks / release_fork_locks hold every gipc lock across fork() (in this order, and
+// released in reverse), so that the child never inherits one held by a thread that does not
+// exist there. Both the parent and the child release them after the fork.
+void take_fork_locks(fork_context& ctx)
 {
-    // 1. Release the locks quiesced across fork(): this thread took them in the parent.
+    end_registry_mutex().lock();
+    epoll_reactor::lock_registry();
+    g_children->mtx.lock();
+    g_children->all_mtx.lock();
+    for (write_end* w : ctx.transfers->writers)
+        w->lock_for_fork();
+    g_death->mtx.lock();
+}
+
+void release_fork_locks(fork_context& ctx)
+{
     g_death->mtx.unlock();
     for (write_end* w : ctx.transfers->writers)
         w->unlock_after_fork();
@@ -335,6 +345,15 @@ struct fork_context {
     g_children->mtx.unlock();
     epoll_reactor::unlock_registry();
     end_registry_mutex().unlock();
+}
+
+// child_bootstrap is all the fork hygiene of a child, in order. Runs right after fork() in
+// the child, on the copy of the fork thread (the only thread of the child), with every gipc
+// lock held (taken before fork()) and every signal blocked.
+[[noreturn]] void child_bootstrap(fork_context& ctx)
+{
+    // 1. Release the locks quiesced across fork(): this thread took them in the parent.
+    release_fork_locks(ctx);
 
     // 2. Signals: handlers reset, SIGPIPE ignored, mask cleared.
     posix::reset_signals_in_child();
@@ -399,26 +418,13 @@ struct fork_context {
 // the pid, or -errno; never returns in the child.
 pid_t fork_locked(fork_context& ctx)
 {
-    end_registry_mutex().lock();
-    epoll_reactor::lock_registry();
-    g_children->mtx.lock();
-    g_children->all_mtx.lock();
-    for (write_end* w : ctx.transfers->writers)
-        w->lock_for_fork();
-    g_death->mtx.lock();
+    take_fork_locks(ctx);
 
     const pid_t pid = ::fork();
     if (pid == 0)
         child_bootstrap(ctx);
     const int fork_errno = errno;
-
-    g_death->mtx.unlock();
-    for (write_end* w : ctx.transfers->writers)
-        w->unlock_after_fork();
-    g_children->all_mtx.unlock();
-    g_children->mtx.unlock();
-    epoll_reactor::unlock_registry();
-    end_registry_mutex().unlock();
+    release_fork_locks(ctx);
     return pid < 0 ? -fork_errno : pid;
 }
 
