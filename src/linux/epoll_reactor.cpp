@@ -46,7 +46,9 @@ struct epoll_reactor::entry {
     std::uint32_t gen = 0;
     std::uint32_t events = 0; // directions registered with epoll
     bool persistent = false;
-    bool dead = false; // forgotten while fibers waited on it
+    // dead: forgotten while fibers waited on it. Set under mtx_, possibly by another thread, and
+    // read by the waiting fiber without it.
+    std::atomic<bool> dead{false};
     bool hung_up = false; // EPOLLHUP/EPOLLRDHUP/EPOLLERR seen: reads no longer block
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
