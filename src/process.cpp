@@ -276,6 +276,19 @@ void watch_parent_death(pid_t parent)
 
 // fork_context: what the fork thread needs to fork, and the child to start. It lives on the
 // stack of the thread that called start_process, which the child's memory holds a copy of.
+// for_each_transfer calls f with every end a start_process call transfers (f takes a pointer to
+// read_end, write_end and socket_end, or to end_base).
+template <class F>
+void for_each_transfer(const transfer_list& transfers, F&& f)
+{
+    for (auto* r : transfers.readers)
+        f(r);
+    for (auto* w : transfers.writers)
+        f(w);
+    for (auto* s : transfers.sockets)
+        f(s);
+}
+
 struct fork_context {
     const process_options* options;
     std::string name;
@@ -370,9 +383,8 @@ void release_fork_locks(fork_context& ctx)
     // 5. Close every inherited gipc handle that was not transferred by this call; transferred
     //    writers drop their queues, which the parent delivers.
     {
-        std::vector<end_base*> kept(ctx.transfers->readers.begin(), ctx.transfers->readers.end());
-        kept.insert(kept.end(), ctx.transfers->writers.begin(), ctx.transfers->writers.end());
-        kept.insert(kept.end(), ctx.transfers->sockets.begin(), ctx.transfers->sockets.end());
+        std::vector<end_base*> kept;
+        for_each_transfer(*ctx.transfers, [&](end_base* e) { kept.push_back(e); });
         for (write_end* w : ctx.transfers->writers)
             w->keep_in_child();
         auto& ends = end_registry();
@@ -606,20 +618,12 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
     };
     if (transfers.closed_argument)
         throw closed_error("gipc: cannot transfer a handle that is closed or moved from");
-    auto check_all = [&] {
-        for (auto* r : transfers.readers)
-            check(r);
-        for (auto* w : transfers.writers)
-            check(w);
-        for (auto* s : transfers.sockets)
-            check(s);
-    };
-    check_all();
+    for_each_transfer(transfers, check);
     for (auto* w : transfers.writers)
         flush(w);
     // flush() may have let other fibers run: check again. From here to the end no fiber of
     // this thread runs before the transferred ends are closed.
-    check_all();
+    for_each_transfer(transfers, check);
     if (options.daemon)
         ensure_death_pipe();
     std::fflush(nullptr);
@@ -633,15 +637,6 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
         throw std::system_error(-pid, std::system_category(), "gipc: fork");
     }
 
-    // A child that cannot be watched must not be left running: kill and reap it, and leave the
-    // transferred handles open in the parent, as if the call had failed before the fork.
-    auto abort_child = [&] {
-        ::kill(pid, SIGKILL);
-        int status;
-        posix::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
-        if (options.daemon)
-            daemon_gone();
-    };
     std::shared_ptr<child_state> state;
     try {
         const int pidfd = linux_pidfd::open(pid);
@@ -651,22 +646,22 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
         std::lock_guard lk(g_children->mtx);
         g_children->live.push_back(state);
     } catch (...) {
+        // A child that cannot be watched must not be left running: kill and reap it, and
+        // leave the transferred handles open in the parent, as if the fork had not happened.
         state.reset();
-        abort_child();
+        ::kill(pid, SIGKILL);
+        int status;
+        posix::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
+        if (options.daemon)
+            daemon_gone();
         throw;
     }
 
     // The transferred handles now belong to the child.
-    auto hand_over = [](auto* e) {
+    for_each_transfer(transfers, [](auto* e) {
         if (e->try_mark_closed() == end_base::close_check::ok)
             e->close();
-    };
-    for (auto* r : transfers.readers)
-        hand_over(r);
-    for (auto* w : transfers.writers)
-        hand_over(w);
-    for (auto* s : transfers.sockets)
-        hand_over(s);
+    });
     return process(std::move(state));
 }
 
