@@ -41,18 +41,26 @@ namespace {
 
 // watchdog aborts the process when it is not destroyed within the given time: a deadlock then
 // fails the running test case (doctest reports the SIGABRT) instead of hanging the suite.
+// The constructor returns once the watchdog's thread is up and waiting, so that the thread's
+// start (which allocates) never overlaps a fork() of the test: under ASan, whose allocator
+// takes no locks across fork(), a child forked at that moment would inherit a locked
+// allocator.
 class watchdog {
 public:
     watchdog(std::string what, std::chrono::seconds limit) : what_(std::move(what))
     {
+        std::unique_lock lk(mtx_);
         thread_ = std::thread([this, limit] {
             std::unique_lock lk(mtx_);
+            running_ = true;
+            cv_.notify_all();
             if (!cv_.wait_for(lk, limit, [this] { return done_; })) {
                 std::fprintf(stderr, "watchdog: %s did not finish within %lld s: deadlock?\n", what_.c_str(),
                              static_cast<long long>(limit.count()));
                 std::abort();
             }
         });
+        cv_.wait(lk, [this] { return running_; });
     }
     ~watchdog()
     {
@@ -70,6 +78,7 @@ private:
     std::string what_;
     std::mutex mtx_;
     std::condition_variable cv_;
+    bool running_ = false;
     bool done_ = false;
     std::thread thread_;
 };
@@ -918,12 +927,20 @@ namespace {
 // thread, fiber, sequence number, payload, FNV-1a of the payload
 using stress_message = std::tuple<std::uint32_t, std::uint32_t, std::uint32_t, std::string, std::uint64_t>;
 
-// stress_payload is the payload of message seq of writer (t, f): mostly small, every 50th
-// one larger than a pipe's atomic write (4096 bytes), some past the direct-write threshold.
+// is_large: message seq of writer fiber f is larger than a pipe's atomic write (4096 bytes).
+// Every 50th message of each writer is, and the first one of every 50th writer, so that large
+// messages are sent even when a slow build gets only a few messages out of each fiber.
+bool is_large(std::uint32_t f, std::uint32_t seq)
+{
+    return (seq + f) % 50 == 7;
+}
+
+// stress_payload is the payload of message seq of writer (t, f): mostly small, one in 50
+// large (is_large), some of those past the direct-write threshold.
 std::string stress_payload(std::uint32_t t, std::uint32_t f, std::uint32_t seq)
 {
     const std::uint64_t h = mix((std::uint64_t{t} << 48) ^ (std::uint64_t{f} << 24) ^ seq);
-    const std::size_t size = seq % 50 == 7 ? 4097 + h % 36000 : h % 200;
+    const std::size_t size = is_large(f, seq) ? 4097 + h % 36000 : h % 200;
     std::string s(size, '\0');
     for (std::size_t i = 0; i < size; ++i)
         s[i] = static_cast<char>((h >> ((i % 8) * 8)) ^ i);
@@ -947,7 +964,7 @@ GIPC_TEST("10,000 fibers on 4 threads share 4 pipes for 3 seconds: every message
     }
 
     std::atomic<bool> stop{false};
-    std::atomic<std::uint32_t> writers_done{0};
+    std::atomic<std::uint32_t> writers_done{0}, threads_ready{0};
     std::atomic<long> corrupt{0}, errors{0};
     std::mutex errors_mtx;
     std::string first_error;
@@ -1006,6 +1023,7 @@ GIPC_TEST("10,000 fibers on 4 threads share 4 pipes for 3 seconds: every message
                         received[t].push_back((std::uint64_t{mt * writers_per_thread + mf} << 32) | seq);
                     }
                 });
+            ++threads_ready; // every fiber of this thread is made (none has run yet)
             for (auto& f : ws)
                 f.join();
             ++writers_done;
@@ -1013,6 +1031,10 @@ GIPC_TEST("10,000 fibers on 4 threads share 4 pipes for 3 seconds: every message
                 f.join();
         });
 
+    // The 3 seconds count from when every fiber exists (making 10,000 fibers and their
+    // stacks takes a while in a sanitizer build).
+    REQUIRE(thread_wait_until([&] { return threads_ready == threads_n; }, 60000ms));
+    const double setup_seconds = seconds_since(start);
     std::this_thread::sleep_for(3s);
     stop = true;
     // When every writer fiber has ended, the write ends close: the readers drain and see EOF.
@@ -1053,15 +1075,16 @@ GIPC_TEST("10,000 fibers on 4 threads share 4 pipes for 3 seconds: every message
                 ++duplicates;
                 ++pos;
             }
-            if (seq % 50 == 7)
+            if (is_large(id % writers_per_thread, seq))
                 ++large;
         }
     }
     unexpected += long(all.size() - pos);
     MESSAGE(total_sent << " messages (" << large << " over 4096 bytes) from "
                        << threads_n * writers_per_thread << " writer fibers to " << threads_n * readers_per_thread
-                       << " reader fibers; writing stopped after " << write_seconds << " s, all read after "
-                       << total_seconds << " s");
+                       << " reader fibers; all fibers made after " << setup_seconds
+                       << " s, writing stopped after " << write_seconds << " s, all read after " << total_seconds
+                       << " s");
     INFO("first error: " << first_error);
     CHECK(errors == 0);
     CHECK(corrupt == 0);

@@ -28,10 +28,6 @@
 #include <map>
 
 extern "C" {
-// From <sanitizer/allocator_interface.h>, which GCC 12 does not ship; libasan has them.
-int __sanitizer_get_ownership(const volatile void* p);
-std::size_t __sanitizer_get_allocated_size(const volatile void* p);
-
 // The ABI of Boost.Context's assembly (boost/context/detail/fcontext.hpp).
 struct gipc_asan_transfer {
     void* fctx;
@@ -78,10 +74,25 @@ stack_bounds locate_heap_block(void* p)
     return {};
 }
 
+// still_allocated: [begin, begin + size) is, as far as ASan's shadow memory tells, still one heap
+// block of exactly that size: the bytes just outside it are poisoned (redzones) and its first
+// and last bytes are not. A block that was freed (poisoned throughout), unmapped (unpoisoned
+// around it), or replaced by a block of another size or start fails one of the four checks.
+// This reads four shadow bytes and takes no lock; asking ASan's allocator instead
+// (__sanitizer_get_ownership) scans every large allocation under a process-wide lock, which
+// with thousands of fiber stacks made each stack switch cost as much as a thousand messages.
+// A check that fails wrongly (a stack frame's redzone at the block's lowest byte) only sends
+// bounds_of to the slow lookup again.
+bool still_allocated(std::uintptr_t begin, std::size_t size)
+{
+    auto poisoned = [](std::uintptr_t a) { return __asan_address_is_poisoned(reinterpret_cast<void*>(a)) != 0; };
+    return poisoned(begin - 1) && !poisoned(begin) && !poisoned(begin + size - 1) && poisoned(begin + size);
+}
+
 // bounds_of is the stack that the saved context `to` (a stack pointer into it) belongs to: the
 // thread's own stack, or a heap block (the fixedsize and pooled stack allocators of Boost.Context
 // take fiber stacks from the heap). Heap blocks found are cached per thread, keyed by their
-// start; a cached block is used only while it is still a live allocation of the same size.
+// start; a cached block is used only while it is still_allocated.
 stack_bounds bounds_of(void* to)
 {
     const stack_bounds own = thread_stack();
@@ -94,10 +105,8 @@ stack_bounds bounds_of(void* to)
     auto it = blocks.upper_bound(addr);
     if (it != blocks.begin()) {
         --it;
-        void* begin = reinterpret_cast<void*>(it->first);
-        if (addr - it->first < it->second && __sanitizer_get_ownership(begin) != 0 &&
-            __sanitizer_get_allocated_size(begin) == it->second)
-            return {begin, it->second};
+        if (addr - it->first < it->second && still_allocated(it->first, it->second))
+            return {reinterpret_cast<void*>(it->first), it->second};
     }
     const stack_bounds found = locate_heap_block(to);
     if (found.bottom == nullptr)
