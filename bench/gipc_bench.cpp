@@ -6,8 +6,9 @@
 //   <figure>: <value> <unit> | baseline <value> <unit> | ratio <gipc/baseline>
 //
 // tcp_clients_1000 has no baseline of blocking calls and prints "baseline 0 s | ratio 0"; the
-// same exchange written with epoll and no fibers is timed beside it and reported on stderr. Each figure runs at least 0.5 s (the workload doubles until it does), three times;
-// the median is printed.
+// same exchange written with epoll and no fibers is timed beside it and reported on stderr.
+// Each figure runs at least 0.5 s (the workload grows until it does), three times, alternating
+// with its baseline; the medians are printed.
 //
 //   usage: gipc_bench [FIGURE...]     (default: every figure)
 
@@ -33,6 +34,8 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -61,6 +64,21 @@ double median3(const std::function<double()>& f)
     double v[3] = {f(), f(), f()};
     std::sort(v, v + 3);
     return v[1];
+}
+
+// paired_median3 runs gipc's exchange and its baseline alternately, three times each, so that
+// both see the same phases of a shared machine's load; returns the two medians.
+std::pair<double, double> paired_median3(const std::function<double()>& gipc_run,
+                                         const std::function<double()>& baseline_run)
+{
+    double g[3], b[3];
+    for (int i = 0; i < 3; ++i) {
+        g[i] = gipc_run();
+        b[i] = baseline_run();
+    }
+    std::sort(g, g + 3);
+    std::sort(b, b + 3);
+    return {g[1], b[1]};
 }
 
 void print(const char* figure, double value, const char* unit, double baseline, double ratio)
@@ -588,24 +606,25 @@ int main(int argc, char** argv)
     gipc::use_reactor();
     double small = 0;
     if (wanted(argc, argv, "small_messages") || wanted(argc, argv, "fan_in_100")) {
-        small = median3([] { return rate(gipc_small, 100000); });
-        const double base = median3([&] { return rate(raw.runner(baselines::small), 100000); });
+        double base = 0;
+        std::tie(small, base) = paired_median3([] { return rate(gipc_small, 100000); },
+                                               [&] { return rate(raw.runner(baselines::small), 100000); });
         if (wanted(argc, argv, "small_messages"))
             print("small_messages", small, "msgs/s", base, small / base);
     }
     if (wanted(argc, argv, "bulk_64000")) {
-        const double g = median3([] { return rate(gipc_bulk, 1000); }) * bulk / 1e6;
-        const double b = median3([&] { return rate(raw.runner(baselines::bulk_frames), 1000); }) * bulk / 1e6;
+        const auto [g, b] = paired_median3([] { return rate(gipc_bulk, 1000) * bulk / 1e6; },
+                                           [&] { return rate(raw.runner(baselines::bulk_frames), 1000) * bulk / 1e6; });
         print("bulk_64000", g, "MB/s", b, g / b);
     }
     if (wanted(argc, argv, "round_trip")) {
-        const double g = median3([] { return rate(gipc_round_trip, 1000); });
-        const double b = median3([&] { return rate(raw.runner(baselines::round_trips), 1000); });
+        const auto [g, b] = paired_median3([] { return rate(gipc_round_trip, 1000); },
+                                           [&] { return rate(raw.runner(baselines::round_trips), 1000); });
         print("round_trip", g, "round trips/s", b, g / b);
     }
     if (wanted(argc, argv, "spawn_join")) {
-        const double g = median3([] { return rate(gipc_spawn, 50); });
-        const double b = median3([&] { return rate(raw.runner(baselines::spawns), 50); });
+        const auto [g, b] = paired_median3([] { return rate(gipc_spawn, 50); },
+                                           [&] { return rate(raw.runner(baselines::spawns), 50); });
         print("spawn_join", g, "spawns/s", b, g / b);
     }
     if (wanted(argc, argv, "fan_in_100")) {
@@ -613,8 +632,7 @@ int main(int argc, char** argv)
         print("fan_in_100", g, "msgs/s", small, g / small);
     }
     if (wanted(argc, argv, "tcp_clients_1000")) {
-        const double g = median3(tcp_clients);
-        const double b = median3([&] { return raw.seconds(baselines::tcp, 0); });
+        const auto [g, b] = paired_median3(tcp_clients, [&] { return raw.seconds(baselines::tcp, 0); });
         // The figure has no raw baseline of blocking calls (1000 concurrent clients need an
         // event loop); the epoll loop's time goes to stderr, beside the figure's line.
         print("tcp_clients_1000", g, "s", 0, 0);
