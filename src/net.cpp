@@ -10,7 +10,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <boost/fiber/operations.hpp>
+
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <system_error>
 
@@ -69,12 +72,27 @@ struct connecting_socket {
 };
 
 // connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or an errno.
+// connect() is never simply repeated after EINTR: the attempt goes on in the background, as
+// after EINPROGRESS, and a second call would report EALREADY.
 int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline)
 {
-    if (posix::retry_eintr([&] { return ::connect(fd, addr, len); }) == 0)
-        return 0;
-    if (errno != EINPROGRESS && errno != EINTR)
-        return errno;
+    std::chrono::milliseconds pause{1};
+    for (;;) {
+        if (::connect(fd, addr, len) == 0)
+            return 0;
+        const int err = errno;
+        if (err == EINPROGRESS || err == EINTR)
+            break;
+        if (err != EAGAIN || addr->sa_family != AF_UNIX)
+            return err;
+        // A Unix listener's backlog is full. The kernel announces no readiness for that, so
+        // ask again after a pause (1 ms, doubling up to 64 ms), until the deadline.
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline)
+            throw timeout_error("gipc: connect timed out");
+        boost::this_fiber::sleep_until(std::min(deadline, now + pause));
+        pause = std::min(pause * 2, std::chrono::milliseconds{64});
+    }
     // Over loopback the handshake is done by the time connect() returns EINPROGRESS: asking
     // again (EISCONN) saves a wait in the reactor and the SO_ERROR query.
     if (::connect(fd, addr, len) == 0 || errno == EISCONN)
@@ -90,10 +108,11 @@ int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline
 }
 
 // resolve looks host:port up for a stream socket (passive: for binding; "" is every address).
-std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, std::uint16_t port, bool passive)
+std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, std::uint16_t port, bool passive,
+                                                       int family = AF_UNSPEC)
 {
     addrinfo hints{};
-    hints.ai_family = passive && host.empty() ? AF_INET6 : AF_UNSPEC;
+    hints.ai_family = family;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
     addrinfo* list = nullptr;
@@ -291,22 +310,35 @@ listener::~listener() { detail::destroy_handle(end_.get()); }
 listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 {
     detail::installed_algorithm();
-    const auto list = resolve(host, port, true);
     const std::string service = std::to_string(port);
     int last_error = EADDRNOTAVAIL;
-    for (addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
-        posix::unique_fd fd = new_socket(ai->ai_family);
-        int one = 1, zero = 0;
-        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ai->ai_family == AF_INET6 && host.empty())
-            ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-        if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), backlog) != 0) {
-            last_error = errno;
-            continue;
+    auto listen_on_first = [&](addrinfo* list) -> posix::unique_fd {
+        for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+            posix::unique_fd fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+            if (!fd) {
+                last_error = errno; // e.g. EAFNOSUPPORT: this family is disabled
+                continue;
+            }
+            int one = 1, zero = 0;
+            ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (ai->ai_family == AF_INET6 && host.empty())
+                ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+            if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), backlog) != 0) {
+                last_error = errno;
+                continue;
+            }
+            return fd;
         }
-        return listener(make_end(std::move(fd), "listener"));
-    }
-    throw_errno(last_error, "listen on " + host + ":" + service);
+        return {};
+    };
+    // "" is every address: IPv6's wildcard, which takes IPv4 too, or IPv4's alone where IPv6
+    // is unavailable.
+    posix::unique_fd fd = listen_on_first(resolve(host, port, true, host.empty() ? AF_INET6 : AF_UNSPEC).get());
+    if (!fd && host.empty())
+        fd = listen_on_first(resolve(host, port, true, AF_INET).get());
+    if (!fd)
+        throw_errno(last_error, "listen on " + host + ":" + service);
+    return listener(make_end(std::move(fd), "listener"));
 }
 
 listener listener::unix_socket(const std::string& path, int backlog)

@@ -114,10 +114,10 @@ std::atomic<unsigned> g_name_counter{0};
 // write end: every child closes its inherited copy.
 struct death_pipe {
     std::mutex mtx;
-    int read_end = -1;
-    int write_end = -1;
-    unsigned daemons = 0;     // live daemon children; the pipe is closed when none is left
-    int parent_read_end = -1; // in a daemon child: the pipe of its own parent
+    posix::unique_fd read_end;
+    posix::unique_fd write_end;
+    unsigned daemons = 0;             // live daemon children; the pipe is closed when none is left
+    posix::unique_fd parent_read_end; // in a daemon child: the pipe of its own parent
 };
 death_pipe* g_death = new death_pipe;
 
@@ -125,10 +125,9 @@ death_pipe* g_death = new death_pipe;
 void release_death_pipe_if_unused() noexcept
 {
     // g_death->mtx held.
-    if (g_death->daemons == 0 && g_death->write_end >= 0) {
-        posix::close_fd(g_death->write_end);
-        posix::close_fd(g_death->read_end);
-        g_death->write_end = g_death->read_end = -1;
+    if (g_death->daemons == 0 && g_death->write_end) {
+        g_death->write_end.reset();
+        g_death->read_end.reset();
     }
 }
 
@@ -245,15 +244,12 @@ void ensure_death_pipe()
 {
     std::lock_guard lk(g_death->mtx);
     ++g_death->daemons;
-    if (g_death->write_end >= 0)
+    if (g_death->write_end)
         return;
-    posix::unique_fd r, w;
-    if (int err = posix::make_pipe(r, w, false); err < 0) {
+    if (int err = posix::make_pipe(g_death->read_end, g_death->write_end, false); err < 0) {
         --g_death->daemons;
         throw std::system_error(-err, std::system_category(), "gipc: parent-death pipe");
     }
-    g_death->read_end = r.release();
-    g_death->write_end = w.release();
 }
 
 // watch_parent_death makes a daemon child die with its parent: SIGKILL through
@@ -263,13 +259,12 @@ void ensure_death_pipe()
 void watch_parent_death(pid_t parent)
 {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int fd = g_death->parent_read_end;
+    const int fd = g_death->parent_read_end.get(); // open as long as the process lives
     if (::getppid() != parent)
         ::_exit(1); // the parent died before the watch began
     std::thread([fd] {
         char c;
-        while (::read(fd, &c, 1) < 0 && errno == EINTR) {
-        }
+        posix::retry_eintr([&] { return ::read(fd, &c, 1); }); // EOF: the parent is gone
         ::kill(::getpid(), SIGKILL);
     }).detach();
 }
@@ -404,18 +399,15 @@ void release_fork_locks(fork_context& ctx)
 
     // 7. Parent death: only the parent holds the write end of its death pipe.
     {
-        const int inherited_parent_read = g_death->parent_read_end;
-        if (g_death->write_end >= 0)
-            posix::close_fd(g_death->write_end);
-        if (inherited_parent_read >= 0)
-            posix::close_fd(inherited_parent_read);
-        const int read_end = g_death->read_end;
+        // The inherited object stays allocated (its mutex may have been copied locked);
+        // its fds are closed, or the read end moves to the new one.
+        g_death->write_end.reset();
+        g_death->parent_read_end.reset();
+        posix::unique_fd read_end = std::move(g_death->read_end);
         g_death = new death_pipe;
         if (ctx.options->daemon) {
-            g_death->parent_read_end = read_end;
+            g_death->parent_read_end = std::move(read_end);
             watch_parent_death(ctx.parent);
-        } else if (read_end >= 0) {
-            posix::close_fd(read_end);
         }
     }
 

@@ -8,9 +8,11 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -290,6 +292,85 @@ GIPC_TEST("sockets not passed to a child are closed in it")
     p.join();
     CHECK(p.exitcode() == 0);
     CHECK_FALSE(server.closed());
+}
+
+GIPC_TEST("a Unix connect to a listener with a full backlog waits for room, or times out")
+{
+    char dir_template[] = "/tmp/gipc-test-XXXXXX";
+    REQUIRE(::mkdtemp(dir_template) != nullptr);
+    const std::string path = std::string(dir_template) + "/sock";
+    {
+        // Backlog 1: the kernel queues up to 2 connections nobody accepted yet; the next
+        // non-blocking connect() fails with EAGAIN.
+        auto server = net::listener::unix_socket(path, 1);
+        std::vector<int> queued; // connected, not accepted: they fill the backlog
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+        for (;;) {
+            const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            REQUIRE(fd >= 0);
+            if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+                queued.push_back(fd);
+                REQUIRE(queued.size() < 100);
+                continue;
+            }
+            const int err = errno;
+            ::close(fd);
+            REQUIRE(err == EAGAIN);
+            break;
+        }
+        // Full: a timed connect waits, then says so.
+        auto start = std::chrono::steady_clock::now();
+        CHECK_THROWS_AS(net::stream::connect_unix(path, 100ms), gipc::timeout_error);
+        CHECK(seconds_since(start) >= 0.1);
+        CHECK(seconds_since(start) < 2.0);
+
+        // Room made while a connect waits: it gets through.
+        boost::fibers::fiber acceptor([&] {
+            boost::this_fiber::sleep_for(30ms);
+            for (std::size_t i = 0; i < queued.size(); ++i)
+                server.accept(5s); // closed right away
+            auto conn = server.accept(5s); // the waiting connect's
+            conn.write_all(conn.read_line(5s));
+        });
+        start = std::chrono::steady_clock::now();
+        auto client = net::stream::connect_unix(path, 5s);
+        CHECK(seconds_since(start) >= 0.03);
+        client.write_all("made it\n");
+        CHECK(client.read_line(5s) == "made it\n");
+        acceptor.join();
+        for (int fd : queued)
+            ::close(fd);
+    }
+    ::unlink(path.c_str());
+    ::rmdir(dir_template);
+}
+
+GIPC_TEST("listener::tcp(\"\") listens on IPv4 alone where IPv6 is unavailable")
+{
+    // In a child whose seccomp filter makes socket(AF_INET6, ...) fail with EAFNOSUPPORT, as
+    // on a kernel without IPv6.
+    auto [r, w] = gipc::pipe();
+    auto p = gipc::start_process(
+        [](gipc::writer w) {
+            if (!gipc_test::refuse_ipv6_sockets())
+                return 2;
+            if (::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0) >= 0 || errno != EAFNOSUPPORT)
+                return 3;
+            auto server = net::listener::tcp("", 0);
+            w.put(int(server.port()));
+            auto conn = server.accept(10s);
+            conn.write_all(conn.read_line(10s));
+            return 0;
+        },
+        std::move(w));
+    const int port = r.get<int>(10s);
+    auto client = net::stream::connect("127.0.0.1", std::uint16_t(port), 5s);
+    client.write_all("over IPv4\n");
+    CHECK(client.read_line(5s) == "over IPv4\n");
+    REQUIRE(p.join(10s));
+    CHECK(p.exitcode() == 0);
 }
 
 } // TEST_SUITE

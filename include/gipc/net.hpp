@@ -50,7 +50,9 @@ public:
     {
         return connect_until(host, port, detail::deadline_from(timeout));
     }
-    // connect_unix connects to a Unix-domain stream socket at path.
+    // connect_unix connects to a Unix-domain stream socket at path. While the listener's
+    // backlog is full it asks again after a pause (1 ms, doubling up to 64 ms) until the
+    // timeout; the kernel announces no readiness for that.
     static stream connect_unix(const std::string& path);
     template <class Rep, class Period>
     static stream connect_unix(const std::string& path, std::chrono::duration<Rep, Period> timeout)
@@ -112,7 +114,8 @@ private:
 class listener {
 public:
     // tcp binds host:port (port 0: a free port, see port()) with SO_REUSEADDR and listens.
-    // host "" binds every IPv4 and IPv6 address ("::" dual-stack).
+    // host "" binds every IPv4 and IPv6 address ("::" dual-stack), or every IPv4 address
+    // ("0.0.0.0") where IPv6 is unavailable.
     static listener tcp(const std::string& host, std::uint16_t port, int backlog = SOMAXCONN);
     // unix_socket binds a Unix-domain socket at path (which must not exist) and listens.
     static listener unix_socket(const std::string& path, int backlog = SOMAXCONN);

@@ -61,6 +61,11 @@ inline constexpr bool fork_with_busy_threads_deadlocks = false;
 // raise_fd_limit raises RLIMIT_NOFILE's soft limit to its hard limit.
 void raise_fd_limit();
 
+// refuse_ipv6_sockets installs a seccomp filter on the calling process (for a child of a
+// test: it cannot be undone) under which socket(AF_INET6, ...) fails with EAFNOSUPPORT, as
+// on a kernel without IPv6. False when the kernel refuses the filter.
+bool refuse_ipv6_sockets();
+
 // seconds_since is the time since start in seconds, as a double.
 inline double seconds_since(std::chrono::steady_clock::time_point start)
 {
