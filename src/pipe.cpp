@@ -394,14 +394,15 @@ std::size_t write_end::write_queued() noexcept
 
 void write_end::after_stall() noexcept
 {
-    // Called with qlock_ held, on the calling thread, which then owns the callback.
-    if (stalled_)
-        return;
+    // Called with qlock_ held, on the calling thread, whose reactor then holds the callback.
     reactor_algorithm* algo = reactor_algorithm::current();
     if (!algo)
         return;
-    if (algo->reactor().call_when_writable(fd_.get(), shared_from_this()) == 0)
-        stalled_ = true;
+    epoll_reactor& reactor = algo->reactor();
+    if (stalled_on_ == reactor.id())
+        return;
+    if (reactor.call_when_writable(fd_.get(), shared_from_this()) == 0)
+        stalled_on_ = reactor.id();
 }
 
 void write_end::run_before_switch() noexcept
@@ -417,7 +418,7 @@ void write_end::run_before_switch() noexcept
 void write_end::on_writable() noexcept
 {
     std::lock_guard lk(qlock_);
-    stalled_ = false;
+    stalled_on_ = 0;
     if (!fd_ || closed())
         return;
     if (write_queued() > 0)
@@ -474,7 +475,7 @@ void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>
         std::lock_guard lk(qlock_);
         q_.insert(q_.end(), frame, frame + size);
         queued = q_.size() - qhead_;
-        if (queued >= flush_at && !stalled_)
+        if (queued >= flush_at && stalled_on_ == 0)
             queued = write_queued();
     }
     throw_pending();
@@ -572,7 +573,7 @@ void write_end::keep_in_child() noexcept
     q_.clear();
     qhead_ = 0;
     error_ = 0;
-    stalled_ = false; // the callback was registered with an inherited reactor
+    stalled_on_ = 0; // the callback was registered with an inherited reactor
     queued_on_.store(nullptr, std::memory_order_relaxed);
 }
 

@@ -171,7 +171,10 @@ private:
     std::vector<char> q_;
     std::size_t qhead_ = 0;
     int error_ = 0;       // errno of a failed write of queued frames, not yet reported
-    bool stalled_ = false; // the pipe was full; a writable callback is registered
+    // The pipe was full, and the reactor with this id (0: none) holds a writable callback.
+    // That reactor's thread may end before the callback runs, dropping it: another thread
+    // that finds the pipe full registers its own (ids are never reused).
+    std::uint64_t stalled_on_ = 0;
     int pipe_size_ = 0;
     bool grow_refused_ = false;
     std::atomic<const void*> queued_on_{nullptr}; // the scheduler whose switch tasks hold us

@@ -793,6 +793,50 @@ GIPC_TEST("put blocks while the pipe is full and the queue is over its bound")
     CHECK(sent == total);
 }
 
+GIPC_TEST("frames queued behind a full pipe by a thread that has ended still go out")
+{
+    // A thread fills the pipe, leaves frames queued behind it (the writer then waits for the
+    // pipe in that thread's reactor) and ends. Frames the main thread queues afterwards, and
+    // the thread's, must reach the reader as it makes room.
+    auto ends = gipc::pipe();
+    gipc::reader& r = ends.first;
+    gipc::writer& w = ends.second;
+    const std::string frame(8 * 1024, 'q');
+    const int fd = r.native_handle();
+    long from_thread = 0;
+    std::thread([&] {
+        long queued_behind = 0;
+        // The writer grows the pipe when it finds it full, as far as it may; then frames
+        // stay queued. Stop when ten puts in a row added nothing to the pipe: the queue then
+        // holds over 64 KiB, which put() tried to write out, and found no room for.
+        int last_bytes = -1, unchanged = 0;
+        while (unchanged < 10 && from_thread < 1000) {
+            w.put_bytes(frame);
+            ++from_thread;
+            const int bytes = bytes_in_pipe(fd);
+            unchanged = bytes == last_bytes ? unchanged + 1 : 0;
+            last_bytes = bytes;
+        }
+        boost::this_fiber::sleep_for(1ms); // the switch tries the pipe and finds it full
+    }).join();
+    REQUIRE(from_thread < 1000);
+
+    constexpr long from_main = 5; // with the thread's, below the queue's bound: put() does not wait
+    for (long i = 0; i < from_main; ++i)
+        w.put_bytes(frame);
+    long got = 0;
+    boost::fibers::fiber reader([&] {
+        try {
+            for (; got < from_thread + from_main; ++got)
+                if (r.get_bytes(5s) != frame)
+                    break;
+        } catch (const gipc::timeout_error&) {
+        }
+    });
+    reader.join();
+    CHECK(got == from_thread + from_main);
+}
+
 GIPC_TEST("a large put waiting for a full pipe keeps its own frame while another fiber puts")
 {
     // put() packs into a per-thread scratch buffer. A large value waits for its pipe to take

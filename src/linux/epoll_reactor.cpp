@@ -86,8 +86,16 @@ std::unique_ptr<epoll_reactor> epoll_reactor::create(int& err) noexcept
     return r;
 }
 
+namespace {
+std::uint64_t next_reactor_id() noexcept
+{
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+} // namespace
+
 epoll_reactor::epoll_reactor(posix::unique_fd epfd, posix::unique_fd evfd) noexcept
-    : epfd_(std::move(epfd)), evfd_(std::move(evfd))
+    : epfd_(std::move(epfd)), evfd_(std::move(evfd)), id_(next_reactor_id())
 {
 }
 

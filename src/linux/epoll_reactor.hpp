@@ -60,6 +60,10 @@ public:
     static constexpr std::uint64_t no_readiness = ~std::uint64_t{0};
     std::uint64_t readiness(int fd, io_dir dir) noexcept;
 
+    // id is unique among the reactors this process ever made (never 0): unlike the address,
+    // it is not reused when a thread's reactor is destroyed and another one made.
+    std::uint64_t id() const noexcept { return id_; }
+
     // call_when_writable registers cb to run once, from poll() on this thread, when fd
     // becomes writable (an edge after this call). Persistent registration, as for wait().
     // Only the owning thread calls it. Returns 0 or -errno.
@@ -105,6 +109,7 @@ private:
     std::vector<std::shared_ptr<entry>> table_; // indexed by fd
     std::uint32_t next_gen_ = 1;
     std::vector<std::shared_ptr<writable_callback>> due_; // reused by dispatch()
+    const std::uint64_t id_;
 };
 
 } // namespace gipc::detail
