@@ -145,12 +145,24 @@ void duplex::close()
 {
     if (closed())
         throw closed_error("gipc: duplex handle is already closed");
-    // Both directions close, or neither does.
-    if ((in_ && in_->in_use()) || (out_ && out_->in_use()))
+    // Both directions close, or neither does: both are reserved before either is closed.
+    using check = end_base::close_check;
+    const check in = in_ ? in_->try_reserve_close() : check::already_closed;
+    if (in == check::in_use)
         throw locked_error("gipc: cannot close duplex handle: another fiber is using it");
-    if (in_ && in_->try_mark_closed() == end_base::close_check::ok)
+    const check out = out_ ? out_->try_reserve_close() : check::already_closed;
+    if (out == check::in_use) {
+        if (in == check::ok)
+            in_->cancel_close();
+        throw locked_error("gipc: cannot close duplex handle: another fiber is using it");
+    }
+    if (in == check::ok)
+        in_->commit_close();
+    if (out == check::ok)
+        out_->commit_close();
+    if (in == check::ok)
         in_->close();
-    if (out_ && out_->try_mark_closed() == end_base::close_check::ok)
+    if (out == check::ok)
         out_->close();
 }
 

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <system_error>
+#include <thread>
 
 namespace gipc::detail {
 
@@ -112,21 +113,51 @@ std::string end_base::name() const
     return std::string(kind_) + " (fd " + std::to_string(fd_.get()) + ")";
 }
 
-void end_base::begin_op()
+std::uint32_t end_base::settled_state() const noexcept
 {
     std::uint32_t s = state_.load(std::memory_order_acquire);
-    do {
+    while (s & closing_bit) {
+        std::this_thread::yield(); // another thread is closing a duplex, a few instructions away
+        s = state_.load(std::memory_order_acquire);
+    }
+    return s;
+}
+
+void end_base::begin_op()
+{
+    std::uint32_t s = settled_state();
+    for (;;) {
         if (s & closed_bit)
             throw closed_error("gipc: " + std::string(kind_) + " is closed");
-    } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel));
+        if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel))
+            return;
+        if (s & closing_bit)
+            s = settled_state();
+    }
 }
 
 end_base::close_check end_base::try_mark_closed() noexcept
 {
-    std::uint32_t expected = 0;
-    if (state_.compare_exchange_strong(expected, closed_bit, std::memory_order_acq_rel))
-        return close_check::ok;
-    return (expected & closed_bit) ? close_check::already_closed : close_check::in_use;
+    for (;;) {
+        std::uint32_t expected = 0;
+        if (state_.compare_exchange_strong(expected, closed_bit, std::memory_order_acq_rel))
+            return close_check::ok;
+        if (!(expected & closing_bit))
+            return (expected & closed_bit) ? close_check::already_closed : close_check::in_use;
+        settled_state();
+    }
+}
+
+end_base::close_check end_base::try_reserve_close() noexcept
+{
+    for (;;) {
+        std::uint32_t expected = 0;
+        if (state_.compare_exchange_strong(expected, closing_bit, std::memory_order_acq_rel))
+            return close_check::ok;
+        if (!(expected & closing_bit))
+            return (expected & closed_bit) ? close_check::already_closed : close_check::in_use;
+        settled_state();
+    }
 }
 
 void end_base::release_fd() noexcept

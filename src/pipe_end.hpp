@@ -52,7 +52,17 @@ public:
     enum class close_check { ok, already_closed, in_use };
     // try_mark_closed marks the end closed unless it is closed or in use.
     close_check try_mark_closed() noexcept;
-    bool in_use() const noexcept { return (state_.load(std::memory_order_acquire) & ~closed_bit) != 0; }
+    bool in_use() const noexcept
+    {
+        return (state_.load(std::memory_order_acquire) & ~(closed_bit | closing_bit)) != 0;
+    }
+    // Closing two ends at once (a duplex): try_reserve_close takes the end like try_mark_closed
+    // but only provisionally: until commit_close or cancel_close, begin_op on another thread
+    // waits (the reservation lasts a few instructions and never spans a suspension) instead of
+    // starting an operation, so both ends close or neither does.
+    close_check try_reserve_close() noexcept;
+    void commit_close() noexcept { state_.store(closed_bit, std::memory_order_release); }
+    void cancel_close() noexcept { state_.store(0, std::memory_order_release); }
 
     // abandon_after_fork closes the fd in a forked child without flushing or touching the
     // (discarded) reactors; queued and buffered data stay the parent's to deliver.
@@ -70,8 +80,17 @@ protected:
     // release_fd removes the end from the registry and the reactors, and closes the fd.
     void release_fd() noexcept;
 
+    // state_: closed_bit, closing_bit (reserved by try_reserve_close), and below them the
+    // number of operations in progress.
     static constexpr std::uint32_t closed_bit = 1u << 31;
+    static constexpr std::uint32_t closing_bit = 1u << 30;
     std::atomic<std::uint32_t> state_{0};
+
+private:
+    // settled_state is state_ once no reservation is pending.
+    std::uint32_t settled_state() const noexcept;
+
+protected:
     posix::unique_fd fd_;
     const char* kind_;
     std::size_t max_size_;

@@ -1028,6 +1028,48 @@ GIPC_TEST("duplex close while another fiber is blocked in get throws locked_erro
     a.close();
 }
 
+GIPC_TEST("duplex close racing puts on another thread closes both directions or neither")
+{
+    // One thread puts on a duplex end while another closes it: close() either throws
+    // locked_error and leaves both directions open, or closes both.
+    const auto start = std::chrono::steady_clock::now();
+    long rounds = 0, refused = 0;
+    while (rounds < 20000 && seconds_since(start) < 1.0) {
+        ++rounds;
+        auto ends = gipc::duplex_pipe();
+        gipc::duplex& d = ends.first;
+        std::atomic<bool> go{false};
+        std::thread putter([&] {
+            while (!go.load()) {
+            }
+            try {
+                for (int i = 0; i < 200; ++i)
+                    d.put(i);
+            } catch (const gipc::closed_error&) {
+            }
+        });
+        go = true;
+        for (;;) {
+            try {
+                d.close();
+                break;
+            } catch (const gipc::locked_error&) {
+                ++refused;
+                if (d.read_handle() < 0 || d.write_handle() < 0) {
+                    FAIL_CHECK("close refused, but one direction was closed");
+                    break;
+                }
+            }
+        }
+        putter.join();
+        if (d.read_handle() >= 0 || d.write_handle() >= 0 || !d.closed()) {
+            FAIL_CHECK("close returned with a direction still open (round " << rounds << ")");
+            break;
+        }
+    }
+    MESSAGE(rounds << " rounds, close refused " << refused << " times");
+}
+
 GIPC_TEST("a duplex end can ping-pong with itself through fibers")
 {
     auto [a, b] = gipc::duplex_pipe();
