@@ -16,13 +16,6 @@ namespace {
 
 constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
 
-// A lock for condition_variable_any that does nothing: waiters and the dispatcher that
-// notifies them run on the same thread, so only fiber switches interleave them.
-struct null_lock {
-    void lock() noexcept {}
-    void unlock() noexcept {}
-};
-
 std::mutex& registry_mutex()
 {
     static std::mutex m;
@@ -46,9 +39,7 @@ struct epoll_reactor::entry {
     std::uint32_t gen = 0;
     std::uint32_t events = 0; // directions registered with epoll
     bool persistent = false;
-    // dead: forgotten while fibers waited on it. Set under mtx_, possibly by another thread, and
-    // read by the waiting fiber without it.
-    std::atomic<bool> dead{false};
+    bool dead = false; // forgotten while fibers waited on it (possibly by another thread)
     bool hung_up = false; // EPOLLHUP/EPOLLRDHUP/EPOLLERR seen: reads no longer block
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
@@ -172,28 +163,25 @@ int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persisten
     if (fd < 0)
         return -EBADF;
     const unsigned d = static_cast<unsigned>(dir);
-    std::shared_ptr<entry> e;
-    std::uint64_t seq0;
-    {
-        std::lock_guard lk(mtx_);
-        int err = 0;
-        if (!register_locked(fd, dir, persistent, err))
-            return err;
-        e = table_[static_cast<std::size_t>(fd)];
-        seq0 = since != no_readiness ? since : e->seq[d];
-        ++e->waiters[d];
-    }
+    // mtx_ stays held from the check of the entry's state into the condition variable's wait,
+    // which releases it only once the fiber is queued: a forget() on another thread, which
+    // sets dead and notifies under mtx_, cannot slip in between and go unnoticed.
+    std::unique_lock lk(mtx_);
+    int err = 0;
+    if (!register_locked(fd, dir, persistent, err))
+        return err;
+    std::shared_ptr<entry> e = table_[static_cast<std::size_t>(fd)];
+    const std::uint64_t seq0 = since != no_readiness ? since : e->seq[d];
+    ++e->waiters[d];
 
-    null_lock nl;
     bool timed_out = false;
     while (e->seq[d] == seq0 && !e->dead) {
-        if (e->cv[d].wait_until(nl, deadline) == boost::fibers::cv_status::timeout) {
+        if (e->cv[d].wait_until(lk, deadline) == boost::fibers::cv_status::timeout) {
             timed_out = e->seq[d] == seq0 && !e->dead;
             break;
         }
     }
 
-    std::lock_guard lk(mtx_);
     --e->waiters[d];
     const bool dead = e->dead;
     if (!dead && !e->persistent && e->waiters[0] + e->waiters[1] == 0) {
