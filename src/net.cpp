@@ -361,16 +361,17 @@ stream listener::accept_until(steady_time deadline)
 {
     detail::op_guard op(end_.get());
     for (;;) {
-        int fd = ::accept4(end_->fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        const int fd = posix::retry_eintr(
+            [&] { return ::accept4(end_->fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
         if (fd >= 0) {
             posix::unique_fd owned(fd);
             int one = 1;
             ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); // fails harmlessly on Unix sockets
             return stream(make_end(std::move(owned), "stream"));
         }
-        const int err = errno;
-        if (err == EINTR || err == ECONNABORTED)
-            continue;
+        const int err = -fd;
+        if (err == ECONNABORTED)
+            continue; // the peer gave up while queued: take the next one
         if (err != EAGAIN)
             throw_errno(err, "accept on " + end_->name());
         wait_for(end_->fd(), io_dir::read, deadline, "accept");

@@ -553,7 +553,7 @@ std::optional<int> child_state::poll()
         reaped(status);
         lk.unlock();
         unregister_child(this);
-    } else if (r < 0 && r != -EINTR) {
+    } else if (r < 0) {
         throw std::system_error(-r, std::system_category(), "gipc: waitid for " + name_);
     }
     return status_;
