@@ -50,7 +50,11 @@ int main(int argc, char** argv)
     pthread_sigmask(SIG_BLOCK, &sigint, nullptr);
     const int sigfd = signalfd(-1, &sigint, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    auto [r, w] = gipc::pipe();
+    // Not `auto [r, w] = gipc::pipe()`: the writer fiber's lambda uses w, and clang before 16
+    // refuses lambdas that capture structured bindings.
+    auto ends = gipc::pipe();
+    gipc::reader& r = ends.first;
+    gipc::writer& w = ends.second;
     gipc::process child = gipc::start_process(child_process, std::move(r));
 
     bool stop = false;
