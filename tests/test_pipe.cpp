@@ -843,7 +843,6 @@ GIPC_TEST("frames queued behind a full pipe by a thread that has ended still go 
     const int fd = r.native_handle();
     long from_thread = 0;
     std::thread([&] {
-        long queued_behind = 0;
         // The writer grows the pipe when it finds it full, as far as it may; then frames
         // stay queued. Stop when ten puts in a row added nothing to the pipe: the queue then
         // holds over 64 KiB, which put() tried to write out, and found no room for.
