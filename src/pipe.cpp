@@ -160,16 +160,20 @@ end_base::close_check end_base::try_reserve_close() noexcept
     }
 }
 
-void end_base::release_fd() noexcept
+void end_base::forget_from_everywhere() noexcept
 {
     if (registered_) {
         unregister_end(this);
         registered_ = false;
     }
-    if (fd_) {
+    if (fd_)
         forget_fd(fd_.get());
-        fd_.reset();
-    }
+}
+
+void end_base::release_fd() noexcept
+{
+    forget_from_everywhere();
+    fd_.reset();
 }
 
 void end_base::abandon_after_fork() noexcept
@@ -278,26 +282,26 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         std::size_t want = std::max(needed, std::min(std::max(cap_, read_buffer_min), read_buffer_max));
         reserve_for(want);
         epoll_reactor& reactor = installed_algorithm().reactor();
-        if (drained_on_ == &reactor && reactor.readiness(fd_.get(), io_dir::read) == drained_seq_) {
+        if (drained_on_ == reactor.id() && reactor.readiness(fd_.get(), io_dir::read) == drained_seq_) {
             // The last read drained the pipe and no data was announced since: the read would
             // fail, so wait first. The wait flushes this thread's queued frames, which is
             // what a request/reply exchange is waiting for.
             // A timeout of this wait proves nothing: data may have arrived that the reactor
             // has not polled yet. The read below decides.
-            drained_on_ = nullptr;
+            drained_on_ = 0;
             const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, drained_seq_);
             if (w != 0 && w != -ETIMEDOUT)
                 throw_errno(-w, "gipc: wait for pipe");
         }
         const std::size_t space = cap_ - tail_;
         const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
-        drained_on_ = nullptr;
+        drained_on_ = 0;
         if (n > 0 && static_cast<std::size_t>(n) < space) {
             // A short read from a pipe empties it. (Not a promise that the next read blocks:
             // after a hang-up it returns 0, which readiness() accounts for.)
             drained_seq_ = reactor.readiness(fd_.get(), io_dir::read);
             if (drained_seq_ != epoll_reactor::no_readiness)
-                drained_on_ = &reactor;
+                drained_on_ = reactor.id();
         }
         if (n > 0) {
             tail_ += static_cast<std::size_t>(n);
@@ -576,27 +580,38 @@ void write_end::write_all_direct(const iovec* iov_in, int count)
 
 void write_end::close()
 {
+    // Out of the registry and the reactors first, without qlock_ (see release_fd); then the
+    // fd closes under qlock_, which a switch task on another thread holds while it writes.
+    auto release = [this] {
+        forget_from_everywhere();
+        std::lock_guard lk(qlock_);
+        fd_.reset();
+        q_.clear();
+        q_.shrink_to_fit();
+        qhead_ = 0;
+    };
     // Write out what is queued; frames no reader can receive any more are dropped.
-    for (;;) {
-        std::size_t left;
-        {
-            std::lock_guard lk(qlock_);
-            left = write_queued();
-            if (error_) {
-                error_ = 0;
-                left = 0;
+    try {
+        for (;;) {
+            std::size_t left;
+            {
+                std::lock_guard lk(qlock_);
+                left = write_queued();
+                if (error_) {
+                    error_ = 0;
+                    left = 0;
+                }
             }
+            if (left == 0)
+                break;
+            if (wait_owned_fd(fd_.get(), io_dir::write, steady_time::max()) != 0)
+                break;
         }
-        if (left == 0)
-            break;
-        if (wait_owned_fd(fd_.get(), io_dir::write, steady_time::max()) != 0)
-            break;
+    } catch (...) {
+        release(); // no reactor to wait in (it could not be made): the end closes all the same
+        throw;
     }
-    std::lock_guard lk(qlock_);
-    release_fd();
-    q_.clear();
-    q_.shrink_to_fit();
-    qhead_ = 0;
+    release();
 }
 
 void write_end::keep_in_child() noexcept

@@ -67,6 +67,13 @@ public:
     // abandon_after_fork closes the fd in a forked child without flushing or touching the
     // (discarded) reactors; queued and buffered data stay the parent's to deliver.
     virtual void abandon_after_fork() noexcept;
+    // kept_after_fork: in a forked child that keeps the end, no fiber uses it, whatever other
+    // threads of the parent were doing with it at fork time (an operation, a duplex close's
+    // reservation, which the child does not share): only the closed bit stays.
+    void kept_after_fork() noexcept
+    {
+        state_.store(state_.load(std::memory_order_relaxed) & closed_bit, std::memory_order_relaxed);
+    }
 
     // register_open adds the end to the registry of open ends.
     void register_open()
@@ -78,7 +85,14 @@ public:
 
 protected:
     // release_fd removes the end from the registry and the reactors, and closes the fd.
+    // Lock order: call it, and forget_from_everywhere, with no lock of the end held: a fiber
+    // suspending on another thread holds a Boost.Fiber spinlock while the scheduler runs its
+    // switch tasks (which take a writer's qlock_ and the reactors' mutexes), and forgetting
+    // an fd wakes its waiters through such a spinlock.
     void release_fd() noexcept;
+    // forget_from_everywhere is the first half of release_fd: out of the registry of open
+    // ends and of every reactor; the fd stays open (its number cannot be reused meanwhile).
+    void forget_from_everywhere() noexcept;
 
     // state_: closed_bit, closing_bit (reserved by try_reserve_close), and below them the
     // number of operations in progress.
@@ -134,8 +148,9 @@ private:
     std::size_t large_len_ = 0;      // payload size of that frame (large_ grows up to it)
     std::size_t large_filled_ = 0;   // bytes of large_ received
     bool large_active_ = false;      // large_ holds a frame being assembled (or just returned)
-    // Set when a read found the pipe drained: the reactor and its readiness count then.
-    const epoll_reactor* drained_on_ = nullptr;
+    // Set when a read found the pipe drained: the id of the thread's reactor (0: not drained)
+    // and that reactor's readiness count for the fd then.
+    std::uint64_t drained_on_ = 0;
     std::uint64_t drained_seq_ = 0;
     std::unique_ptr<char[]> buf_;
     std::size_t cap_ = 0, head_ = 0, tail_ = 0;

@@ -1119,4 +1119,114 @@ GIPC_TEST("10,000 fibers on 4 threads share 4 pipes for 3 seconds: every message
     CHECK(std::count(sent.begin(), sent.end(), 0u) == 0);
 }
 
+// ---- 7. closing a handle on one thread while a fiber of another waits on its fd ---------------------
+
+namespace {
+
+// fill_pipe writes raw bytes into a pipe's write end until the pipe is full (grown to 1 MiB
+// first, as a gipc writer would).
+void fill_pipe(int fd)
+{
+    ::fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+    static char buf[65536];
+    while (::write(fd, buf, sizeof buf) > 0) {
+    }
+    while (::write(fd, buf, 1) > 0) {
+    }
+}
+
+void drain_pipe(int fd)
+{
+    static char buf[65536];
+    while (::read(fd, buf, sizeof buf) > 0) {
+    }
+}
+
+// close_under_waiter runs `rounds` rounds of: thread A queues a frame behind each of stalled_n full
+// pipes (so that its scheduler has flushes to try, which take the writers' and the reactor's
+// locks, whenever a fiber suspends) and then waits on the fd of the round's target end, while
+// thread B closes that end; with drain, thread C empties the target pipe meanwhile. The close
+// wakes A's waiter from B through A's reactor; a wakeup given while holding a lock that A's
+// suspending fiber needs deadlocks both threads (the watchdog then aborts).
+void close_under_waiter(bool close_writer, int rounds, int stalled_n)
+{
+    std::vector<std::pair<gipc::reader, gipc::writer>> targets(static_cast<std::size_t>(rounds));
+    for (auto& t : targets)
+        t = gipc::pipe();
+    std::atomic<int> go{0}, closed{0}, drained{0};
+    std::thread closer([&] {
+        for (int i = 1; i <= rounds; ++i) {
+            while (go.load() < i)
+                std::this_thread::yield();
+            for (int k = 0, spin = (i * 7919) % 3000; k < spin; ++k)
+                std::atomic_signal_fence(std::memory_order_seq_cst); // land anywhere in A's wait
+            auto& t = targets[static_cast<std::size_t>(i - 1)];
+            if (close_writer)
+                t.second.close();
+            else
+                t.first.close();
+            closed = i;
+        }
+    });
+    std::thread drainer([&] {
+        for (int i = 1; i <= rounds; ++i) {
+            while (go.load() < i)
+                std::this_thread::yield();
+            const int fd = targets[static_cast<std::size_t>(i - 1)].first.native_handle();
+            while (close_writer && closed.load() < i) {
+                drain_pipe(fd);
+                std::this_thread::sleep_for(20us);
+            }
+            drained = i;
+        }
+    });
+    std::thread waiter([&] {
+        for (int i = 1; i <= rounds; ++i) {
+            std::vector<std::pair<gipc::reader, gipc::writer>> stalled;
+            for (int k = 0; k < stalled_n; ++k) {
+                stalled.push_back(gipc::pipe());
+                fill_pipe(stalled.back().second.native_handle());
+                stalled.back().second.put_bytes("x"); // queued: flushed when a fiber suspends
+            }
+            auto& t = targets[static_cast<std::size_t>(i - 1)];
+            int fd = t.first.native_handle();
+            if (close_writer) {
+                fd = t.second.native_handle();
+                fill_pipe(fd);
+                t.second.put_bytes("x");
+            }
+            go = i;
+            try {
+                if (close_writer)
+                    gipc::wait_writable(fd, 2ms);
+                else
+                    gipc::wait_readable(fd, 2ms);
+            } catch (const std::system_error&) {
+                // EBADF: the fd was closed before the wait began
+            }
+            while (closed.load() < i || drained.load() < i)
+                boost::this_fiber::yield();
+            for (auto& p : stalled)
+                p.first.close(); // readers first: the writers' queued frames are then dropped
+        }
+    });
+    waiter.join();
+    closer.join();
+    drainer.join();
+}
+
+} // namespace
+
+GIPC_TEST("closing a reader on one thread while a fiber of another waits on its fd never deadlocks")
+{
+    watchdog dog("the close-under-waiter test (reader)", 60s);
+    close_under_waiter(false, 200, 4);
+}
+
+GIPC_TEST("closing a writer on one thread while a fiber of another waits on its fd never deadlocks")
+{
+    watchdog dog("the close-under-waiter test (writer)", 60s);
+    close_under_waiter(true, 300, 16);
+}
+
 } // TEST_SUITE

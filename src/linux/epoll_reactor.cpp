@@ -291,16 +291,22 @@ void epoll_reactor::wake() noexcept
 
 void epoll_reactor::forget(int fd) noexcept
 {
-    std::lock_guard lk(mtx_);
-    if (fd < 0 || static_cast<std::size_t>(fd) >= table_.size() || !table_[static_cast<std::size_t>(fd)])
-        return;
-    auto e = std::move(table_[static_cast<std::size_t>(fd)]);
-    ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
-    if (e->waiters[0] + e->waiters[1] != 0) {
+    std::shared_ptr<entry> e;
+    {
+        std::lock_guard lk(mtx_);
+        if (fd < 0 || static_cast<std::size_t>(fd) >= table_.size() || !table_[static_cast<std::size_t>(fd)])
+            return;
+        e = std::move(table_[static_cast<std::size_t>(fd)]);
+        ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        if (e->waiters[0] + e->waiters[1] == 0)
+            return;
         e->dead = true;
-        e->cv[0].notify_all();
-        e->cv[1].notify_all();
     }
+    // Notified without mtx_ (lock order: a fiber that suspends holds the condition variable's
+    // spinlock while the scheduler runs its switch tasks, which take mtx_). A waiter that saw
+    // dead unset is already queued on the condition variable (wait() holds mtx_ until then).
+    e->cv[0].notify_all();
+    e->cv[1].notify_all();
 }
 
 void epoll_reactor::forget_everywhere(int fd) noexcept
