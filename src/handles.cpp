@@ -156,6 +156,8 @@ void duplex::close()
             in_->cancel_close();
         throw locked_error("gipc: cannot close duplex handle: another fiber is using it");
     }
+    if (in != check::ok && out != check::ok)
+        throw closed_error("gipc: duplex handle is already closed"); // by another thread meanwhile
     if (in == check::ok)
         in_->commit_close();
     if (out == check::ok)

@@ -71,9 +71,9 @@ struct connecting_socket {
     }
 };
 
-// connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or an errno.
-// connect() is never simply repeated after EINTR: the attempt goes on in the background, as
-// after EINPROGRESS, and a second call would report EALREADY.
+// connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or an errno;
+// throws timeout_error at the deadline. After EINTR the attempt goes on in the background, as
+// after EINPROGRESS: it is followed up like one, not started again.
 int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline)
 {
     std::chrono::milliseconds pause{1};
@@ -316,7 +316,7 @@ listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
         for (addrinfo* ai = list; ai; ai = ai->ai_next) {
             posix::unique_fd fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
             if (!fd) {
-                last_error = errno; // e.g. EAFNOSUPPORT: this family is disabled
+                last_error = errno;
                 continue;
             }
             int one = 1, zero = 0;
@@ -331,10 +331,11 @@ listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
         }
         return {};
     };
-    // "" is every address: IPv6's wildcard, which takes IPv4 too, or IPv4's alone where IPv6
-    // is unavailable.
+    // "" is every address: IPv6's wildcard, which takes IPv4 too; IPv4's alone only where IPv6
+    // is unavailable (no IPv6 sockets or addresses), not when the port is taken.
     posix::unique_fd fd = listen_on_first(resolve(host, port, true, host.empty() ? AF_INET6 : AF_UNSPEC).get());
-    if (!fd && host.empty())
+    const bool no_ipv6 = last_error == EAFNOSUPPORT || last_error == EPROTONOSUPPORT || last_error == EADDRNOTAVAIL;
+    if (!fd && host.empty() && no_ipv6)
         fd = listen_on_first(resolve(host, port, true, AF_INET).get());
     if (!fd)
         throw_errno(last_error, "listen on " + host + ":" + service);

@@ -379,7 +379,10 @@ void release_fork_locks(fork_context& ctx)
     //    writers drop their queues, which the parent delivers.
     {
         std::vector<end_base*> kept;
-        for_each_transfer(*ctx.transfers, [&](end_base* e) { kept.push_back(e); });
+        for_each_transfer(*ctx.transfers, [&](end_base* e) {
+            e->kept_after_fork();
+            kept.push_back(e);
+        });
         for (write_end* w : ctx.transfers->writers)
             w->keep_in_child();
         auto& ends = end_registry();

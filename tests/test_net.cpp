@@ -6,7 +6,9 @@
 
 #include <boost/fiber/all.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -380,6 +382,28 @@ GIPC_TEST("listener::tcp(\"\") listens on IPv4 alone where IPv6 is unavailable")
     CHECK(client.read_line(5s) == "over IPv4\n");
     REQUIRE(p.join(10s));
     CHECK(p.exitcode() == 0);
+}
+
+GIPC_TEST("listener::tcp(\"\") on a port taken for IPv6 reports EADDRINUSE instead of listening on IPv4 alone")
+{
+    const int taken = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(taken >= 0);
+    const int one = 1;
+    REQUIRE(::setsockopt(taken, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0);
+    sockaddr_in6 addr{};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_addr = in6addr_any;
+    socklen_t len = sizeof addr;
+    REQUIRE(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(taken, 4) == 0);
+    REQUIRE(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    try {
+        auto l = net::listener::tcp("", ntohs(addr.sin6_port));
+        FAIL_CHECK("listened on port " << l.port() << ", which IPv6 has taken");
+    } catch (const std::system_error& e) {
+        CHECK(e.code() == std::errc::address_in_use);
+    }
+    ::close(taken);
 }
 
 } // TEST_SUITE

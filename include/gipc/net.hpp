@@ -115,7 +115,8 @@ class listener {
 public:
     // tcp binds host:port (port 0: a free port, see port()) with SO_REUSEADDR and listens.
     // host "" binds every IPv4 and IPv6 address ("::" dual-stack), or every IPv4 address
-    // ("0.0.0.0") where IPv6 is unavailable.
+    // ("0.0.0.0") where IPv6 is unavailable (IPv6 sockets or addresses refused); a port that
+    // is taken is an error (EADDRINUSE), never a reason to listen on IPv4 alone.
     static listener tcp(const std::string& host, std::uint16_t port, int backlog = SOMAXCONN);
     // unix_socket binds a Unix-domain socket at path (which must not exist) and listens.
     static listener unix_socket(const std::string& path, int backlog = SOMAXCONN);
