@@ -170,8 +170,13 @@ void reaper_main()
         fds.assign(1, pollfd{wake_fd, POLLIN, 0});
         for (auto& s : watched)
             fds.push_back(pollfd{s->pidfd(), POLLIN, 0});
-        if (::poll(fds.data(), fds.size(), -1) < 0)
+        if (::poll(fds.data(), fds.size(), -1) < 0) {
+            // Let go of the watched children here, not under g_children->mtx at the top of the
+            // loop: dropping the last reference forgets a pidfd, which takes the reactor
+            // registry (lock order: registry before children, as fork takes them).
+            watched.clear();
             continue;
+        }
         if (fds[0].revents) {
             std::uint64_t v;
             [[maybe_unused]] auto r = ::read(wake_fd, &v, sizeof v);
@@ -339,16 +344,20 @@ void take_fork_locks(fork_context& ctx)
     epoll_reactor::lock_registry();
     g_children->mtx.lock();
     g_children->all_mtx.lock();
-    for (write_end* w : ctx.transfers->writers)
-        w->lock_for_fork();
+    const auto& ws = ctx.transfers->writers;
+    for (std::size_t i = 0; i < ws.size(); ++i)
+        if (std::find(ws.begin(), ws.begin() + i, ws[i]) == ws.begin() + i) // a writer given twice
+            ws[i]->lock_for_fork();
     g_death->mtx.lock();
 }
 
 void release_fork_locks(fork_context& ctx)
 {
     g_death->mtx.unlock();
-    for (write_end* w : ctx.transfers->writers)
-        w->unlock_after_fork();
+    const auto& ws = ctx.transfers->writers;
+    for (std::size_t i = 0; i < ws.size(); ++i)
+        if (std::find(ws.begin(), ws.begin() + i, ws[i]) == ws.begin() + i)
+            ws[i]->unlock_after_fork();
     g_children->all_mtx.unlock();
     g_children->mtx.unlock();
     epoll_reactor::unlock_registry();
@@ -379,6 +388,12 @@ void release_fork_locks(fork_context& ctx)
     //    writers drop their queues, which the parent delivers.
     {
         std::vector<end_base*> kept;
+        // A parent fiber of another thread may have held (or been locking) a transferred end's
+        // fiber mutex at fork time: the child's copies start unlocked.
+        for (read_end* r : ctx.transfers->readers)
+            new (&r->mutex()) boost::fibers::timed_mutex;
+        for (write_end* w : ctx.transfers->writers)
+            new (&w->mutex()) boost::fibers::mutex;
         for_each_transfer(*ctx.transfers, [&](end_base* e) {
             e->kept_after_fork();
             kept.push_back(e);
@@ -564,19 +579,22 @@ std::optional<int> child_state::poll()
 
 void child_state::wait_blocking()
 {
-    bool done = false;
+    // The wait happens without mtx_, so that is_alive(), exitcode() and the like on other
+    // threads never block behind it; the reap then takes mtx_ as poll() does.
+    int fd;
     {
         std::lock_guard lk(mtx_);
         if (status_ || !pidfd_)
             return;
-        int status = 0;
-        if (linux_pidfd::reap_blocking(pidfd_.get(), status) == 0) {
-            reaped(status);
-            done = true;
-        }
+        fd = pidfd_.get(); // open as long as this object lives
     }
-    if (done)
-        unregister_child(this);
+    pollfd exited{fd, POLLIN, 0};
+    posix::retry_eintr([&] { return ::poll(&exited, 1, -1); });
+    try {
+        poll();
+    } catch (const std::system_error&) {
+        // waitid failed (not our child any more): nothing left to wait for
+    }
 }
 
 void child_state::reaped(int status)
