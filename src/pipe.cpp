@@ -136,11 +136,11 @@ void end_base::begin_op()
     }
 }
 
-end_base::close_check end_base::try_mark_closed() noexcept
+end_base::close_check end_base::try_set_idle_state(std::uint32_t to) noexcept
 {
     for (;;) {
         std::uint32_t expected = 0;
-        if (state_.compare_exchange_strong(expected, closed_bit, std::memory_order_acq_rel))
+        if (state_.compare_exchange_strong(expected, to, std::memory_order_acq_rel))
             return close_check::ok;
         if (!(expected & closing_bit))
             return (expected & closed_bit) ? close_check::already_closed : close_check::in_use;
@@ -148,17 +148,8 @@ end_base::close_check end_base::try_mark_closed() noexcept
     }
 }
 
-end_base::close_check end_base::try_reserve_close() noexcept
-{
-    for (;;) {
-        std::uint32_t expected = 0;
-        if (state_.compare_exchange_strong(expected, closing_bit, std::memory_order_acq_rel))
-            return close_check::ok;
-        if (!(expected & closing_bit))
-            return (expected & closed_bit) ? close_check::already_closed : close_check::in_use;
-        settled_state();
-    }
-}
+end_base::close_check end_base::try_mark_closed() noexcept { return try_set_idle_state(closed_bit); }
+end_base::close_check end_base::try_reserve_close() noexcept { return try_set_idle_state(closing_bit); }
 
 void end_base::forget_from_everywhere() noexcept
 {

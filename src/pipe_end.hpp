@@ -103,6 +103,9 @@ protected:
 private:
     // settled_state is state_ once no reservation is pending.
     std::uint32_t settled_state() const noexcept;
+    // try_set_idle_state sets state_ to `to` if the end is open and idle (waiting out another
+    // thread's reservation first).
+    close_check try_set_idle_state(std::uint32_t to) noexcept;
 
 protected:
     posix::unique_fd fd_;
