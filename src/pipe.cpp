@@ -113,6 +113,16 @@ std::string end_base::name() const
     return std::string(kind_) + " (fd " + std::to_string(fd_.get()) + ")";
 }
 
+std::string end_base::closed_message(const char* what) const
+{
+    std::string msg = "gipc: " + std::string(kind_) + " " + what;
+    if (abandoned_in_child_)
+        msg += ": it was not transferred to this child process (a handle is transferred only when "
+               "passed to start_process as an argument; one captured by the target is closed in "
+               "the child)";
+    return msg;
+}
+
 std::uint32_t end_base::settled_state() const noexcept
 {
     std::uint32_t s = state_.load(std::memory_order_acquire);
@@ -128,7 +138,7 @@ void end_base::begin_op()
     std::uint32_t s = settled_state();
     for (;;) {
         if (s & closed_bit)
-            throw closed_error("gipc: " + std::string(kind_) + " is closed");
+            throw closed_error(closed_message("is closed"));
         if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel))
             return;
         if (s & closing_bit)
@@ -170,6 +180,7 @@ void end_base::release_fd() noexcept
 void end_base::abandon_after_fork() noexcept
 {
     state_.store(closed_bit, std::memory_order_release);
+    abandoned_in_child_ = true;
     registered_ = false; // the child clears the registry itself
     posix::close_fd(fd_.release());
 }

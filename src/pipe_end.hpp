@@ -43,6 +43,10 @@ public:
     bool closed() const noexcept { return (state_.load(std::memory_order_acquire) & closed_bit) != 0; }
     // name is how messages refer to the end, e.g. "reader (fd 7)".
     std::string name() const;
+    // closed_message is what closed_error says of this closed end: in a forked child, an end
+    // that was not transferred to it says so (it was captured by the target, or reached
+    // through a global, instead of being passed as an argument).
+    std::string closed_message(const char* what) const;
 
     // begin_op / end_op bracket every get/put/flush: close() refuses (locked_error) while an
     // operation is in progress. begin_op throws closed_error on a closed end.
@@ -56,10 +60,13 @@ public:
     {
         return (state_.load(std::memory_order_acquire) & ~(closed_bit | closing_bit)) != 0;
     }
-    // Closing two ends at once (a duplex): try_reserve_close takes the end like try_mark_closed
-    // but only provisionally: until commit_close or cancel_close, begin_op on another thread
-    // waits (the reservation lasts a few instructions and never spans a suspension) instead of
-    // starting an operation, so both ends close or neither does.
+    // Closing two ends at once (a duplex), or transferring ends to a child: try_reserve_close
+    // takes the end like try_mark_closed but only provisionally: until commit_close or
+    // cancel_close, begin_op on another thread waits instead of starting an operation, so both
+    // ends close or neither does, and a transfer is ordered with uses on other threads. A
+    // reservation never spans a suspension of its thread's fibers (a fiber of that thread
+    // would wait for it forever); a duplex close holds it for a few instructions, a transfer
+    // for the length of a fork() and the child's start report.
     close_check try_reserve_close() noexcept;
     void commit_close() noexcept { state_.store(closed_bit, std::memory_order_release); }
     void cancel_close() noexcept { state_.store(0, std::memory_order_release); }
@@ -109,6 +116,7 @@ private:
 
 protected:
     posix::unique_fd fd_;
+    bool abandoned_in_child_ = false; // closed by abandon_after_fork
     const char* kind_;
     std::size_t max_size_;
     bool registered_ = false;
@@ -226,7 +234,7 @@ void close_handle(End* end, const char* kind)
         throw closed_error(std::string("gipc: ") + kind + " is closed");
     switch (end->try_mark_closed()) {
     case end_base::close_check::already_closed:
-        throw closed_error("gipc: " + end->name() + " is already closed");
+        throw closed_error(end->closed_message("is already closed"));
     case end_base::close_check::in_use:
         throw locked_error("gipc: cannot close " + end->name() + ": another fiber is using it");
     case end_base::close_check::ok:

@@ -14,7 +14,9 @@
 #include <pthread.h>
 #include <stdio_ext.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -196,22 +199,59 @@ void reaper_main()
     }
 }
 
-// adopt_orphan hands a running child whose process object is gone to the reaper thread.
-void adopt_orphan(std::shared_ptr<child_state> s)
+// start_reaper_locked starts the reaper thread if orphans wait for it and none runs. When its
+// eventfd or its thread cannot be made (EMFILE, a thread limit), the orphans stay listed and
+// every later start_process or process destructor tries again: a reaper never runs without
+// its wake-up fd, and no orphan is forgotten. g_children->mtx held.
+void start_reaper_locked() noexcept
+{
+    if (g_children->reaper_started || g_children->orphans.empty())
+        return;
+    if (!g_children->reaper_wake) {
+        g_children->reaper_wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!g_children->reaper_wake)
+            return;
+    }
+    // The reaper blocks every signal: the program's signals go to the program's threads.
+    sigset_t old_mask;
+    posix::block_all_signals(old_mask);
+    pthread_t thread;
+    const int err = ::pthread_create(
+        &thread, nullptr,
+        [](void*) -> void* {
+            reaper_main();
+            return nullptr;
+        },
+        nullptr);
+    posix::restore_signal_mask(old_mask);
+    if (err != 0)
+        return;
+    ::pthread_detach(thread);
+    g_children->reaper_started = true;
+}
+
+// retry_deferred_reaping starts a reaper that could not be started before, if orphans wait.
+void retry_deferred_reaping() noexcept
 {
     std::lock_guard lk(g_children->mtx);
-    g_children->orphans.push_back(std::move(s));
-    if (!g_children->reaper_started) {
-        g_children->reaper_wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-        try {
-            std::thread(reaper_main).detach();
-            g_children->reaper_started = true;
-        } catch (const std::system_error& e) {
-            std::fprintf(stderr, "gipc: cannot start the reaper thread: %s\n", e.what());
-        }
-    } else {
+    start_reaper_locked();
+}
+
+// adopt_orphan hands a running child whose process object is gone to the reaper thread.
+void adopt_orphan(std::shared_ptr<child_state> s) noexcept
+{
+    std::lock_guard lk(g_children->mtx);
+    try {
+        g_children->orphans.push_back(std::move(s));
+    } catch (const std::bad_alloc&) {
+        // Still listed as live: reaped at the latest by the exit duties.
+        return;
+    }
+    if (g_children->reaper_started) {
         std::uint64_t one = 1;
         [[maybe_unused]] auto r = ::write(g_children->reaper_wake.get(), &one, sizeof one);
+    } else {
+        start_reaper_locked();
     }
 }
 
@@ -260,18 +300,40 @@ void ensure_death_pipe()
 // watch_parent_death makes a daemon child die with its parent: SIGKILL through
 // PR_SET_PDEATHSIG (which fires when the forking thread ends; gipc's fork thread lives as long
 // as the process), and when the parent-death pipe reports EOF (also after an exec of the
-// parent, which closes the pipe).
+// parent, which closes the pipe). The kernel itself delivers the second: the read end is set
+// to signal this process with SIGKILL when the pipe changes state (O_ASYNC with F_SETSIG), so
+// no thread is needed. Where fcntl refuses that, a thread blocked in read() does it. Throws
+// std::system_error when neither can be set up (the child reports that as a setup failure).
 void watch_parent_death(pid_t parent)
 {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int fd = g_death->parent_read_end.get(); // open as long as the process lives
-    if (::getppid() != parent)
-        ::_exit(1); // the parent died before the watch began
-    std::thread([fd] {
-        char c;
-        posix::retry_eintr([&] { return ::read(fd, &c, 1); }); // EOF: the parent is gone
-        ::kill(::getpid(), SIGKILL);
-    }).detach();
+    const bool signalled_by_kernel = ::fcntl(fd, F_SETOWN, ::getpid()) == 0 &&
+                                     ::fcntl(fd, F_SETSIG, SIGKILL) == 0 &&
+                                     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_ASYNC) == 0;
+    if (!signalled_by_kernel) {
+        sigset_t old_mask;
+        posix::block_all_signals(old_mask);
+        pthread_t thread;
+        const int err = ::pthread_create(
+            &thread, nullptr,
+            [](void* arg) -> void* {
+                char c;
+                const int pipe_fd = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
+                posix::retry_eintr([&] { return ::read(pipe_fd, &c, 1); }); // EOF: the parent is gone
+                ::kill(::getpid(), SIGKILL);
+                return nullptr;
+            },
+            reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+        posix::restore_signal_mask(old_mask);
+        if (err != 0)
+            throw std::system_error(err, std::system_category(), "gipc: cannot watch for the parent's death");
+        ::pthread_detach(thread);
+    }
+    // The parent may have died before the watch began: then no state change is left to signal.
+    pollfd hup{fd, POLLIN, 0};
+    if (::getppid() != parent || posix::retry_eintr([&] { return ::poll(&hup, 1, 0); }) != 0)
+        ::_exit(1);
 }
 
 // fork_context: what the fork thread needs to fork, and the child to start. It lives on the
@@ -295,7 +357,63 @@ struct fork_context {
     std::unique_ptr<child_entry>* entry; // moved from in the child only
     const transfer_list* transfers;
     pid_t parent;
+    // The start protocol (see spawn): a socketpair whose child_fd end the child keeps until its
+    // target starts. The fork thread closes the parent's copy of child_fd right after fork()
+    // and, once it holds the child's pidfd, sends the go byte on parent_fd.
+    int parent_fd;
+    int child_fd;
+    int pidfd = -1; // set by the fork thread: the child's pidfd, or -errno
 };
+
+// finish_child is how a child ends once its target is done: flush what writers still hold
+// (queued frames leave before the child exits), wait for its own non-daemon children and
+// terminate its daemon ones, flush stdio.
+void finish_child() noexcept
+{
+    std::vector<std::shared_ptr<write_end>> writers;
+    try {
+        for_each_open_end([&](end_base* e) {
+            if (auto* w = dynamic_cast<write_end*>(e))
+                writers.push_back(w->shared_from_this());
+        });
+    } catch (...) {
+    }
+    for (auto& w : writers) {
+        try {
+            flush(w.get());
+        } catch (...) {
+        }
+    }
+    writers.clear();
+    exit_duties();
+    std::fflush(nullptr);
+}
+
+// on_exit_in_child runs when a target calls exit(): registered last (in the child, before the
+// target starts), it runs first among the exit handlers, so the parent's atexit handlers and
+// static destructors, registered before it, never run in the child. The thread-local
+// destructors of the calling thread have already run (exit() runs them first), so the child's
+// fiber scheduler is gone: finish_child runs on a new thread, whose own is fresh.
+void on_exit_in_child(int status, void*) noexcept
+{
+    sigset_t old_mask;
+    posix::block_all_signals(old_mask);
+    pthread_t thread;
+    if (::pthread_create(
+            &thread, nullptr,
+            [](void*) -> void* {
+                finish_child();
+                return nullptr;
+            },
+            nullptr) == 0) {
+        ::pthread_join(thread, nullptr);
+    } else {
+        // No thread to flush on: queued frames are dropped, children are still seen to.
+        exit_duties();
+        std::fflush(nullptr);
+    }
+    ::_exit(status);
+}
 
 // run_target runs the target in the child, on the fork thread's copy, which has never run a
 // fiber scheduler: no fiber of the parent exists on this thread, and the scheduler and reactor
@@ -317,22 +435,31 @@ struct fork_context {
     }
     // Arguments (and the handles among them) are destroyed here, which flushes and closes.
     entry.reset();
-    // Flush what writers still hold: queued frames leave before the child exits.
-    std::vector<std::shared_ptr<write_end>> writers;
-    for_each_open_end([&](end_base* e) {
-        if (auto* w = dynamic_cast<write_end*>(e))
-            writers.push_back(w->shared_from_this());
-    });
-    for (auto& w : writers) {
-        try {
-            flush(w.get());
-        } catch (...) {
-        }
-    }
-    writers.clear();
-    exit_duties();
-    std::fflush(nullptr);
+    finish_child();
     ::_exit(code);
+}
+
+// The start protocol's messages from the child: one byte, started_byte once its target is
+// about to run, or failed_byte followed by a setup_failure.
+constexpr char go_byte = 'g';
+constexpr char started_byte = 's';
+constexpr char failed_byte = 'f';
+struct setup_failure {
+    int err;
+    char what[240];
+};
+
+// report_setup_failure tells the parent why this child cannot run its target, and ends it.
+[[noreturn]] void report_setup_failure(fork_context& ctx, int err, const char* what) noexcept
+{
+    char msg[1 + sizeof(setup_failure)];
+    msg[0] = failed_byte;
+    setup_failure f{};
+    f.err = err;
+    std::snprintf(f.what, sizeof f.what, "%s", what);
+    std::memcpy(msg + 1, &f, sizeof f);
+    posix::retry_eintr([&] { return ::send(ctx.child_fd, msg, sizeof msg, MSG_NOSIGNAL); });
+    ::_exit(127);
 }
 
 // take_fork_locks / release_fork_locks hold every gipc lock across fork() (in this order, and
@@ -371,6 +498,7 @@ void release_fork_locks(fork_context& ctx)
 {
     // 1. Release the locks quiesced across fork(): this thread took them in the parent.
     release_fork_locks(ctx);
+    posix::close_fd(ctx.parent_fd);
 
     // 2. Signals: handlers reset, SIGPIPE ignored, mask cleared.
     posix::reset_signals_in_child();
@@ -386,7 +514,7 @@ void release_fork_locks(fork_context& ctx)
 
     // 5. Close every inherited gipc handle that was not transferred by this call; transferred
     //    writers drop their queues, which the parent delivers.
-    {
+    try {
         std::vector<end_base*> kept;
         // A parent fiber of another thread may have held (or been locking) a transferred end's
         // fiber mutex at fork time: the child's copies start unlocked.
@@ -406,17 +534,15 @@ void release_fork_locks(fork_context& ctx)
                 e->abandon_after_fork();
         ends.clear();
         ends.insert(kept.begin(), kept.end());
-    }
 
-    // 6. The parent's children are not this process's: forget them, reaped or not.
-    for (child_state* c : g_children->all)
-        c->abandon_after_fork();
-    posix::close_fd(g_children->reaper_wake.release());
-    g_children = new children_registry; // the old one may be referenced by inherited state
-    g_name_counter = 0;
+        // 6. The parent's children are not this process's: forget them, reaped or not.
+        for (child_state* c : g_children->all)
+            c->abandon_after_fork();
+        posix::close_fd(g_children->reaper_wake.release());
+        g_children = new children_registry; // the old one may be referenced by inherited state
+        g_name_counter = 0;
 
-    // 7. Parent death: only the parent holds the write end of its death pipe.
-    {
+        // 7. Parent death: only the parent holds the write end of its death pipe.
         // The inherited object stays allocated (its mutex may have been copied locked);
         // its fds are closed, or the read end moves to the new one.
         g_death->write_end.reset();
@@ -427,28 +553,110 @@ void release_fork_locks(fork_context& ctx)
             g_death->parent_read_end = std::move(read_end);
             watch_parent_death(ctx.parent);
         }
+
+        // 8. exit() in the target ends the child as a return does (see on_exit_in_child).
+        if (::on_exit(on_exit_in_child, nullptr) != 0)
+            throw std::system_error(ENOMEM, std::system_category(), "gipc: on_exit");
+    } catch (const std::system_error& e) {
+        report_setup_failure(ctx, e.code().value(), e.what());
+    } catch (const std::bad_alloc&) {
+        report_setup_failure(ctx, ENOMEM, "gipc: out of memory while starting the child");
+    } catch (const std::exception& e) {
+        report_setup_failure(ctx, EIO, e.what());
     }
 
-    // 8. Run the target on this thread, whose fiber world is fresh. (The parent's fork thread
-    //    does not exist here: a pthread_atfork handler replaced its object.)
+    // 9. Wait until the parent holds this child's pidfd (EOF: it could not get one and will
+    //    not watch this child, which then must not run), then tell it the target starts.
+    char go = 0;
+    if (posix::retry_eintr([&] { return ::recv(ctx.child_fd, &go, 1, 0); }) != 1 || go != go_byte)
+        ::_exit(127);
+    posix::retry_eintr([&] { return ::send(ctx.child_fd, &started_byte, 1, MSG_NOSIGNAL); });
+    posix::close_fd(ctx.child_fd);
+
+    // 10. Run the target on this thread, whose fiber world is fresh. (The parent's fork thread
+    //     does not exist here: a pthread_atfork handler replaced its object.)
     run_target(ctx, std::move(*ctx.entry));
 }
+
+// t_in_gipc_fork is true on the fork thread while it forks: the pthread_atfork handlers that
+// quiesce gipc's locks around a plain fork() of the program leave them to fork_locked then.
+thread_local bool t_in_gipc_fork = false;
 
 // fork_locked forks with gipc's locks quiesced so that the child never inherits one held by
 // a thread that does not exist there. Runs on the fork thread, whose signals are all blocked,
 // so no handler of the parent runs in the child before child_bootstrap resets them. Returns
-// the pid, or -errno; never returns in the child.
+// the pid, or -errno; never returns in the child. In the parent, it then closes the parent's
+// copy of the child's end of the start socket and, once it holds the child's pidfd (in
+// ctx.pidfd, or -errno there), lets the child go on: until then the child cannot exit, so
+// nobody else can reap it and its pid cannot be reused before gipc holds its pidfd.
 pid_t fork_locked(fork_context& ctx)
 {
     take_fork_locks(ctx);
-
+    t_in_gipc_fork = true;
     const pid_t pid = ::fork();
-    if (pid == 0)
+    if (pid == 0) {
+        t_in_gipc_fork = false;
         child_bootstrap(ctx);
+    }
     const int fork_errno = errno;
+    t_in_gipc_fork = false;
     release_fork_locks(ctx);
-    return pid < 0 ? -fork_errno : pid;
+    if (pid < 0)
+        return -fork_errno;
+    posix::close_fd(std::exchange(ctx.child_fd, -1));
+    ctx.pidfd = linux_pidfd::open(pid);
+    if (ctx.pidfd >= 0)
+        posix::retry_eintr([&] { return ::send(ctx.parent_fd, &go_byte, 1, MSG_NOSIGNAL); });
+    return pid;
 }
+
+// Around a plain fork() of the program (not gipc's own, which fork_locked handles), gipc's
+// process-wide locks are held by the forking thread, so that the child never inherits one held
+// by a thread that does not exist there, and the child starts with none of the parent's
+// children, no exit duties for them, and no copy of the parent-death pipe (a copy of its write
+// end would keep the parent's daemon children from seeing their parent die).
+void plain_fork_prepare() noexcept
+{
+    if (t_in_gipc_fork)
+        return;
+    end_registry_mutex().lock();
+    epoll_reactor::lock_registry();
+    g_children->mtx.lock();
+    g_children->all_mtx.lock();
+    g_death->mtx.lock();
+}
+
+void plain_fork_parent() noexcept
+{
+    if (t_in_gipc_fork)
+        return;
+    g_death->mtx.unlock();
+    g_children->all_mtx.unlock();
+    g_children->mtx.unlock();
+    epoll_reactor::unlock_registry();
+    end_registry_mutex().unlock();
+}
+
+void plain_fork_child() noexcept
+{
+    if (t_in_gipc_fork)
+        return; // child_bootstrap does this and more
+    plain_fork_parent(); // this thread took the locks
+    for (child_state* c : g_children->all)
+        c->abandon_after_fork();
+    posix::close_fd(g_children->reaper_wake.release());
+    const bool duties = g_children->exit_duties_registered;
+    g_children = new children_registry; // the old one may be referenced by inherited state
+    g_children->exit_duties_registered = duties; // the atexit registration is inherited
+    g_name_counter = 0;
+    g_death->write_end.reset();
+    g_death->read_end.reset();
+    g_death->parent_read_end.reset();
+    g_death = new death_pipe;
+}
+
+[[maybe_unused]] const int g_plain_fork_handlers =
+    ::pthread_atfork(plain_fork_prepare, plain_fork_parent, plain_fork_child);
 
 // fork_thread: start_process does not fork on the calling thread but hands the fork to this
 // helper thread, started on first use, which does nothing else and never runs a fiber. The
@@ -567,8 +775,11 @@ std::optional<int> child_state::poll()
         return status_;
     int status = 0;
     int r = linux_pidfd::try_reap(pidfd_.get(), status);
-    if (r == 1) {
-        reaped(status);
+    if (r == 1 || r == -ECHILD) {
+        // ECHILD: someone else reaped the child (SIGCHLD ignored, SA_NOCLDWAIT, a waitpid(-1)
+        // elsewhere in the program). It has exited (the pidfd stays valid) and its status is
+        // lost: 0, the convention of Python's subprocess.
+        reaped(r == 1 ? status : 0);
         lk.unlock();
         unregister_child(this);
     } else if (r < 0) {
@@ -614,10 +825,112 @@ void child_state::signal(int sig)
         throw std::system_error(-r, std::system_category(), "gipc: signal " + name_);
 }
 
+namespace {
+
+// transfer_reservation holds the ends a start_process call transfers from its check until the
+// parent closes them (or the start fails and they stay open): meanwhile no fiber of any thread
+// can start using them (begin_op on another thread waits out the reservation; none of this
+// thread runs, as nothing here suspends), so a transfer and a use on another thread are ordered
+// and the child never copies an end in the middle of an operation.
+class transfer_reservation {
+public:
+    explicit transfer_reservation(const transfer_list& transfers) : transfers_(transfers)
+    {
+        for_each_transfer(transfers, [&](end_base* e) {
+            if (std::find(ends_.begin(), ends_.end(), e) == ends_.end())
+                ends_.push_back(e); // a handle passed twice is reserved once
+        });
+        for (std::size_t i = 0; i < ends_.size(); ++i) {
+            const auto check = ends_[i]->try_reserve_close();
+            if (check == end_base::close_check::ok)
+                continue;
+            for (std::size_t j = 0; j < i; ++j)
+                ends_[j]->cancel_close();
+            const std::string name = ends_[i]->name();
+            ends_.clear();
+            if (check == end_base::close_check::already_closed)
+                throw closed_error("gipc: cannot transfer " + name + ": it is closed");
+            throw locked_error("gipc: cannot transfer " + name + ": another fiber is using it");
+        }
+    }
+    transfer_reservation(const transfer_reservation&) = delete;
+    transfer_reservation& operator=(const transfer_reservation&) = delete;
+    // The start failed: the ends stay open in the parent.
+    ~transfer_reservation()
+    {
+        for (end_base* e : ends_)
+            e->cancel_close();
+    }
+
+    // commit closes the ends in the parent: they belong to the child now.
+    void commit() noexcept
+    {
+        for (end_base* e : ends_)
+            e->commit_close();
+        std::vector<end_base*> done;
+        for_each_transfer(transfers_, [&](auto* e) {
+            if (std::find(done.begin(), done.end(), e) != done.end())
+                return;
+            done.push_back(e);
+            try {
+                e->close();
+            } catch (const std::exception& ex) {
+                std::fprintf(stderr, "gipc: closing %s: %s\n", e->name().c_str(), ex.what());
+            }
+        });
+        ends_.clear();
+    }
+
+private:
+    const transfer_list& transfers_;
+    std::vector<end_base*> ends_;
+};
+
+// reap_unstarted reaps a child that ended (or is about to end) without running its target.
+// Blocks only briefly: such a child exits right after its failure report or the parent's EOF.
+void reap_unstarted(pid_t pid, int pidfd) noexcept
+{
+    int status = 0;
+    if (pidfd >= 0)
+        linux_pidfd::reap_blocking(pidfd, status); // ECHILD: reaped by someone else
+    else
+        posix::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
+}
+
+// receive_start_report reads what the child says before its target starts: 0 once it is
+// starting, else the errno of its setup failure (its message in what), or -1 when the child
+// ended without a word (killed during its setup).
+int receive_start_report(int fd, std::string& what) noexcept
+{
+    char msg[1 + sizeof(setup_failure)];
+    std::size_t have = 0;
+    for (;;) {
+        const auto n = posix::retry_eintr([&] { return ::recv(fd, msg + have, sizeof msg - have, 0); });
+        if (n <= 0)
+            break;
+        have += std::size_t(n);
+        if (msg[0] == started_byte || have == sizeof msg)
+            break;
+    }
+    if (have >= 1 && msg[0] == started_byte)
+        return 0;
+    if (have == sizeof msg && msg[0] == failed_byte) {
+        setup_failure f;
+        std::memcpy(&f, msg + 1, sizeof f);
+        f.what[sizeof f.what - 1] = 0;
+        what = f.what;
+        return f.err > 0 ? f.err : EIO;
+    }
+    return -1;
+}
+
+} // namespace
+
 process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers)
 {
     installed_algorithm(); // join() waits in this thread's reactor
     register_exit_duties();
+    retry_deferred_reaping();
     const std::string name =
         options.name.empty() ? "Process-" + std::to_string(g_name_counter.fetch_add(1) + 1) : options.name;
 
@@ -634,47 +947,76 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
     for_each_transfer(transfers, check);
     for (auto* w : transfers.writers)
         flush(w);
-    // flush() may have let other fibers run: check again. From here to the end no fiber of
-    // this thread runs before the transferred ends are closed.
-    for_each_transfer(transfers, check);
-    if (options.daemon)
-        ensure_death_pipe();
     std::fflush(nullptr);
 
-    fork_context ctx{&options, name, &entry, &transfers, ::getpid()};
-    const pid_t pid = fork_thread::current().fork(ctx);
+    // The start socket: the child reports on it whether its target starts, and waits on it
+    // until gipc holds its pidfd.
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        throw std::system_error(errno, std::system_category(), "gipc: start_process: socketpair");
+    posix::unique_fd parent_end(sv[0]);
+    posix::unique_fd child_end(sv[1]);
 
-    if (pid < 0) {
-        if (options.daemon)
-            daemon_gone();
+    // flush() may have let other fibers run: from here to the end no fiber of this thread runs,
+    // and none of another thread can start using a transferred end.
+    transfer_reservation reserved(transfers);
+    struct death_pipe_use {
+        bool counted = false;
+        ~death_pipe_use()
+        {
+            if (counted)
+                daemon_gone();
+        }
+    } death_use;
+    if (options.daemon) {
+        ensure_death_pipe();
+        death_use.counted = true;
+    }
+
+    fork_context ctx{&options, name, &entry, &transfers, ::getpid(), parent_end.get(), child_end.get()};
+    const pid_t pid = fork_thread::current().fork(ctx);
+    if (ctx.child_fd < 0)
+        (void)child_end.release(); // the fork thread closed it
+    if (pid < 0)
         throw std::system_error(-pid, std::system_category(), "gipc: fork");
+    if (ctx.pidfd < 0) {
+        // The child cannot be watched: it waits for a go byte that never comes, sees EOF and
+        // ends without running its target. gipc holds no pidfd, so it sends no signal.
+        parent_end.reset();
+        reap_unstarted(pid, -1);
+        throw std::system_error(-ctx.pidfd, std::system_category(),
+                                "gipc: start_process: pidfd_open (Linux 5.3 or later needed)");
+    }
+    posix::unique_fd pidfd(ctx.pidfd);
+
+    std::string what;
+    const int report = receive_start_report(parent_end.get(), what);
+    parent_end.reset();
+    if (report != 0) {
+        reap_unstarted(pid, pidfd.get());
+        if (report > 0)
+            throw std::system_error(report, std::system_category(), "gipc: " + name + " could not start: " + what);
+        throw std::system_error(ECHILD, std::system_category(),
+                                "gipc: " + name + " ended before its target started");
     }
 
     std::shared_ptr<child_state> state;
     try {
-        const int pidfd = linux_pidfd::open(pid);
-        if (pidfd < 0)
-            throw std::system_error(-pidfd, std::system_category(), "gipc: pidfd_open (Linux 5.3 or later needed)");
-        state = std::make_shared<child_state>(pid, posix::unique_fd(pidfd), name, options.daemon);
+        state = std::make_shared<child_state>(pid, std::move(pidfd), name, options.daemon);
         std::lock_guard lk(g_children->mtx);
         g_children->live.push_back(state);
     } catch (...) {
-        // A child that cannot be watched must not be left running: kill and reap it, and
-        // leave the transferred handles open in the parent, as if the fork had not happened.
-        state.reset();
-        ::kill(pid, SIGKILL);
-        int status;
-        posix::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
-        if (options.daemon)
-            daemon_gone();
+        // A child that cannot be watched must not be left running: kill it through its pidfd
+        // and reap it, and leave the transferred handles open in the parent.
+        const int fd = state ? state->pidfd() : pidfd.get();
+        linux_pidfd::send_signal(fd, SIGKILL);
+        reap_unstarted(pid, fd);
         throw;
     }
+    death_use.counted = false; // the child_state counts the daemon from here
 
     // The transferred handles now belong to the child.
-    for_each_transfer(transfers, [](auto* e) {
-        if (e->try_mark_closed() == end_base::close_check::ok)
-            e->close();
-    });
+    reserved.commit();
     return process(std::move(state));
 }
 
@@ -701,6 +1043,8 @@ process::~process()
     try {
         if (!state_->poll())
             detail::adopt_orphan(std::move(state_));
+        else
+            detail::retry_deferred_reaping();
     } catch (...) {
         detail::adopt_orphan(std::move(state_));
     }

@@ -4,6 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "test_support.hpp"
 
+#include <gipc/process.hpp>
 #include <gipc/runtime.hpp>
 
 #include <string_view>
@@ -13,8 +14,14 @@ int main(int argc, char** argv)
     if (argc >= 3 && std::string_view(argv[1]) == "--gipc-child")
         return gipc_test::run_child(argv[2], std::vector<std::string>(argv + 3, argv + argc));
     // Install the scheduler first so that its epoll and eventfd belong to every test's fd
-    // baseline.
+    // baseline, and start gipc's fork thread (made by the first start_process, it lives as
+    // long as the process) so that it belongs to every test's thread baseline. Where children
+    // cannot be watched (valgrind lacks pidfd_open) the start fails after the thread exists.
     gipc::use_reactor();
+    try {
+        gipc::start_process([] {}).join();
+    } catch (const std::system_error&) {
+    }
     doctest::Context context(argc, argv);
     return context.run();
 }

@@ -108,7 +108,20 @@ std::vector<pid_t> scan_children(bool zombies_only)
 std::vector<pid_t> child_pids() { return scan_children(false); }
 std::vector<pid_t> zombie_children() { return scan_children(true); }
 
-leak_check::leak_check() : fds_(open_fds()), handles_(handle_count()) {}
+std::size_t thread_count()
+{
+    std::size_t n = 0;
+    DIR* d = ::opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    while (dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.')
+            ++n;
+    ::closedir(d);
+    return n;
+}
+
+leak_check::leak_check() : fds_(open_fds()), handles_(handle_count()), threads_(thread_count()) {}
 
 leak_check::~leak_check()
 {
@@ -116,11 +129,15 @@ leak_check::~leak_check()
     auto start = std::chrono::steady_clock::now();
     std::set<int> now = open_fds();
     std::vector<pid_t> kids = child_pids();
-    while ((now != fds_ || !kids.empty() || handle_count() != handles_) && seconds_since(start) < 2.0) {
+    std::size_t threads = thread_count();
+    while ((now != fds_ || !kids.empty() || handle_count() != handles_ || threads > threads_) &&
+           seconds_since(start) < 2.0) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
         now = open_fds();
         kids = child_pids();
+        threads = thread_count();
     }
+    CHECK_MESSAGE(threads <= threads_, (threads - threads_) << " thread(s) left running by the test");
     for (int fd : now)
         if (!fds_.count(fd))
             FAIL_CHECK("fd " << fd << " (" << describe_fd(fd) << ") left open by the test");

@@ -26,9 +26,14 @@ std::vector<pid_t> child_pids();
 // zombie_children lists the children of this process in state Z.
 std::vector<pid_t> zombie_children();
 
+// thread_count is the number of threads of this process.
+std::size_t thread_count();
+
 // leak_check: constructed before and destroyed after each test case. It fails the test when
-// the case leaves an fd open, a gipc handle open, or a child process behind. Children get a
-// grace period to be reaped, since exit watching is asynchronous.
+// the case leaves an fd open, a gipc handle open, a child process or a thread behind.
+// Children and threads get a grace period to be reaped and to end, since exit watching is
+// asynchronous. (The test main starts gipc's fork thread, which lives as long as the process,
+// before any test: it belongs to every test's baseline.)
 struct leak_check {
     leak_check();
     ~leak_check();
@@ -38,6 +43,7 @@ struct leak_check {
 private:
     std::set<int> fds_;
     std::size_t handles_;
+    std::size_t threads_;
 };
 
 // fork_with_busy_threads_deadlocks is true in AddressSanitizer builds. The ASan runtime of
