@@ -51,8 +51,9 @@ struct helper_result {
     std::string output; // stdout and stderr
 };
 
-// run_helper runs `<this binary> --gipc-child name args...` with stdout and stderr to a pipe,
-// and kills it when it has not ended within timeout.
+// run_helper runs `<this binary> --gipc-child name args...` in a process group of its own, with
+// stdout and stderr to a pipe, and kills the group (its children too) when it has not ended
+// within timeout.
 helper_result run_helper(const std::string& name, std::vector<std::string> args = {},
                          std::chrono::seconds timeout = 30s)
 {
@@ -70,8 +71,13 @@ helper_result run_helper(const std::string& name, std::vector<std::string> args 
     for (auto& a : argv_s)
         argv.push_back(a.data());
     argv.push_back(nullptr);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
     pid_t pid = -1;
-    const int err = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
+    const int err = ::posix_spawn(&pid, exe.c_str(), &fa, &attr, argv.data(), environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     ::close(out[1]);
     REQUIRE(err == 0);
@@ -95,7 +101,7 @@ helper_result run_helper(const std::string& name, std::vector<std::string> args 
     }
     ::close(out[0]);
     if (timed_out)
-        ::kill(pid, SIGKILL);
+        ::kill(-pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

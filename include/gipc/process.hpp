@@ -19,7 +19,23 @@
 // value or wrapped in std::ref, and every handle in a std::vector passed that way, is
 // transferred: it stays open in the child and is closed in the parent when start_process
 // returns. Every other gipc handle of the parent, on any thread, is closed in the child before
-// the target runs (handles inside other containers or structs are closed too).
+// the target runs (handles inside other containers or structs are closed too). From its check
+// until the parent closes it, a transferred handle is reserved: a get()/put()/close() starting
+// on another thread meanwhile throws closed_error once the transfer happened, and a handle in
+// use when start_process checks it makes start_process throw locked_error (it stays open).
+//
+// Pass handles; do not capture them. A handle captured by the target is not transferred: it is
+// closed in the child, where using it throws closed_error saying it "was not transferred to
+// this child process":
+//
+//   gipc::start_process([r = std::move(r)]() mutable { r.get<int>(); });   // wrong
+//   gipc::start_process([](gipc::reader r) { r.get<int>(); }, std::move(r)); // right
+//
+// start_process returns once the child is about to run its target. The child first waits until
+// the parent holds its pidfd (so it cannot end and be reaped by someone else before gipc
+// watches it), then reports over a close-on-exec socket whether its setup worked: a setup
+// failure (e.g. a daemon child that cannot watch for its parent's death) makes start_process
+// throw std::system_error with the child's errno; that child never runs its target.
 //
 // In the child, every signal with a handler function is reset to its default (ignored signals
 // stay ignored, as across exec; SIGPIPE is always ignored) and the signal mask is cleared.
@@ -29,11 +45,17 @@
 // An uncaught exception prints "gipc: process <name> (pid <pid>): uncaught exception:
 // <what()>" to stderr and exits with 1. Before exiting, the child flushes its writers, waits
 // for its own non-daemon children, terminates its daemon ones, flushes stdio and calls _exit:
-// the parent's atexit handlers and static destructors never run in a child.
+// the parent's atexit handlers and static destructors never run in a child. exit(N) in the
+// target ends the child the same way with status N (once Boost.Fiber's thread-local scheduler
+// has run the child's still-blocked fibers to completion, as exit() does in any Boost.Fiber
+// program); quick_exit(N) and _exit(N) end it at once, dropping queued frames.
 //
 // Exit detection uses a pidfd (Linux 5.3 or later) in the reactor: no SIGCHLD handler is
 // installed and waitpid(-1) is never called. No zombie is left, even when the process object
-// is destroyed before the child ends (that neither blocks nor kills the child).
+// is destroyed before the child ends (that neither blocks nor kills the child). When someone
+// else reaps the child (SIGCHLD ignored, SA_NOCLDWAIT, a waitpid(-1) elsewhere), join()
+// returns, is_alive() is false and exitcode() is 0 from then on: the status is lost. Signals
+// go through the pidfd only, never to a pid number.
 //
 // Lifetime, as in Python's multiprocessing: at the parent's normal exit (return from main or
 // exit()), daemon children are terminated (SIGTERM) and the others are waited for. A daemon
@@ -177,7 +199,10 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
 
 // start_process starts target(args...) in a child process and returns its handle. Callable
 // from any fiber of any thread, and in a child. Throws closed_error / locked_error when a
-// handle argument is closed / in use by another fiber, std::system_error when fork fails.
+// handle argument is closed / in use by another fiber, std::system_error when the child cannot
+// be started or watched (fork, the start socket or pidfd_open failing: EAGAIN, EMFILE, ENOSYS)
+// or when its setup fails; then no child is left behind and handle arguments passed by
+// std::ref stay open in the parent.
 template <class F, class... Args>
 process start_process(process_options options, F&& target, Args&&... args);
 
