@@ -112,9 +112,9 @@ helper_result run_helper(const std::string& name, std::vector<std::string> args 
     return res;
 }
 
-#define CHECK_HELPER(name, ...)                                                                    \
+#define CHECK_HELPER(name)                                                                         \
     do {                                                                                           \
-        const helper_result r_ = run_helper(name, ##__VA_ARGS__);                                  \
+        const helper_result r_ = run_helper(name);                                                 \
         INFO("helper " << name << " output:\n" << r_.output);                                      \
         CHECK(r_.status == 0);                                                                     \
     } while (0)
