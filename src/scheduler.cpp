@@ -89,14 +89,4 @@ int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
     return installed_algorithm().reactor().wait(fd, dir, deadline, true, since);
 }
 
-steady_time deadline_after(std::chrono::nanoseconds timeout) noexcept
-{
-    const auto now = std::chrono::steady_clock::now();
-    if (timeout.count() <= 0)
-        return now;
-    if (timeout >= steady_time::max() - now)
-        return steady_time::max();
-    return now + std::chrono::duration_cast<steady_time::duration>(timeout);
-}
-
 } // namespace gipc::detail

@@ -70,7 +70,4 @@ int wait_owned_fd(int fd, io_dir dir, steady_time deadline,
 // forget_fd must be called before gipc closes an fd that wait_owned_fd may have seen.
 inline void forget_fd(int fd) noexcept { epoll_reactor::forget_everywhere(fd); }
 
-// deadline_after converts a relative timeout to an absolute deadline, saturating.
-steady_time deadline_after(std::chrono::nanoseconds timeout) noexcept;
-
 } // namespace gipc::detail

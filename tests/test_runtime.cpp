@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <limits>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -148,6 +149,93 @@ GIPC_TEST("a wait for writability blocks while the pipe is full and wakes when i
     f.join();
     drain.join();
     CHECK(writable);
+}
+
+GIPC_TEST("wait_readable and wait_writable saturate huge timeouts and poll on zero or negative ones")
+{
+    using std::chrono::duration;
+    const auto infinity = duration<double>(std::numeric_limits<double>::infinity());
+    // wait_for_write_after waits on an empty pipe with timeout while another thread writes
+    // after 100 ms: the wait must block until then and report readiness.
+    auto wait_for_write_after = [](auto timeout) {
+        test_pipe p;
+        std::thread writer([&] {
+            std::this_thread::sleep_for(100ms);
+            p.put();
+        });
+        auto start = clock_type::now();
+        const bool ready = gipc::wait_readable(p.r, timeout);
+        const double elapsed = seconds_since(start);
+        writer.join();
+        CHECK(ready);
+        CHECK(elapsed >= 0.09);
+        CHECK(elapsed < 5.0);
+    };
+    SUBCASE("hours::max() waits") { wait_for_write_after(std::chrono::hours::max()); }
+    SUBCASE("nanoseconds::max() waits") { wait_for_write_after(std::chrono::nanoseconds::max()); }
+    SUBCASE("duration<double> infinity waits") { wait_for_write_after(infinity); }
+    SUBCASE("a huge duration<double> waits") { wait_for_write_after(duration<double>(1e300)); }
+    SUBCASE("a large finite timeout (100 years) waits") { wait_for_write_after(std::chrono::hours(24 * 365 * 100)); }
+    SUBCASE("a wait in a fiber with hours::max() is woken by another thread")
+    {
+        test_pipe p;
+        bool ready = false;
+        boost::fibers::fiber f([&] { ready = gipc::wait_readable(p.r, std::chrono::hours::max()); });
+        std::thread writer([&] {
+            std::this_thread::sleep_for(50ms);
+            p.put();
+        });
+        f.join();
+        writer.join();
+        CHECK(ready);
+    }
+    SUBCASE("wait_writable saturates too")
+    {
+        test_pipe p;
+        std::vector<char> block(65536, 'a');
+        while (::write(p.w, block.data(), block.size()) > 0) {
+        }
+        REQUIRE(errno == EAGAIN);
+        std::thread drain([&] {
+            std::this_thread::sleep_for(100ms);
+            while (::read(p.r, block.data(), block.size()) > 0) {
+            }
+        });
+        auto start = clock_type::now();
+        CHECK(gipc::wait_writable(p.w, std::chrono::hours::max()));
+        CHECK(seconds_since(start) >= 0.09);
+        drain.join();
+        CHECK(gipc::wait_writable(p.w, infinity));
+    }
+    SUBCASE("zero, negative and NaN timeouts poll")
+    {
+        test_pipe p;
+        const auto nan = duration<double>(std::numeric_limits<double>::quiet_NaN());
+        auto start = clock_type::now();
+        CHECK_FALSE(gipc::wait_readable(p.r, 0ns));
+        CHECK_FALSE(gipc::wait_readable(p.r, -5s));
+        CHECK_FALSE(gipc::wait_readable(p.r, std::chrono::hours::min()));
+        CHECK_FALSE(gipc::wait_readable(p.r, -infinity));
+        CHECK_FALSE(gipc::wait_readable(p.r, nan));
+        CHECK_FALSE(gipc::wait_readable(p.r, duration<double>(0.0)));
+        CHECK(seconds_since(start) < 0.5);
+        p.put();
+        CHECK(gipc::wait_readable(p.r, 0ns));
+        CHECK(gipc::wait_readable(p.r, -5s));
+        CHECK(gipc::wait_readable(p.r, std::chrono::hours::min()));
+        CHECK(gipc::wait_readable(p.r, -infinity));
+        CHECK(gipc::wait_writable(p.w, 0ms));
+        CHECK(gipc::wait_writable(p.w, -1ms));
+        CHECK(gipc::wait_writable(p.w, nan));
+    }
+    SUBCASE("a short finite timeout still expires")
+    {
+        test_pipe p;
+        auto start = clock_type::now();
+        CHECK_FALSE(gipc::wait_readable(p.r, duration<double>(0.03)));
+        CHECK(seconds_since(start) >= 0.03);
+        CHECK_FALSE(gipc::wait_readable(p.r, std::chrono::microseconds(20000)));
+    }
 }
 
 GIPC_TEST("a wait on an fd that is not open throws std::system_error with EBADF")
