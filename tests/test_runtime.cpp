@@ -2,20 +2,35 @@
 // The fiber runtime: the reactor scheduler, fd waits, timers, cross-thread wakeups.
 #include "test_support.hpp"
 
+#include <gipc/pipe.hpp>
 #include <gipc/runtime.hpp>
 
 #include <boost/fiber/all.hpp>
 
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
 #include <limits>
 #include <system_error>
+#include <string>
 #include <thread>
 #include <vector>
+
+extern char** environ;
 
 using namespace std::chrono_literals;
 using gipc_test::seconds_since;
@@ -51,6 +66,38 @@ struct test_pipe {
     }
 };
 
+// child_pipe is test_pipe for child helpers, which run outside doctest: failures throw.
+struct child_pipe {
+    int r = -1, w = -1;
+    child_pipe()
+    {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+            throw std::system_error(errno, std::system_category(), "pipe2");
+        r = fds[0];
+        w = fds[1];
+    }
+    ~child_pipe()
+    {
+        ::close(r);
+        ::close(w);
+    }
+    child_pipe(const child_pipe&) = delete;
+    child_pipe& operator=(const child_pipe&) = delete;
+    void put(char c = 'x') const
+    {
+        if (::write(w, &c, 1) != 1)
+            throw std::system_error(errno, std::system_category(), "write");
+    }
+    char take() const
+    {
+        char c = 0;
+        if (::read(r, &c, 1) != 1)
+            throw std::system_error(errno, std::system_category(), "read");
+        return c;
+    }
+};
+
 double thread_cpu_seconds()
 {
     rusage ru{};
@@ -59,9 +106,206 @@ double thread_cpu_seconds()
            double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// refuse_epoll_pwait2 installs a seccomp filter on every thread of the calling process (for a
+// child of a test: it cannot be undone) under which epoll_pwait2 fails with err, as under
+// container profiles written before the call existed. False when the kernel refuses it.
+bool refuse_epoll_pwait2(int err)
+{
+    sock_filter filter[] = {
+        // Only x86-64 system calls are looked at; others are allowed.
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_epoll_pwait2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
+}
+
+// run_helper_bounded runs this test binary as `--gipc-child name args...` and returns its
+// wait status, or kills it and returns -1 when it has not ended within limit.
+int run_helper_bounded(const std::string& name, const std::vector<std::string>& args, double limit)
+{
+    const std::string exe = gipc_test::self_exe();
+    std::vector<std::string> words{exe, "--gipc-child", name};
+    words.insert(words.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& w : words)
+        argv.push_back(w.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    REQUIRE(::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
+    auto start = clock_type::now();
+    int status = 0;
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+        if (seconds_since(start) > limit) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return status;
+}
+
+// child_failure is a child helper's report of a failed check: a message on stderr and an
+// exit status naming the check.
+int child_failure(int code, const char* what)
+{
+    std::fprintf(stderr, "child check %d failed: %s\n", code, what);
+    return code;
+}
+
 } // namespace
 
+// The runtime under a seccomp profile that refuses epoll_pwait2 with the errno in args[0].
+GIPC_TEST_CHILD("epoll_pwait2_refused")
+{
+    const int err = std::stoi(args.at(0));
+    if (!refuse_epoll_pwait2(err))
+        return 77;
+    errno = 0;
+    if (::syscall(SYS_epoll_pwait2, -1, nullptr, 0, nullptr, nullptr, 0) != -1 || errno != err)
+        return child_failure(2, "the filter does not refuse epoll_pwait2 with the errno asked for");
+    try {
+        gipc::use_reactor();
+
+        // Fibers of one thread ping-pong over two pipes.
+        {
+            child_pipe ping, pong;
+            int rounds = 0;
+            bool stuck = false;
+            boost::fibers::fiber a([&] {
+                for (int i = 0; i < 200 && !stuck; ++i) {
+                    ping.put();
+                    if (!gipc::wait_readable(pong.r, 5s)) {
+                        stuck = true;
+                        break;
+                    }
+                    pong.take();
+                    ++rounds;
+                }
+            });
+            boost::fibers::fiber b([&] {
+                for (int i = 0; i < 200 && !stuck; ++i) {
+                    if (!gipc::wait_readable(ping.r, 5s)) {
+                        stuck = true;
+                        break;
+                    }
+                    ping.take();
+                    pong.put();
+                }
+            });
+            a.join();
+            b.join();
+            if (stuck || rounds != 200)
+                return child_failure(3, "ping-pong between fibers over pipes stalled");
+        }
+
+        // Messages go back and forth between two threads over gipc pipes.
+        {
+            auto [to_echo_r, to_echo_w] = gipc::pipe();
+            auto [back_r, back_w] = gipc::pipe();
+            std::thread echo([&, &to_echo_r = to_echo_r, &back_w = back_w] {
+                try {
+                    for (int i = 0; i < 300; ++i) {
+                        back_w.put(to_echo_r.get<int>(5s) + 1);
+                        back_w.flush();
+                    }
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "echo thread: %s\n", e.what());
+                }
+            });
+            int bad = 0;
+            try {
+                for (int i = 0; i < 300; ++i) {
+                    to_echo_w.put(i);
+                    to_echo_w.flush();
+                    bad += back_r.get<int>(5s) != i + 1;
+                }
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "main thread: %s\n", e.what());
+                bad = -1;
+            }
+            echo.join();
+            if (bad != 0)
+                return child_failure(4, "round trips between threads over gipc pipes failed");
+        }
+
+        // A wait is woken when another thread makes the fd readable.
+        {
+            child_pipe p;
+            std::thread writer([&] {
+                std::this_thread::sleep_for(30ms);
+                p.put();
+            });
+            auto start = clock_type::now();
+            const bool woke = gipc::wait_readable(p.r, 5s);
+            const double elapsed = seconds_since(start);
+            writer.join();
+            if (!woke || elapsed < 0.025)
+                return child_failure(5, "wait_readable was not woken by a write from another thread");
+        }
+
+        // Fiber sleeps end, and not early.
+        for (auto d : {1ms, 50ms}) {
+            auto start = clock_type::now();
+            boost::this_fiber::sleep_for(d);
+            const double elapsed = seconds_since(start);
+            if (elapsed < std::chrono::duration<double>(d).count() || elapsed > 2.0)
+                return child_failure(6, "a fiber sleep took the wrong time");
+        }
+
+        // An idle thread sleeps in the kernel. A fresh thread, so that its CPU clock counts
+        // the idle wait only.
+        double cpu = 1, wall = 0;
+        {
+            child_pipe p;
+            std::thread t([&] {
+                gipc::use_reactor();
+                boost::fibers::fiber waiter([&] { gipc::wait_readable(p.r, 300ms); });
+                boost::fibers::fiber sleeper([] { boost::this_fiber::sleep_for(300ms); });
+                const double cpu0 = thread_cpu_seconds();
+                auto start = clock_type::now();
+                waiter.join();
+                sleeper.join();
+                wall = seconds_since(start);
+                cpu = thread_cpu_seconds() - cpu0;
+            });
+            t.join();
+        }
+        std::fprintf(stderr, "epoll_pwait2 refused with %s: idle wait %.1f ms wall, %.1f ms CPU\n",
+                     std::strerror(err), wall * 1e3, cpu * 1e3);
+        if (wall < 0.295)
+            return child_failure(7, "the idle wait ended early");
+        if (cpu >= 0.1) // a spinning thread uses about as much CPU as wall-clock time
+            return child_failure(8, "an idle thread spins");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "child: %s\n", e.what());
+        return child_failure(9, "exception");
+    }
+    return 0;
+}
+
 TEST_SUITE("runtime") {
+
+GIPC_TEST("under a seccomp profile that refuses epoll_pwait2, waits, sleeps and pipes work without spinning")
+{
+    for (int err : {EPERM, ENOSYS, EACCES}) {
+        CAPTURE(err);
+        const int status = run_helper_bounded("epoll_pwait2_refused", {std::to_string(err)}, 30.0);
+        REQUIRE_MESSAGE(status != -1, "the child hung and was killed");
+        REQUIRE(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 77) {
+            MESSAGE("the kernel refuses seccomp filters here: skipped");
+            return;
+        }
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+}
 
 GIPC_TEST("a wait with a 50 ms timeout returns false after at least 50 ms")
 {

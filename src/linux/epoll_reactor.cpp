@@ -241,17 +241,22 @@ void epoll_reactor::poll(steady_time deadline) noexcept
         }
     }
     // epoll_pwait2 (Linux 5.11) takes nanoseconds, so fiber sleeps shorter than a millisecond
-    // keep their precision. Older kernels fall back to epoll_wait with the timeout rounded up
-    // to whole milliseconds (rounding down would wake early and spin).
+    // keep their precision. Where it fails with anything but EINTR (ENOSYS on older kernels;
+    // EPERM, ENOSYS or any other errno from seccomp profiles that predate it) the process
+    // switches to epoll_wait for good, with the timeout rounded up to whole milliseconds
+    // (rounding down would wake early and spin). Retrying a refused epoll_pwait2 instead
+    // would return at once, forever: a busy loop that never dispatches an event.
     static std::atomic<bool> have_pwait2{true};
-    int n;
-    if (have_pwait2.load(std::memory_order_relaxed)) {
+    int n = -1;
+    bool fall_back = !have_pwait2.load(std::memory_order_relaxed);
+    if (!fall_back) {
         n = ::epoll_pwait2(epfd_.get(), events, 128, tsp, nullptr);
-        if (n < 0 && errno == ENOSYS) {
+        if (n < 0 && errno != EINTR) {
             have_pwait2.store(false, std::memory_order_relaxed);
-            return poll(deadline);
+            fall_back = true;
         }
-    } else {
+    }
+    if (fall_back) {
         int ms = -1;
         if (tsp) {
             long long total = (static_cast<long long>(ts.tv_sec) * 1000000000 + ts.tv_nsec + 999999) / 1000000;
