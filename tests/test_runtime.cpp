@@ -159,6 +159,22 @@ int child_failure(int code, const char* what)
     return code;
 }
 
+// voluntary_switches is how often thread tid of this process blocked (in epoll_wait, say)
+// and was woken again, from /proc: the kernel counts each wake-up of a sleeping thread.
+long voluntary_switches(pid_t tid)
+{
+    std::FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/status").c_str(), "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long n = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    std::fclose(f);
+    return n;
+}
+
 } // namespace
 
 // The runtime under a seccomp profile that refuses epoll_pwait2 with the errno in args[0].
@@ -480,6 +496,63 @@ GIPC_TEST("wait_readable and wait_writable saturate huge timeouts and poll on ze
         CHECK(seconds_since(start) >= 0.03);
         CHECK_FALSE(gipc::wait_readable(p.r, std::chrono::microseconds(20000)));
     }
+}
+
+GIPC_TEST("a thread that waited once on a shared reader is not woken by the messages another thread reads")
+{
+    constexpr int messages = 20000;
+    auto ends = gipc::pipe();
+    gipc::reader& r = ends.first;
+    gipc::writer& w = ends.second;
+    std::atomic<pid_t> idle_tid{0};
+    std::atomic<int> idle_got{-1};
+    boost::fibers::promise<void> done;
+    auto done_future = done.get_future();
+    // The idle thread waits once on r (its reactor registers the fd), then sleeps in a fiber
+    // until the end of the test.
+    std::thread idle([&] {
+        idle_tid = ::gettid();
+        try {
+            idle_got = r.get<int>(10s);
+        } catch (const std::exception&) {
+        }
+        done_future.wait_for(30s);
+    });
+    while (idle_tid == 0)
+        std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(50ms); // the idle thread is parked in get()
+    w.put(-1);
+    w.flush();
+    auto start = clock_type::now();
+    while (idle_got != -1 && seconds_since(start) < 10)
+        std::this_thread::sleep_for(1ms);
+    REQUIRE(idle_got == -1);
+    std::this_thread::sleep_for(20ms); // the idle thread is asleep in its fiber
+
+    const long before = voluntary_switches(idle_tid);
+    REQUIRE(before >= 0);
+    // Another thread reads every message; each one is written on its own, so that each is a
+    // readiness edge of the pipe.
+    std::atomic<int> read_ok{0};
+    std::thread reading([&] {
+        try {
+            for (int i = 0; i < messages; ++i)
+                read_ok += r.get<int>(10s) == i;
+        } catch (const std::exception&) {
+        }
+    });
+    for (int i = 0; i < messages; ++i) {
+        w.put(i);
+        w.flush();
+    }
+    reading.join();
+    const long wakeups = voluntary_switches(idle_tid) - before;
+    done.set_value();
+    idle.join();
+    MESSAGE("the idle thread woke " << wakeups << " times while another thread read " << messages
+                                   << " messages");
+    CHECK(read_ok == messages);
+    CHECK(wakeups < 100);
 }
 
 GIPC_TEST("a wait on an fd that is not open throws std::system_error with EBADF")

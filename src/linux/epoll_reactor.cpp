@@ -41,6 +41,10 @@ struct epoll_reactor::entry {
     bool persistent = false;
     bool dead = false; // forgotten while fibers waited on it (possibly by another thread)
     bool hung_up = false; // EPOLLHUP/EPOLLRDHUP/EPOLLERR seen: reads no longer block
+    // Events dispatched while no fiber waited and no callback was set, since the last
+    // registration (wait() or call_when_writable()); at idle_limit the fd leaves the epoll
+    // set (events = 0) but the entry stays, so that seq never goes back while gipc holds fd.
+    unsigned unwaited = 0;
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
     boost::fibers::condition_variable_any cv[2];
@@ -100,10 +104,12 @@ epoll_reactor::~epoll_reactor()
 epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept
 {
     const auto index = static_cast<std::size_t>(fd);
+    bool fresh = false;
     try {
         if (index >= table_.size())
             table_.resize(std::max<std::size_t>(index + 1, table_.size() * 2));
         if (!table_[index]) {
+            fresh = true;
             table_[index] = std::make_shared<entry>();
             table_[index]->gen = next_gen_++;
             if (next_gen_ == 0)
@@ -115,6 +121,7 @@ epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool pe
     }
     entry* e = table_[index].get();
     e->persistent = e->persistent || persistent;
+    e->unwaited = 0;
     // The first registration asks for both directions, so that a later wait for the other
     // direction costs no EPOLL_CTL_MOD (edge-triggered events nobody waits for cost little).
     const std::uint32_t want = e->events == 0 ? (dir_events(io_dir::read) | dir_events(io_dir::write))
@@ -126,7 +133,7 @@ epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool pe
         const int op = e->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
         if (::epoll_ctl(epfd_.get(), op, fd, &ev) != 0) {
             err = -errno;
-            if (e->events == 0 && e->waiters[0] + e->waiters[1] == 0 && !e->on_writable)
+            if (fresh)
                 table_[index].reset();
             return nullptr;
         }
@@ -206,6 +213,7 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
         if (fd >= table_.size() || !table_[fd] || table_[fd]->gen != gen)
             continue; // a registration forgotten after the kernel queued its event
         entry& e = *table_[fd];
+        const bool unwaited = e.waiters[0] + e.waiters[1] == 0 && !e.on_writable;
         const std::uint32_t ev = events[i].events;
         const bool failed = (ev & (EPOLLERR | EPOLLHUP)) != 0;
         if (failed || (ev & EPOLLRDHUP))
@@ -221,6 +229,13 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
                 e.cv[1].notify_all();
             if (e.on_writable)
                 due_.push_back(std::move(e.on_writable));
+        }
+        if (unwaited && e.persistent && ++e.unwaited >= idle_limit) {
+            // Nothing of this thread has waited on fd for a while: stop hearing of it. fd is
+            // still open (gipc forgets an fd, which needs mtx_, before closing it).
+            ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, static_cast<int>(fd), nullptr);
+            e.events = 0;
+            e.unwaited = 0;
         }
     }
 }

@@ -5,10 +5,15 @@
 // dispatcher context to collect events and wake them. Linux-only; a kqueue or IOCP reactor
 // would be a sibling file chosen in meson.build.
 //
-// Registrations are edge-triggered and, for fds gipc owns, persistent: an fd is added once per
-// direction and stays in the set until forget_everywhere() runs just before gipc closes it, so
-// a wait costs no epoll_ctl. fds of users (gipc::wait_readable) are registered for the length
-// of one wait, because gipc cannot know when a user closes them.
+// Registrations are edge-triggered and, for fds gipc owns, persistent: an fd is added once and
+// stays in the set while the thread keeps waiting on it, so that a thread's repeated waits on
+// an fd cost no epoll_ctl. A registration whose events keep arriving while nothing of the
+// thread waits for them (idle_limit in a row, with no wait in between) is taken out of the
+// set again, and the next wait adds it back: an fd shared by threads (a handle one thread
+// waited on once and another reads all day) would otherwise wake every thread that ever
+// waited on it, at every edge. forget_everywhere() runs just before gipc closes an fd. fds of
+// users (gipc::wait_readable) are registered for the length of one wait, because gipc cannot
+// know when a user closes them.
 
 #include "posix/fd.hpp"
 
@@ -53,8 +58,10 @@ public:
     int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since = no_readiness) noexcept;
 
     // readiness counts the readiness events this reactor dispatched for fd and dir, or is
-    // no_readiness when fd is not registered or its peer hung up (end of stream or an error
-    // is reported without further events). A caller that saw fd drained, and finds the
+    // no_readiness when fd is not registered (never, or no longer: see idle_limit) or its peer
+    // hung up (end of stream or an error is reported without further events). The count of
+    // an fd never goes back while gipc holds the fd, even across a registration dropped and
+    // made again. A caller that saw fd drained, and finds the
     // count unchanged later, knows no data arrived in between that it has been told of, and
     // may wait (passing the count as since) without trying the syscall first.
     static constexpr std::uint64_t no_readiness = ~std::uint64_t{0};
@@ -91,6 +98,10 @@ public:
     // that the child never inherits it locked.
     static void lock_registry() noexcept;
     static void unlock_registry() noexcept;
+
+    // idle_limit is how many events in a row, with no fiber waiting and no callback, a
+    // persistent registration may deliver before it is taken out of the epoll set.
+    static constexpr unsigned idle_limit = 4;
 
 private:
     struct entry;
