@@ -31,16 +31,19 @@ bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block)
 {
     const io_dir dir = for_write ? io_dir::write : io_dir::read;
     auto& algo = installed_algorithm();
-    if (ready_now(fd, dir))
-        return true;
-    if (!may_block)
-        return false;
-    int r = algo.reactor().wait(fd, dir, deadline, false);
-    if (r == 0)
-        return true;
-    if (r == -ETIMEDOUT)
-        return false;
-    throw std::system_error(-r, std::system_category(), "gipc: wait on fd");
+    for (;;) {
+        if (ready_now(fd, dir))
+            return true;
+        if (!may_block)
+            return false;
+        int r = algo.reactor().wait(fd, dir, deadline, false);
+        if (r == 0)
+            return true;
+        if (r == -ETIMEDOUT)
+            return false;
+        if (r != -EAGAIN) // -EAGAIN: woken without news (after a fork): look again
+            throw std::system_error(-r, std::system_category(), "gipc: wait on fd");
+    }
 }
 
 } // namespace detail

@@ -63,7 +63,8 @@ reactor_algorithm& installed_algorithm();
 
 // wait_owned_fd parks the calling fiber until fd, which gipc owns and will forget_fd() before
 // closing, is ready for dir after the call began, or until deadline. The caller has just seen
-// EAGAIN. Returns 0, -ETIMEDOUT or -errno.
+// EAGAIN. Returns 0 (try the syscall again; a wake-up is not a promise that it succeeds),
+// -ETIMEDOUT or -errno.
 int wait_owned_fd(int fd, io_dir dir, steady_time deadline,
                   std::uint64_t since = epoll_reactor::no_readiness);
 

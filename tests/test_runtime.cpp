@@ -175,6 +175,57 @@ long voluntary_switches(pid_t tid)
     return n;
 }
 
+// own_waits_after_fork runs, in the calling process, 5 fiber waits on a pipe of its own
+// (written by a thread of its own 20 ms after each wait began) and 5 gets from a gipc pipe
+// fed the same way, and returns how many of them failed (a lost wake-up shows as a timeout).
+// No doctest here: a forked child runs it too.
+int own_waits_after_fork()
+{
+    int failures = 0;
+    try {
+        child_pipe p;
+        auto [r, w] = gipc::pipe();
+        std::atomic<int> step{0};
+        std::thread writer([&, &w = w] {
+            for (int i = 1; i <= 10; ++i) {
+                auto start = clock_type::now();
+                while (step < i && seconds_since(start) < 10)
+                    std::this_thread::sleep_for(1ms);
+                std::this_thread::sleep_for(20ms);
+                if (i <= 5) {
+                    p.put();
+                } else {
+                    w.put(i);
+                    w.flush();
+                }
+            }
+        });
+        boost::fibers::fiber waiter([&] {
+            for (int i = 1; i <= 5; ++i) {
+                step = i;
+                if (gipc::wait_readable(p.r, 3s))
+                    p.take();
+                else
+                    ++failures;
+            }
+        });
+        waiter.join();
+        for (int i = 6; i <= 10; ++i) {
+            step = i;
+            try {
+                failures += r.get<int>(3s) != i;
+            } catch (const gipc::timeout_error&) {
+                ++failures;
+            }
+        }
+        writer.join();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "own_waits_after_fork: %s\n", e.what());
+        ++failures;
+    }
+    return failures;
+}
+
 } // namespace
 
 // The runtime under a seccomp profile that refuses epoll_pwait2 with the errno in args[0].
@@ -435,7 +486,10 @@ GIPC_TEST("wait_readable and wait_writable saturate huge timeouts and poll on ze
     SUBCASE("nanoseconds::max() waits") { wait_for_write_after(std::chrono::nanoseconds::max()); }
     SUBCASE("duration<double> infinity waits") { wait_for_write_after(infinity); }
     SUBCASE("a huge duration<double> waits") { wait_for_write_after(duration<double>(1e300)); }
-    SUBCASE("a large finite timeout (100 years) waits") { wait_for_write_after(std::chrono::hours(24 * 365 * 100)); }
+    SUBCASE("a large finite timeout (100 years) waits")
+    {
+        wait_for_write_after(std::chrono::hours(24 * 365 * 100));
+    }
     SUBCASE("a wait in a fiber with hours::max() is woken by another thread")
     {
         test_pipe p;
@@ -553,6 +607,53 @@ GIPC_TEST("a thread that waited once on a shared reader is not woken by the mess
                                    << " messages");
     CHECK(read_ok == messages);
     CHECK(wakeups < 100);
+}
+
+GIPC_TEST("after a plain fork(), parent and child each keep every wake-up of their own waits")
+{
+    // Before the fork the parent's reactor holds registrations: a gipc pipe it has read from
+    // (persistent), and a fiber parked on an fd that the child will make readable.
+    auto [r0, w0] = gipc::pipe();
+    w0.put(1);
+    REQUIRE(r0.get<int>(5s) == 1);
+    test_pipe q;
+    bool parked_woke = false;
+    boost::fibers::fiber parked([&] { parked_woke = gipc::wait_readable(q.r, 10s); });
+    boost::this_fiber::yield(); // parked is waiting now
+
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // The child: the copy of parked continues here and must be woken by the write below
+        // (it was waiting in the parent's epoll set), and waits of its own keep their wake-ups.
+        std::thread poke([&] {
+            std::this_thread::sleep_for(50ms);
+            q.put('c');
+        });
+        const int failures = own_waits_after_fork();
+        parked.join();
+        poke.join();
+        ::_exit(failures == 0 && parked_woke ? 0 : parked_woke ? 10 + failures : 9);
+    }
+    // The parent, at the same time.
+    const int failures = own_waits_after_fork();
+    parked.join();
+    auto start = clock_type::now();
+    int status = 0;
+    pid_t reaped = 0;
+    while ((reaped = ::waitpid(pid, &status, WNOHANG)) == 0 && seconds_since(start) < 30)
+        std::this_thread::sleep_for(10ms);
+    if (reaped == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        FAIL("the child hung and was killed");
+    }
+    CHECK(failures == 0);
+    CHECK(parked_woke);
+    REQUIRE(WIFEXITED(status));
+    CHECK_MESSAGE(WEXITSTATUS(status) == 0, "child: 9 = its copy of the parked fiber was not woken, "
+                                            "10 + n = n of its own waits lost their wake-up");
 }
 
 GIPC_TEST("a wait on an fd that is not open throws std::system_error with EBADF")
