@@ -23,37 +23,35 @@ bool ready_now(int fd, detail::io_dir dir)
     return r > 0;
 }
 
-bool wait_user_fd(int fd, detail::io_dir dir, detail::steady_time deadline, bool may_block)
+} // namespace
+
+namespace detail {
+
+bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block)
 {
-    auto& algo = detail::installed_algorithm();
-    if (ready_now(fd, dir))
-        return true;
-    if (!may_block)
-        return false;
-    int r = algo.reactor().wait(fd, dir, deadline, false);
-    if (r == 0)
-        return true;
-    if (r == -ETIMEDOUT)
-        return false;
-    throw std::system_error(-r, std::system_category(), "gipc: wait on fd");
+    const io_dir dir = for_write ? io_dir::write : io_dir::read;
+    auto& algo = installed_algorithm();
+    for (;;) {
+        if (ready_now(fd, dir))
+            return true;
+        if (!may_block)
+            return false;
+        int r = algo.reactor().wait(fd, dir, deadline, false);
+        if (r == 0)
+            return true;
+        if (r == -ETIMEDOUT)
+            return false;
+        if (r != -EAGAIN) // -EAGAIN: woken without news (after a fork): look again
+            throw std::system_error(-r, std::system_category(), "gipc: wait on fd");
+    }
 }
 
-} // namespace
+} // namespace detail
 
 void use_reactor() { detail::installed_algorithm(); }
 
-void wait_readable(int fd) { wait_user_fd(fd, detail::io_dir::read, detail::steady_time::max(), true); }
+void wait_readable(int fd) { detail::wait_fd_until(fd, false, detail::steady_time::max(), true); }
 
-bool wait_readable(int fd, std::chrono::nanoseconds timeout)
-{
-    return wait_user_fd(fd, detail::io_dir::read, detail::deadline_after(timeout), timeout.count() > 0);
-}
-
-void wait_writable(int fd) { wait_user_fd(fd, detail::io_dir::write, detail::steady_time::max(), true); }
-
-bool wait_writable(int fd, std::chrono::nanoseconds timeout)
-{
-    return wait_user_fd(fd, detail::io_dir::write, detail::deadline_after(timeout), timeout.count() > 0);
-}
+void wait_writable(int fd) { detail::wait_fd_until(fd, true, detail::steady_time::max(), true); }
 
 } // namespace gipc

@@ -3,6 +3,7 @@
 
 #include <boost/fiber/operations.hpp>
 
+#include <cerrno>
 #include <system_error>
 
 namespace gipc::detail {
@@ -86,17 +87,10 @@ reactor_algorithm& installed_algorithm()
 
 int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
 {
-    return installed_algorithm().reactor().wait(fd, dir, deadline, true, since);
-}
-
-steady_time deadline_after(std::chrono::nanoseconds timeout) noexcept
-{
-    const auto now = std::chrono::steady_clock::now();
-    if (timeout.count() <= 0)
-        return now;
-    if (timeout >= steady_time::max() - now)
-        return steady_time::max();
-    return now + std::chrono::duration_cast<steady_time::duration>(timeout);
+    const int r = installed_algorithm().reactor().wait(fd, dir, deadline, true, since);
+    // -EAGAIN (woken without news, after a fork) is what 0 already asks of the caller: try the
+    // syscall, and wait again if it would block.
+    return r == -EAGAIN ? 0 : r;
 }
 
 } // namespace gipc::detail

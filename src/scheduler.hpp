@@ -63,14 +63,12 @@ reactor_algorithm& installed_algorithm();
 
 // wait_owned_fd parks the calling fiber until fd, which gipc owns and will forget_fd() before
 // closing, is ready for dir after the call began, or until deadline. The caller has just seen
-// EAGAIN. Returns 0, -ETIMEDOUT or -errno.
+// EAGAIN. Returns 0 (try the syscall again; a wake-up is not a promise that it succeeds),
+// -ETIMEDOUT or -errno.
 int wait_owned_fd(int fd, io_dir dir, steady_time deadline,
                   std::uint64_t since = epoll_reactor::no_readiness);
 
 // forget_fd must be called before gipc closes an fd that wait_owned_fd may have seen.
 inline void forget_fd(int fd) noexcept { epoll_reactor::forget_everywhere(fd); }
-
-// deadline_after converts a relative timeout to an absolute deadline, saturating.
-steady_time deadline_after(std::chrono::nanoseconds timeout) noexcept;
 
 } // namespace gipc::detail

@@ -2,19 +2,35 @@
 // The fiber runtime: the reactor scheduler, fd waits, timers, cross-thread wakeups.
 #include "test_support.hpp"
 
+#include <gipc/pipe.hpp>
 #include <gipc/runtime.hpp>
 
 #include <boost/fiber/all.hpp>
 
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <limits>
 #include <system_error>
+#include <string>
 #include <thread>
 #include <vector>
+
+extern char** environ;
 
 using namespace std::chrono_literals;
 using gipc_test::seconds_since;
@@ -50,6 +66,38 @@ struct test_pipe {
     }
 };
 
+// child_pipe is test_pipe for child helpers, which run outside doctest: failures throw.
+struct child_pipe {
+    int r = -1, w = -1;
+    child_pipe()
+    {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+            throw std::system_error(errno, std::system_category(), "pipe2");
+        r = fds[0];
+        w = fds[1];
+    }
+    ~child_pipe()
+    {
+        ::close(r);
+        ::close(w);
+    }
+    child_pipe(const child_pipe&) = delete;
+    child_pipe& operator=(const child_pipe&) = delete;
+    void put(char c = 'x') const
+    {
+        if (::write(w, &c, 1) != 1)
+            throw std::system_error(errno, std::system_category(), "write");
+    }
+    char take() const
+    {
+        char c = 0;
+        if (::read(r, &c, 1) != 1)
+            throw std::system_error(errno, std::system_category(), "read");
+        return c;
+    }
+};
+
 double thread_cpu_seconds()
 {
     rusage ru{};
@@ -58,9 +106,273 @@ double thread_cpu_seconds()
            double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// refuse_epoll_pwait2 installs a seccomp filter on every thread of the calling process (for a
+// child of a test: it cannot be undone) under which epoll_pwait2 fails with err, as under
+// container profiles written before the call existed. False when the kernel refuses it.
+bool refuse_epoll_pwait2(int err)
+{
+    sock_filter filter[] = {
+        // Only x86-64 system calls are looked at; others are allowed.
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_epoll_pwait2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
+}
+
+// run_helper_bounded runs this test binary as `--gipc-child name args...` and returns its
+// wait status, or kills it and returns -1 when it has not ended within limit.
+int run_helper_bounded(const std::string& name, const std::vector<std::string>& args, double limit)
+{
+    const std::string exe = gipc_test::self_exe();
+    std::vector<std::string> words{exe, "--gipc-child", name};
+    words.insert(words.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& w : words)
+        argv.push_back(w.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    REQUIRE(::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
+    auto start = clock_type::now();
+    int status = 0;
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+        if (seconds_since(start) > limit) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return status;
+}
+
+// child_failure is a child helper's report of a failed check: a message on stderr and an
+// exit status naming the check.
+int child_failure(int code, const char* what)
+{
+    std::fprintf(stderr, "child check %d failed: %s\n", code, what);
+    return code;
+}
+
+// voluntary_switches is how often thread tid of this process blocked (in epoll_wait, say)
+// and was woken again, from /proc: the kernel counts each wake-up of a sleeping thread.
+long voluntary_switches(pid_t tid)
+{
+    std::FILE* f = std::fopen(("/proc/self/task/" + std::to_string(tid) + "/status").c_str(), "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long n = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    std::fclose(f);
+    return n;
+}
+
+// own_waits_after_fork runs, in the calling process, 5 fiber waits on a pipe of its own
+// (written by a thread of its own 20 ms after each wait began) and 5 gets from a gipc pipe
+// fed the same way, and returns how many of them failed (a lost wake-up shows as a timeout).
+// No doctest here: a forked child runs it too.
+int own_waits_after_fork()
+{
+    int failures = 0;
+    try {
+        child_pipe p;
+        auto [r, w] = gipc::pipe();
+        std::atomic<int> step{0};
+        std::thread writer([&, &w = w] {
+            for (int i = 1; i <= 10; ++i) {
+                auto start = clock_type::now();
+                while (step < i && seconds_since(start) < 10)
+                    std::this_thread::sleep_for(1ms);
+                std::this_thread::sleep_for(20ms);
+                if (i <= 5) {
+                    p.put();
+                } else {
+                    w.put(i);
+                    w.flush();
+                }
+            }
+        });
+        boost::fibers::fiber waiter([&] {
+            for (int i = 1; i <= 5; ++i) {
+                step = i;
+                if (gipc::wait_readable(p.r, 3s))
+                    p.take();
+                else
+                    ++failures;
+            }
+        });
+        waiter.join();
+        for (int i = 6; i <= 10; ++i) {
+            step = i;
+            try {
+                failures += r.get<int>(3s) != i;
+            } catch (const gipc::timeout_error&) {
+                ++failures;
+            }
+        }
+        writer.join();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "own_waits_after_fork: %s\n", e.what());
+        ++failures;
+    }
+    return failures;
+}
+
 } // namespace
 
+// The runtime under a seccomp profile that refuses epoll_pwait2 with the errno in args[0].
+GIPC_TEST_CHILD("epoll_pwait2_refused")
+{
+    const int err = std::stoi(args.at(0));
+    if (!refuse_epoll_pwait2(err))
+        return 77;
+    errno = 0;
+    if (::syscall(SYS_epoll_pwait2, -1, nullptr, 0, nullptr, nullptr, 0) != -1 || errno != err)
+        return child_failure(2, "the filter does not refuse epoll_pwait2 with the errno asked for");
+    try {
+        gipc::use_reactor();
+
+        // Fibers of one thread ping-pong over two pipes.
+        {
+            child_pipe ping, pong;
+            int rounds = 0;
+            bool stuck = false;
+            boost::fibers::fiber a([&] {
+                for (int i = 0; i < 200 && !stuck; ++i) {
+                    ping.put();
+                    if (!gipc::wait_readable(pong.r, 5s)) {
+                        stuck = true;
+                        break;
+                    }
+                    pong.take();
+                    ++rounds;
+                }
+            });
+            boost::fibers::fiber b([&] {
+                for (int i = 0; i < 200 && !stuck; ++i) {
+                    if (!gipc::wait_readable(ping.r, 5s)) {
+                        stuck = true;
+                        break;
+                    }
+                    ping.take();
+                    pong.put();
+                }
+            });
+            a.join();
+            b.join();
+            if (stuck || rounds != 200)
+                return child_failure(3, "ping-pong between fibers over pipes stalled");
+        }
+
+        // Messages go back and forth between two threads over gipc pipes.
+        {
+            auto [to_echo_r, to_echo_w] = gipc::pipe();
+            auto [back_r, back_w] = gipc::pipe();
+            std::thread echo([&, &to_echo_r = to_echo_r, &back_w = back_w] {
+                try {
+                    for (int i = 0; i < 300; ++i) {
+                        back_w.put(to_echo_r.get<int>(5s) + 1);
+                        back_w.flush();
+                    }
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "echo thread: %s\n", e.what());
+                }
+            });
+            int bad = 0;
+            try {
+                for (int i = 0; i < 300; ++i) {
+                    to_echo_w.put(i);
+                    to_echo_w.flush();
+                    bad += back_r.get<int>(5s) != i + 1;
+                }
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "main thread: %s\n", e.what());
+                bad = -1;
+            }
+            echo.join();
+            if (bad != 0)
+                return child_failure(4, "round trips between threads over gipc pipes failed");
+        }
+
+        // A wait is woken when another thread makes the fd readable.
+        {
+            child_pipe p;
+            std::thread writer([&] {
+                std::this_thread::sleep_for(30ms);
+                p.put();
+            });
+            auto start = clock_type::now();
+            const bool woke = gipc::wait_readable(p.r, 5s);
+            const double elapsed = seconds_since(start);
+            writer.join();
+            if (!woke || elapsed < 0.025)
+                return child_failure(5, "wait_readable was not woken by a write from another thread");
+        }
+
+        // Fiber sleeps end, and not early.
+        for (auto d : {1ms, 50ms}) {
+            auto start = clock_type::now();
+            boost::this_fiber::sleep_for(d);
+            const double elapsed = seconds_since(start);
+            if (elapsed < std::chrono::duration<double>(d).count() || elapsed > 2.0)
+                return child_failure(6, "a fiber sleep took the wrong time");
+        }
+
+        // An idle thread sleeps in the kernel. A fresh thread, so that its CPU clock counts
+        // the idle wait only.
+        double cpu = 1, wall = 0;
+        {
+            child_pipe p;
+            std::thread t([&] {
+                gipc::use_reactor();
+                boost::fibers::fiber waiter([&] { gipc::wait_readable(p.r, 300ms); });
+                boost::fibers::fiber sleeper([] { boost::this_fiber::sleep_for(300ms); });
+                const double cpu0 = thread_cpu_seconds();
+                auto start = clock_type::now();
+                waiter.join();
+                sleeper.join();
+                wall = seconds_since(start);
+                cpu = thread_cpu_seconds() - cpu0;
+            });
+            t.join();
+        }
+        std::fprintf(stderr, "epoll_pwait2 refused with %s: idle wait %.1f ms wall, %.1f ms CPU\n",
+                     std::strerror(err), wall * 1e3, cpu * 1e3);
+        if (wall < 0.295)
+            return child_failure(7, "the idle wait ended early");
+        if (cpu >= 0.1) // a spinning thread uses about as much CPU as wall-clock time
+            return child_failure(8, "an idle thread spins");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "child: %s\n", e.what());
+        return child_failure(9, "exception");
+    }
+    return 0;
+}
+
 TEST_SUITE("runtime") {
+
+GIPC_TEST("under a seccomp profile that refuses epoll_pwait2, waits, sleeps and pipes work without spinning")
+{
+    for (int err : {EPERM, ENOSYS, EACCES}) {
+        CAPTURE(err);
+        const int status = run_helper_bounded("epoll_pwait2_refused", {std::to_string(err)}, 30.0);
+        REQUIRE_MESSAGE(status != -1, "the child hung and was killed");
+        REQUIRE(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 77) {
+            MESSAGE("the kernel refuses seccomp filters here: skipped");
+            return;
+        }
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+}
 
 GIPC_TEST("a wait with a 50 ms timeout returns false after at least 50 ms")
 {
@@ -148,6 +460,200 @@ GIPC_TEST("a wait for writability blocks while the pipe is full and wakes when i
     f.join();
     drain.join();
     CHECK(writable);
+}
+
+GIPC_TEST("wait_readable and wait_writable saturate huge timeouts and poll on zero or negative ones")
+{
+    using std::chrono::duration;
+    const auto infinity = duration<double>(std::numeric_limits<double>::infinity());
+    // wait_for_write_after waits on an empty pipe with timeout while another thread writes
+    // after 100 ms: the wait must block until then and report readiness.
+    auto wait_for_write_after = [](auto timeout) {
+        test_pipe p;
+        std::thread writer([&] {
+            std::this_thread::sleep_for(100ms);
+            p.put();
+        });
+        auto start = clock_type::now();
+        const bool ready = gipc::wait_readable(p.r, timeout);
+        const double elapsed = seconds_since(start);
+        writer.join();
+        CHECK(ready);
+        CHECK(elapsed >= 0.09);
+        CHECK(elapsed < 5.0);
+    };
+    SUBCASE("hours::max() waits") { wait_for_write_after(std::chrono::hours::max()); }
+    SUBCASE("nanoseconds::max() waits") { wait_for_write_after(std::chrono::nanoseconds::max()); }
+    SUBCASE("duration<double> infinity waits") { wait_for_write_after(infinity); }
+    SUBCASE("a huge duration<double> waits") { wait_for_write_after(duration<double>(1e300)); }
+    SUBCASE("a large finite timeout (100 years) waits")
+    {
+        wait_for_write_after(std::chrono::hours(24 * 365 * 100));
+    }
+    SUBCASE("a wait in a fiber with hours::max() is woken by another thread")
+    {
+        test_pipe p;
+        bool ready = false;
+        boost::fibers::fiber f([&] { ready = gipc::wait_readable(p.r, std::chrono::hours::max()); });
+        std::thread writer([&] {
+            std::this_thread::sleep_for(50ms);
+            p.put();
+        });
+        f.join();
+        writer.join();
+        CHECK(ready);
+    }
+    SUBCASE("wait_writable saturates too")
+    {
+        test_pipe p;
+        std::vector<char> block(65536, 'a');
+        while (::write(p.w, block.data(), block.size()) > 0) {
+        }
+        REQUIRE(errno == EAGAIN);
+        std::thread drain([&] {
+            std::this_thread::sleep_for(100ms);
+            while (::read(p.r, block.data(), block.size()) > 0) {
+            }
+        });
+        auto start = clock_type::now();
+        CHECK(gipc::wait_writable(p.w, std::chrono::hours::max()));
+        CHECK(seconds_since(start) >= 0.09);
+        drain.join();
+        CHECK(gipc::wait_writable(p.w, infinity));
+    }
+    SUBCASE("zero, negative and NaN timeouts poll")
+    {
+        test_pipe p;
+        const auto nan = duration<double>(std::numeric_limits<double>::quiet_NaN());
+        auto start = clock_type::now();
+        CHECK_FALSE(gipc::wait_readable(p.r, 0ns));
+        CHECK_FALSE(gipc::wait_readable(p.r, -5s));
+        CHECK_FALSE(gipc::wait_readable(p.r, std::chrono::hours::min()));
+        CHECK_FALSE(gipc::wait_readable(p.r, -infinity));
+        CHECK_FALSE(gipc::wait_readable(p.r, nan));
+        CHECK_FALSE(gipc::wait_readable(p.r, duration<double>(0.0)));
+        CHECK(seconds_since(start) < 0.5);
+        p.put();
+        CHECK(gipc::wait_readable(p.r, 0ns));
+        CHECK(gipc::wait_readable(p.r, -5s));
+        CHECK(gipc::wait_readable(p.r, std::chrono::hours::min()));
+        CHECK(gipc::wait_readable(p.r, -infinity));
+        CHECK(gipc::wait_writable(p.w, 0ms));
+        CHECK(gipc::wait_writable(p.w, -1ms));
+        CHECK(gipc::wait_writable(p.w, nan));
+    }
+    SUBCASE("a short finite timeout still expires")
+    {
+        test_pipe p;
+        auto start = clock_type::now();
+        CHECK_FALSE(gipc::wait_readable(p.r, duration<double>(0.03)));
+        CHECK(seconds_since(start) >= 0.03);
+        CHECK_FALSE(gipc::wait_readable(p.r, std::chrono::microseconds(20000)));
+    }
+}
+
+GIPC_TEST("a thread that waited once on a shared reader is not woken by the messages another thread reads")
+{
+    constexpr int messages = 20000;
+    auto ends = gipc::pipe();
+    gipc::reader& r = ends.first;
+    gipc::writer& w = ends.second;
+    std::atomic<pid_t> idle_tid{0};
+    std::atomic<int> idle_got{-1};
+    boost::fibers::promise<void> done;
+    auto done_future = done.get_future();
+    // The idle thread waits once on r (its reactor registers the fd), then sleeps in a fiber
+    // until the end of the test.
+    std::thread idle([&] {
+        idle_tid = ::gettid();
+        try {
+            idle_got = r.get<int>(10s);
+        } catch (const std::exception&) {
+        }
+        done_future.wait_for(30s);
+    });
+    while (idle_tid == 0)
+        std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(50ms); // the idle thread is parked in get()
+    w.put(-1);
+    w.flush();
+    auto start = clock_type::now();
+    while (idle_got != -1 && seconds_since(start) < 10)
+        std::this_thread::sleep_for(1ms);
+    REQUIRE(idle_got == -1);
+    std::this_thread::sleep_for(20ms); // the idle thread is asleep in its fiber
+
+    const long before = voluntary_switches(idle_tid);
+    REQUIRE(before >= 0);
+    // Another thread reads every message; each one is written on its own, so that each is a
+    // readiness edge of the pipe.
+    std::atomic<int> read_ok{0};
+    std::thread reading([&] {
+        try {
+            for (int i = 0; i < messages; ++i)
+                read_ok += r.get<int>(10s) == i;
+        } catch (const std::exception&) {
+        }
+    });
+    for (int i = 0; i < messages; ++i) {
+        w.put(i);
+        w.flush();
+    }
+    reading.join();
+    const long wakeups = voluntary_switches(idle_tid) - before;
+    done.set_value();
+    idle.join();
+    MESSAGE("the idle thread woke " << wakeups << " times while another thread read " << messages
+                                   << " messages");
+    CHECK(read_ok == messages);
+    CHECK(wakeups < 100);
+}
+
+GIPC_TEST("after a plain fork(), parent and child each keep every wake-up of their own waits")
+{
+    // Before the fork the parent's reactor holds registrations: a gipc pipe it has read from
+    // (persistent), and a fiber parked on an fd that the child will make readable.
+    auto [r0, w0] = gipc::pipe();
+    w0.put(1);
+    REQUIRE(r0.get<int>(5s) == 1);
+    test_pipe q;
+    bool parked_woke = false;
+    boost::fibers::fiber parked([&] { parked_woke = gipc::wait_readable(q.r, 10s); });
+    boost::this_fiber::yield(); // parked is waiting now
+
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // The child: the copy of parked continues here and must be woken by the write below
+        // (it was waiting in the parent's epoll set), and waits of its own keep their wake-ups.
+        std::thread poke([&] {
+            std::this_thread::sleep_for(50ms);
+            q.put('c');
+        });
+        const int failures = own_waits_after_fork();
+        parked.join();
+        poke.join();
+        ::_exit(failures == 0 && parked_woke ? 0 : parked_woke ? 10 + failures : 9);
+    }
+    // The parent, at the same time.
+    const int failures = own_waits_after_fork();
+    parked.join();
+    auto start = clock_type::now();
+    int status = 0;
+    pid_t reaped = 0;
+    while ((reaped = ::waitpid(pid, &status, WNOHANG)) == 0 && seconds_since(start) < 30)
+        std::this_thread::sleep_for(10ms);
+    if (reaped == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        FAIL("the child hung and was killed");
+    }
+    CHECK(failures == 0);
+    CHECK(parked_woke);
+    REQUIRE(WIFEXITED(status));
+    CHECK_MESSAGE(WEXITSTATUS(status) == 0, "child: 9 = its copy of the parked fiber was not woken, "
+                                            "10 + n = n of its own waits lost their wake-up");
 }
 
 GIPC_TEST("a wait on an fd that is not open throws std::system_error with EBADF")

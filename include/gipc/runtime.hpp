@@ -7,9 +7,17 @@
 // call anything here. The waits below are for programs that want to block a fiber, not the
 // thread, on a file descriptor of their own (a socket, an eventfd, a device).
 
+#include <gipc/detail/handle.hpp>
+
 #include <chrono>
 
 namespace gipc {
+
+namespace detail {
+// wait_fd_until backs the waits below: true when fd is ready for writing (for_write) or
+// reading, false at deadline; with may_block false it only checks readiness.
+bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block);
+} // namespace detail
 
 // use_reactor installs gipc's scheduling algorithm on the calling thread. Idempotent. Fibers
 // already ready on the thread move over to it. Replaces any other algorithm the thread used.
@@ -21,12 +29,25 @@ void use_reactor();
 // open during the wait. Callable from any fiber of any thread, including the main context.
 void wait_readable(int fd);
 
-// wait_readable with a timeout: false when the timeout expired first. A timeout <= 0 only
+// wait_readable with a timeout: false when the timeout expired first. Any duration type
+// works, and timeouts saturate: hours::max(), duration<double> infinity and other timeouts
+// beyond what steady_clock can represent mean "no timeout"; a timeout <= 0 (or NaN) only
 // checks readiness without blocking.
-bool wait_readable(int fd, std::chrono::nanoseconds timeout);
+template <class Rep, class Period>
+bool wait_readable(int fd, std::chrono::duration<Rep, Period> timeout)
+{
+    return detail::wait_fd_until(fd, false, detail::deadline_from(timeout),
+                                 timeout > std::chrono::duration<Rep, Period>::zero());
+}
 
 // wait_writable / wait_writable(timeout): the same for writability.
 void wait_writable(int fd);
-bool wait_writable(int fd, std::chrono::nanoseconds timeout);
+
+template <class Rep, class Period>
+bool wait_writable(int fd, std::chrono::duration<Rep, Period> timeout)
+{
+    return detail::wait_fd_until(fd, true, detail::deadline_from(timeout),
+                                 timeout > std::chrono::duration<Rep, Period>::zero());
+}
 
 } // namespace gipc

@@ -5,10 +5,23 @@
 // dispatcher context to collect events and wake them. Linux-only; a kqueue or IOCP reactor
 // would be a sibling file chosen in meson.build.
 //
-// Registrations are edge-triggered and, for fds gipc owns, persistent: an fd is added once per
-// direction and stays in the set until forget_everywhere() runs just before gipc closes it, so
-// a wait costs no epoll_ctl. fds of users (gipc::wait_readable) are registered for the length
-// of one wait, because gipc cannot know when a user closes them.
+// Registrations are edge-triggered and, for fds gipc owns, persistent: an fd is added once and
+// stays in the set while the thread keeps waiting on it, so that a thread's repeated waits on
+// an fd cost no epoll_ctl. A registration whose events keep arriving while nothing of the
+// thread waits for them (idle_limit in a row, with no wait in between) is taken out of the
+// set again, and the next wait adds it back: an fd shared by threads (a handle one thread
+// waited on once and another reads all day) would otherwise wake every thread that ever
+// waited on it, at every edge. forget_everywhere() runs just before gipc closes an fd. fds of
+// users (gipc::wait_readable) are registered for the length of one wait, because gipc cannot
+// know when a user closes them.
+//
+// Fork: a child inherits the reactors of the parent's threads, whose epoll instances and
+// eventfds it shares with the parent (both processes would take each other's events). Every
+// fork bumps a process-wide generation (after_fork_child, from a pthread_atfork child handler
+// that create() installs); a reactor made in an earlier generation is renewed by its own
+// thread on its next use in the child (fresh epoll and eventfd, no registrations, its waiting
+// fibers woken to try again), and the reactors of threads that did not survive the fork are
+// never locked or written to again.
 
 #include "posix/fd.hpp"
 
@@ -16,6 +29,7 @@
 
 #include <boost/fiber/condition_variable.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -49,19 +63,25 @@ public:
     // until deadline. Only fibers of the owning thread call it. With persistent, the
     // registration outlives the wait and the owner of fd must call forget_everywhere(fd)
     // before closing it. Returns 0 when woken by readiness, -ETIMEDOUT, -EBADF when the fd
-    // was forgotten during the wait, or -errno from epoll_ctl.
+    // was forgotten during the wait, -EAGAIN when woken without news (the process forked and
+    // the registration was left in the parent's epoll set: try the syscall, and wait again if
+    // it would block), or -errno from epoll_ctl.
     int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since = no_readiness) noexcept;
 
     // readiness counts the readiness events this reactor dispatched for fd and dir, or is
-    // no_readiness when fd is not registered or its peer hung up (end of stream or an error
-    // is reported without further events). A caller that saw fd drained, and finds the
+    // no_readiness when fd is not registered (never, or no longer: see idle_limit) or its peer
+    // hung up (end of stream or an error is reported without further events). The count of
+    // an fd never goes back while gipc holds the fd, even across a registration dropped and
+    // made again. A caller that saw fd drained, and finds the
     // count unchanged later, knows no data arrived in between that it has been told of, and
     // may wait (passing the count as since) without trying the syscall first.
     static constexpr std::uint64_t no_readiness = ~std::uint64_t{0};
     std::uint64_t readiness(int fd, io_dir dir) noexcept;
 
     // id is unique among the reactors this process ever made (never 0): unlike the address,
-    // it is not reused when a thread's reactor is destroyed and another one made.
+    // it is not reused when a thread's reactor is destroyed and another one made. A reactor
+    // renewed after a fork gets a new id: readiness counts taken before do not apply to it.
+    // Only the owning thread calls it.
     std::uint64_t id() const noexcept { return id_; }
 
     // call_when_writable registers cb to run once, from poll() on this thread, when fd
@@ -81,21 +101,56 @@ public:
     // waiting on fd return -EBADF.
     static void forget_everywhere(int fd) noexcept;
 
+    // after_fork_child starts a new fork generation: every reactor made before is renewed on
+    // its next use by its thread (the thread that forked is the only one left in the child),
+    // and the others are left alone. Runs in the child inside fork(), from the pthread_atfork
+    // child handler create() installs, possibly while the forking thread holds gipc's locks:
+    // it takes no lock and allocates nothing.
+    static void after_fork_child() noexcept;
+
     // discard_all_after_fork closes the epoll and eventfd descriptors of every reactor
     // inherited by a forked child, without touching the registrations (an epoll_ctl on an
     // inherited epoll fd would change the parent's set) and without destroying anything the
-    // inherited fibers may refer to. Only in a child right after fork, single-threaded.
+    // inherited fibers may refer to. Only in a child right after fork, single-threaded. A
+    // discarded reactor that is used all the same is renewed like any other inherited one.
     static void discard_all_after_fork() noexcept;
 
     // lock_registry / unlock_registry hold the process-wide reactor registry across fork() so
-    // that the child never inherits it locked.
+    // that the child never inherits it locked. Holding it also keeps every other thread out
+    // of the reactors' mutexes but their own (forget_everywhere is the only way in), which
+    // the renewal in the child relies on.
     static void lock_registry() noexcept;
     static void unlock_registry() noexcept;
+
+    // idle_limit is how many events in a row, with no fiber waiting and no callback, a
+    // persistent registration may deliver before it is taken out of the epoll set.
+    static constexpr unsigned idle_limit = 4;
 
 private:
     struct entry;
     epoll_reactor(posix::unique_fd epfd, posix::unique_fd evfd) noexcept;
-    void forget(int fd) noexcept;
+    // open_fds makes an epoll instance with an eventfd in it. Returns 0 or -errno.
+    static int open_fds(posix::unique_fd& epfd, posix::unique_fd& evfd) noexcept;
+    // renew_if_forked renews the reactor when it was made before the latest fork (two atomic
+    // loads otherwise). Only the owning thread, holding neither mtx_ nor the registry.
+    void renew_if_forked() noexcept
+    {
+        if (fork_gen_.load(std::memory_order_relaxed) != current_fork_gen())
+            renew();
+    }
+    static unsigned current_fork_gen() noexcept;
+    void renew() noexcept;
+    // prune_dead_locked drops from the registry the reactors of threads that did not survive
+    // a fork (made in an earlier generation than gen, and not survivor, the forking thread's),
+    // and closes the descriptors they share with the parent. Their objects stay: inherited
+    // fibers and scheduler state may still refer to them, and those threads never run again.
+    // The registry is held.
+    static void prune_dead_locked(unsigned gen, const epoll_reactor* survivor) noexcept;
+    // wake_orphans wakes the fibers and callbacks that waited in the epoll set of the parent.
+    // Only from poll(), on the dispatcher.
+    void wake_orphans() noexcept;
+    // forget drops fd; gen is the current fork generation.
+    void forget(int fd, unsigned gen) noexcept;
     void dispatch(const ::epoll_event* events, int n) noexcept;
     // register_locked finds or creates fd's entry and makes sure epoll reports dir for it.
     // mtx_ must be held. Returns nullptr with err set on failure.
@@ -109,7 +164,13 @@ private:
     std::vector<std::shared_ptr<entry>> table_; // indexed by fd
     std::uint32_t next_gen_ = 1;
     std::vector<std::shared_ptr<writable_callback>> due_; // reused by dispatch()
-    const std::uint64_t id_;
+    // Entries registered in the parent's epoll set that had waiters or a callback when this
+    // reactor was renewed after a fork; poll() wakes them. Guarded by mtx_.
+    std::vector<std::shared_ptr<entry>> orphans_;
+    std::uint64_t id_;
+    // The fork generation this reactor's descriptors belong to. Written by the owning thread
+    // (renew), read by any thread (wake, forget_everywhere).
+    std::atomic<unsigned> fork_gen_;
 };
 
 } // namespace gipc::detail

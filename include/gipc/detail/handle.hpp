@@ -14,13 +14,14 @@ class write_end;
 using steady_time = std::chrono::steady_clock::time_point;
 
 // deadline_from converts a relative timeout to an absolute steady_clock deadline, saturating
-// at time_point::max() for timeouts too long to represent.
+// at time_point::max() for timeouts too long to represent (infinity included). A timeout that
+// is not positive (NaN included) is the deadline "now".
 template <class Rep, class Period>
 steady_time deadline_from(std::chrono::duration<Rep, Period> timeout) noexcept
 {
     using namespace std::chrono;
     const auto now = steady_clock::now();
-    if (timeout <= duration<Rep, Period>::zero())
+    if (!(timeout > duration<Rep, Period>::zero()))
         return now;
     // Compare in floating point so that any Rep/Period converts without overflow.
     const duration<double> wanted = timeout;
