@@ -496,10 +496,16 @@ void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>
         write_all_direct(&iov, 1);
         return;
     }
+    queue_frame({frame, size}, {});
+}
+
+void write_end::queue_frame(std::string_view head, std::string_view body)
+{
     std::size_t queued;
     {
         std::lock_guard lk(qlock_);
-        q_.insert(q_.end(), frame, frame + size);
+        q_.insert(q_.end(), head.begin(), head.end());
+        q_.insert(q_.end(), body.begin(), body.end());
         queued = q_.size() - qhead_;
         if (queued >= flush_at && stalled_on_ == 0)
             queued = write_queued();
@@ -522,14 +528,13 @@ void write_end::put_payload(std::string_view payload)
         throw error(oversize_message(payload.size(), max_size_));
     char header[4];
     store_be32(header, static_cast<std::uint32_t>(payload.size()));
+    throw_pending();
     if (payload.size() + 4 <= direct_threshold) {
-        char frame[direct_threshold];
-        std::memcpy(frame, header, 4);
-        std::memcpy(frame + 4, payload.data(), payload.size());
-        put_frame(frame, payload.size() + 4, nullptr);
+        // Header and payload go to the queue separately: no copy of the frame on the fiber's
+        // stack, which may be as small as 16 KiB.
+        queue_frame({header, 4}, payload);
         return;
     }
-    throw_pending();
     flush_blocking();
     iovec iov[2] = {{header, 4}, {const_cast<char*>(payload.data()), payload.size()}};
     write_all_direct(iov, 2);

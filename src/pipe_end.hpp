@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -197,6 +198,9 @@ private:
     // write_queued writes as much of the queue as the pipe takes now. qlock_ must be held.
     // Returns the bytes left queued; an error is stored in error_ and drops the queue.
     std::size_t write_queued() noexcept;
+    // queue_frame appends one frame, given as two pieces, to the queue and writes the queue
+    // when it is long, or arranges for it to be written before the fiber switches. wmtx_ held.
+    void queue_frame(std::string_view head, std::string_view body);
     // after_stall arranges for the queue to be written when the pipe becomes writable.
     void after_stall() noexcept;
     // grow_pipe_locked enlarges the pipe after a full-pipe EAGAIN; false when it cannot.

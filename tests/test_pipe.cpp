@@ -7,10 +7,18 @@
 #include <boost/fiber/all.hpp>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -21,6 +29,21 @@
 
 using namespace std::chrono_literals;
 using gipc_test::seconds_since;
+
+extern char** environ;
+
+// GIPC_TEST_ASAN: built with AddressSanitizer; GIPC_TEST_NO_ASAN keeps a function uninstrumented.
+#if defined(__SANITIZE_ADDRESS__)
+#define GIPC_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GIPC_TEST_ASAN 1
+#endif
+#endif
+#ifndef GIPC_TEST_ASAN
+#define GIPC_TEST_ASAN 0
+#endif
+#define GIPC_TEST_NO_ASAN __attribute__((no_sanitize_address))
 
 // A pair whose ends a lambda uses is held in a named variable and its ends are bound to
 // references, not unpacked with `auto [r, w]`: clang before 16 refuses lambdas that capture
@@ -90,6 +113,354 @@ int bytes_in_pipe(int fd)
 }
 
 } // namespace
+
+namespace {
+
+// ---- small fiber stacks --------------------------------------------------------------------------
+
+// small_stack_size is the fiber stack every gipc call must work on (API.md, "Small fiber
+// stacks"): 16 KiB, in every build.
+constexpr std::size_t small_stack_size = 16 * 1024;
+
+// painted_stack allocates a stack of `size` usable bytes above a guard page, so that an overflow
+// is a SIGSEGV instead of a silent write into other memory. Under AddressSanitizer the stack is
+// a page-aligned heap block whose lowest page is made inaccessible, because ASan learns the
+// bounds of a fiber stack from its heap block (src/sanitizer/asan_fibers.cpp): on an mmap'd
+// protected_fixedsize_stack it would take the fiber for the thread's own stack. The stack is
+// painted when allocated; deallocate records in *deepest how much of it the fiber used.
+class painted_stack {
+public:
+    painted_stack(std::size_t size, std::size_t* deepest)
+        : usable_((size + page_size() - 1) / page_size() * page_size()), deepest_(deepest)
+    {
+    }
+
+    boost::context::stack_context allocate()
+    {
+        boost::context::stack_context sctx;
+#if GIPC_TEST_ASAN
+        const std::size_t page = page_size();
+        void* block = nullptr;
+        if (::posix_memalign(&block, page, usable_ + page) != 0)
+            throw std::bad_alloc();
+        if (::mprotect(block, page, PROT_NONE) != 0) {
+            std::free(block);
+            throw std::bad_alloc();
+        }
+        sctx.size = usable_ + page;
+        sctx.sp = static_cast<char*>(block) + usable_ + page;
+#else
+        sctx = boost::context::protected_fixedsize_stack(usable_).allocate();
+#endif
+        paint(static_cast<char*>(sctx.sp) - usable_, usable_);
+        return sctx;
+    }
+
+    void deallocate(boost::context::stack_context& sctx) noexcept
+    {
+        char* bottom = static_cast<char*>(sctx.sp) - usable_;
+        *deepest_ = std::max(*deepest_, usable_ - unpainted(bottom, usable_));
+#if GIPC_TEST_ASAN
+        const std::size_t page = page_size();
+        ::mprotect(bottom - page, page, PROT_READ | PROT_WRITE);
+        std::free(bottom - page);
+#else
+        boost::context::protected_fixedsize_stack(usable_).deallocate(sctx);
+#endif
+    }
+
+private:
+    static constexpr unsigned char pattern = 0xa5;
+    static std::size_t page_size() { return std::size_t(::sysconf(_SC_PAGESIZE)); }
+    // The fiber's frames may have left ASan's shadow poisoned (redzones of frames unwound by an
+    // exception): these two touch the stack without instrumentation.
+    GIPC_TEST_NO_ASAN static void paint(char* p, std::size_t n)
+    {
+        for (std::size_t i = 0; i < n; ++i)
+            reinterpret_cast<volatile unsigned char*>(p)[i] = pattern;
+    }
+    GIPC_TEST_NO_ASAN static std::size_t unpainted(const char* p, std::size_t n)
+    {
+        std::size_t i = 0;
+        while (i < n && reinterpret_cast<const volatile unsigned char*>(p)[i] == pattern)
+            ++i;
+        return i;
+    }
+    std::size_t usable_;
+    std::size_t* deepest_;
+};
+
+// small_stack_fiber starts fn on a fiber with a small_stack_size stack; the deepest use of
+// every such stack goes to *deepest.
+template <class F>
+boost::fibers::fiber small_stack_fiber(std::size_t* deepest, F&& fn)
+{
+    return boost::fibers::fiber(std::allocator_arg, painted_stack(small_stack_size, deepest), std::forward<F>(fn));
+}
+
+// A child helper checking calls on small stacks counts what went wrong here; each failure is
+// printed to stderr, which the parent's test log shows.
+int small_stack_failures = 0;
+
+#define SMALL_STACK_EXPECT(cond)                                                                   \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            std::fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond);               \
+            ++small_stack_failures;                                                                \
+        }                                                                                          \
+    } while (0)
+
+// SMALL_STACK_THROWS(expr, type): expr throws type.
+#define SMALL_STACK_THROWS(expr, type)                                                             \
+    do {                                                                                           \
+        bool threw_ = false;                                                                       \
+        try {                                                                                      \
+            (void)(expr);                                                                          \
+        } catch (const type&) {                                                                    \
+            threw_ = true;                                                                         \
+        }                                                                                          \
+        if (!threw_) {                                                                             \
+            std::fprintf(stderr, "%s:%d: expected %s to throw %s\n", __FILE__, __LINE__, #expr, #type); \
+            ++small_stack_failures;                                                                \
+        }                                                                                          \
+    } while (0)
+
+void small_stack_fail(const char* what)
+{
+    std::fprintf(stderr, "small stack: %s: failed\n", what);
+    ++small_stack_failures;
+}
+
+// guarded runs body, counting an exception that escapes it as a failure of `what`.
+template <class F>
+void guarded(const char* what, F&& body)
+{
+    try {
+        body();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "small stack: %s: unexpected exception: %s\n", what, e.what());
+        ++small_stack_failures;
+    }
+}
+
+// report_small_stack ends a child helper: prints the deepest stack use of a phase and
+// returns the exit status (0 when nothing failed).
+int report_small_stack(const char* phase, std::size_t deepest)
+{
+    std::fprintf(stderr, "small stack: %s: deepest fiber stack use %zu of %zu bytes\n", phase, deepest,
+                 small_stack_size);
+    return small_stack_failures == 0 ? 0 : 1;
+}
+
+// run_small_stack_helper runs this test binary as `--gipc-child name` (a SIGSEGV of an overflow
+// fails this test alone) and returns its exit status, or -N when signal N ended it. Bounded: a
+// helper still running after 60 s is killed.
+int run_small_stack_helper(const char* name)
+{
+    const std::string exe = gipc_test::self_exe();
+    char* argv[] = {const_cast<char*>(exe.c_str()), const_cast<char*>("--gipc-child"), const_cast<char*>(name),
+                    nullptr};
+    pid_t pid = -1;
+    REQUIRE(::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv, environ) == 0);
+    const auto start = std::chrono::steady_clock::now();
+    int status = 0;
+    for (;;) {
+        const pid_t r = ::waitpid(pid, &status, WNOHANG);
+        REQUIRE(r >= 0);
+        if (r == pid)
+            break;
+        if (seconds_since(start) > 60) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            FAIL_CHECK("child helper " << name << " still ran after 60 s");
+            return -SIGKILL;
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+} // namespace
+
+// Every call of the pipe API, on fibers whose stacks are small_stack_size bytes: both ends of a
+// pipe at once, so that puts block on a full pipe and gets on an empty one.
+GIPC_TEST_CHILD("small_stack_put_bytes")
+{
+    std::size_t deepest = 0;
+    // The first gipc call of the thread (which installs the scheduler) is on a small stack too.
+    std::optional<std::pair<gipc::reader, gipc::writer>> ends;
+    small_stack_fiber(&deepest, [&] { guarded("pipe", [&] { ends.emplace(gipc::pipe()); }); }).join();
+    if (!ends)
+        return 1;
+    gipc::reader& r = ends->first;
+    gipc::writer& w = ends->second;
+    const std::string largest_queued(16 * 1024 - 4, 'q');
+    small_stack_fiber(&deepest, [&] {
+        guarded("put_bytes", [&] {
+            w.put_bytes("small");
+            w.put_bytes("");
+            w.put_bytes(largest_queued);
+            w.flush();
+        });
+    }).join();
+    guarded("get_bytes", [&] {
+        SMALL_STACK_EXPECT(r.get_bytes(5s) == "small");
+        SMALL_STACK_EXPECT(r.get_bytes(5s) == "");
+        SMALL_STACK_EXPECT(r.get_bytes(5s) == largest_queued);
+    });
+    return report_small_stack("put_bytes", deepest);
+}
+
+GIPC_TEST_CHILD("small_stack_pipe")
+{
+    std::size_t deepest = 0;
+    std::optional<std::pair<gipc::reader, gipc::writer>> ends;
+    small_stack_fiber(&deepest, [&] { guarded("pipe", [&] { ends.emplace(gipc::pipe()); }); }).join();
+    if (!ends)
+        return 1;
+    gipc::reader& r = ends->first;
+    gipc::writer& w = ends->second;
+    std::string big(3 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i)
+        big[i] = char(i * 131 % 251);
+    const std::vector<int> big_values(300'000, 1 << 20); // a 1.5 MB msgpack frame
+    const point p{3, "p", {0.5, 1.5}};
+    const std::map<std::string, std::vector<std::string>> nested{{"a", {"x", "y"}}, {"b", {}}};
+    constexpr int small_puts = 100'000; // 5-byte frames: the queue fills and put() waits
+
+    auto writer = small_stack_fiber(&deepest, [&] {
+        guarded("writer", [&] {
+            w.put_bytes("small");
+            w.put_bytes(big); // written straight from big, waiting for the reader
+            w.put(7);
+            w.put(std::string("text"));
+            w.put(p);
+            w.put(nested);
+            w.put(big_values); // packed, then written past the queue
+            for (int i = 0; i < small_puts; ++i)
+                w.put(std::uint8_t(i));
+            w.flush();
+            w.put(std::string(big.size(), 's')); // a large value, then close() writes the rest
+            for (int i = 0; i < 1000; ++i)
+                w.put(i);
+            w.close();
+            SMALL_STACK_THROWS(w.put(1), gipc::closed_error);
+            SMALL_STACK_THROWS(w.close(), gipc::closed_error);
+        });
+    });
+    auto reader = small_stack_fiber(&deepest, [&] {
+        guarded("reader", [&] {
+            SMALL_STACK_EXPECT(r.get_bytes() == "small");
+            SMALL_STACK_EXPECT(r.get_bytes(10s) == big);
+            SMALL_STACK_EXPECT(r.get<int>() == 7);
+            SMALL_STACK_EXPECT(r.get<std::string>(10s) == "text");
+            SMALL_STACK_EXPECT(r.get<point>() == p);
+            SMALL_STACK_EXPECT((r.get<std::map<std::string, std::vector<std::string>>>(10s) == nested));
+            SMALL_STACK_EXPECT(r.get<std::vector<int>>() == big_values);
+            for (int i = 0; i < small_puts; ++i)
+                if (r.get<std::uint8_t>(10s) != std::uint8_t(i)) {
+                    small_stack_fail("small frames arrive in order");
+                    break;
+                }
+            SMALL_STACK_EXPECT(r.get<msgpack::object_handle>(10s).get().via.str.size == big.size());
+            for (int i = 0; i < 1000; ++i)
+                if (r.get<int>(10s) != i) {
+                    small_stack_fail("frames written by close() arrive in order");
+                    break;
+                }
+            SMALL_STACK_THROWS(r.get<int>(10s), gipc::eof_error);
+            SMALL_STACK_THROWS(r.get_bytes(), gipc::eof_error);
+            r.close();
+            SMALL_STACK_THROWS(r.get<int>(), gipc::closed_error);
+        });
+    });
+    writer.join();
+    reader.join();
+
+    // Errors thrown and caught on small stacks: timeouts, decode errors, oversize puts, a
+    // destructor that writes out queued frames.
+    small_stack_fiber(&deepest, [&] {
+        guarded("errors", [&] {
+            auto [r2, w2] = gipc::pipe({.max_message_size = 64});
+            SMALL_STACK_THROWS(r2.get<int>(10ms), gipc::timeout_error);
+            SMALL_STACK_THROWS(r2.get_bytes(0ms), gipc::timeout_error);
+            SMALL_STACK_THROWS(w2.put_bytes(std::string(65, 'x')), gipc::error);
+            SMALL_STACK_THROWS(w2.put(std::string(65, 'x')), gipc::error);
+            w2.put(std::string("not a number"));
+            SMALL_STACK_THROWS(r2.get<int>(5s), gipc::decode_error);
+            {
+                gipc::writer doomed = std::move(w2);
+                doomed.put(5);
+            }
+            SMALL_STACK_EXPECT(r2.get<int>(5s) == 5);
+            SMALL_STACK_THROWS(r2.get<int>(5s), gipc::eof_error);
+            SMALL_STACK_THROWS(w2.put(1), gipc::closed_error);
+        });
+    }).join();
+
+    // The fd waits of <gipc/runtime.hpp>.
+    small_stack_fiber(&deepest, [&] {
+        guarded("wait_readable", [&] {
+            auto [r3, w3] = gipc::pipe();
+            SMALL_STACK_EXPECT(!gipc::wait_readable(r3.native_handle(), 10ms));
+            SMALL_STACK_EXPECT(gipc::wait_writable(w3.native_handle(), 5s));
+            gipc::wait_writable(w3.native_handle());
+            w3.put(1);
+            w3.flush();
+            gipc::wait_readable(r3.native_handle());
+            SMALL_STACK_EXPECT(gipc::wait_readable(r3.native_handle(), 5s));
+            SMALL_STACK_EXPECT(r3.get<int>() == 1);
+        });
+    }).join();
+    return report_small_stack("pipe", deepest);
+}
+
+GIPC_TEST_CHILD("small_stack_duplex")
+{
+    std::size_t deepest = 0;
+    std::optional<std::pair<gipc::duplex, gipc::duplex>> ends;
+    small_stack_fiber(&deepest, [&] { guarded("duplex_pipe", [&] { ends.emplace(gipc::duplex_pipe()); }); }).join();
+    if (!ends)
+        return 1;
+    gipc::duplex& a = ends->first;
+    gipc::duplex& b = ends->second;
+    const std::string big(2 << 20, 'd');
+    auto echo = small_stack_fiber(&deepest, [&] {
+        guarded("echo", [&] {
+            for (;;) {
+                std::string v;
+                try {
+                    v = b.get_bytes(10s);
+                } catch (const gipc::eof_error&) {
+                    break;
+                }
+                b.put_bytes(v);
+                b.put(v.size());
+            }
+            b.close();
+        });
+    });
+    auto client = small_stack_fiber(&deepest, [&] {
+        guarded("client", [&] {
+            for (const std::string& v : {std::string("ping"), big, std::string(16 * 1024 - 4, 'm')}) {
+                a.put_bytes(v);
+                a.flush();
+                SMALL_STACK_EXPECT(a.get_bytes() == v);
+                SMALL_STACK_EXPECT(a.get<std::size_t>(10s) == v.size());
+            }
+            a.put(std::string("value"));
+            SMALL_STACK_EXPECT(a.get<std::string>() == "value"); // the echo sent the frame back unchanged
+            SMALL_STACK_EXPECT(a.get<std::size_t>() == packed(std::string("value")).size());
+            SMALL_STACK_THROWS(a.get<int>(10ms), gipc::timeout_error);
+            SMALL_STACK_THROWS(a.get_bytes(10ms), gipc::timeout_error);
+            a.close();
+            SMALL_STACK_THROWS(a.close(), gipc::closed_error);
+        });
+    });
+    client.join();
+    echo.join();
+    return report_small_stack("duplex", deepest);
+}
 
 TEST_SUITE("pipe") {
 
@@ -1139,6 +1510,23 @@ GIPC_TEST("a duplex end can ping-pong with itself through fibers")
     a.close();
     echo.join();
     CHECK(v == 1000);
+}
+
+// ---- small fiber stacks (API.md, "Hostile environments") -------------------------------------
+
+GIPC_TEST("put_bytes works on a 16 KiB fiber stack")
+{
+    CHECK(run_small_stack_helper("small_stack_put_bytes") == 0);
+}
+
+GIPC_TEST("every pipe call works on a 16 KiB fiber stack: puts, gets, timeouts, errors, flush, close, fd waits")
+{
+    CHECK(run_small_stack_helper("small_stack_pipe") == 0);
+}
+
+GIPC_TEST("every duplex call works on a 16 KiB fiber stack")
+{
+    CHECK(run_small_stack_helper("small_stack_duplex") == 0);
 }
 
 // ---- options -----------------------------------------------------------------------------------
