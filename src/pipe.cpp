@@ -212,16 +212,7 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
 {
     if (!poison_.empty())
         throw decode_error(poison_);
-    if (large_active_ && large_filled_ == large_len_) {
-        // The large frame returned by the previous call is done with.
-        large_active_ = false;
-        large_.clear();
-    }
-    if (head_ == tail_ && cap_ > read_buffer_max) {
-        // A large frame grew the buffer; give the memory back.
-        buf_.reset();
-        cap_ = head_ = tail_ = 0;
-    }
+    release_returned_frame();
     for (;;) {
         if (large_active_) {
             read_large(deadline); // throws on timeout, EOF or error; keeps what it read
@@ -309,6 +300,20 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         if (n != -EAGAIN)
             throw_errno(static_cast<int>(-n), "gipc: read from pipe");
         wait_readable_until(deadline);
+    }
+}
+
+void read_end::release_returned_frame() noexcept
+{
+    if (large_active_ && large_filled_ == large_len_) {
+        // The large frame returned last is done with: its memory goes now, not when the next
+        // one comes (a reader keeps at most read_buffer_max bytes once it returned a message).
+        large_active_ = false;
+        std::string().swap(large_);
+    }
+    if (head_ == tail_ && cap_ > read_buffer_max) {
+        buf_.reset();
+        cap_ = head_ = tail_ = 0;
     }
 }
 
@@ -481,21 +486,23 @@ void write_end::flush_blocking()
 
 void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>* frame_storage)
 {
-    throw_pending();
     if (size > direct_threshold) {
         // The frame may live in this thread's scratch buffer, which another fiber of the
         // thread packs its own frame into as soon as this one suspends: take it over before
-        // anything here can suspend (flush_blocking below waits while the pipe is full).
+        // anything here can suspend (flush_blocking below waits while the pipe is full), and
+        // before anything can throw, so that a failed put leaves the thread no large buffer.
         std::vector<char> owned;
         if (frame_storage) {
             owned = std::move(*frame_storage);
             frame = owned.data();
         }
+        throw_pending();
         flush_blocking();
         iovec iov{const_cast<char*>(frame), size};
         write_all_direct(&iov, 1);
         return;
     }
+    throw_pending();
     queue_frame({frame, size}, {});
 }
 
@@ -640,6 +647,11 @@ void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* co
     else if (!lk.try_lock() && !lk.try_lock_until(deadline))
         throw timeout_error("gipc: " + r->name() + ": get() timed out waiting for another reader");
     auto [data, size] = r->next_frame(deadline);
+    // The payload is done with once visited, whether it decoded or not.
+    struct release_guard {
+        read_end* r;
+        ~release_guard() { r->release_returned_frame(); }
+    } guard{r};
     visit(context, data, size);
 }
 
@@ -677,12 +689,21 @@ write_session::~write_session()
     w_->end_op();
 }
 
+frame_builder& write_session::frame()
+{
+    frame_builder& f = scratch_builder();
+    f.reset(w_->max_message_size());
+    return f;
+}
+
 void write_session::commit(frame_builder& frame)
 {
     std::vector<char>& buf = frame.buffer();
     const std::size_t payload = buf.size() - 4;
-    if (payload > w_->max_message_size())
+    if (payload > w_->max_message_size()) { // frame() set the builder's limit: never true
+        frame.release();
         throw error(oversize_message(payload, w_->max_message_size()));
+    }
     store_be32(buf.data(), static_cast<std::uint32_t>(payload));
     w_->put_frame(buf.data(), buf.size(), &buf);
 }

@@ -137,6 +137,9 @@ public:
     // returned. rmtx_ must be held.
     std::pair<const char*, std::size_t> next_frame(steady_time deadline, std::string* take = nullptr);
     boost::fibers::timed_mutex& mutex() noexcept { return rmtx_; }
+    // release_returned_frame frees the string of a large frame that next_frame returned, once
+    // the caller is done with its payload, and a buffer grown past its bound. rmtx_ held.
+    void release_returned_frame() noexcept;
 
     void close();
     void abandon_after_fork() noexcept override;

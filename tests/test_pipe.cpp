@@ -7,6 +7,7 @@
 #include <boost/fiber/all.hpp>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/ioctl.h>
@@ -44,6 +45,9 @@ extern char** environ;
 #define GIPC_TEST_ASAN 0
 #endif
 #define GIPC_TEST_NO_ASAN __attribute__((no_sanitize_address))
+#if GIPC_TEST_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
 
 // A pair whose ends a lambda uses is held in a named variable and its ends are bound to
 // references, not unpacked with `auto [r, w]`: clang before 16 refuses lambdas that capture
@@ -278,6 +282,39 @@ int run_small_stack_helper(const char* name)
         std::this_thread::sleep_for(5ms);
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+
+// heap_in_use is what the program has allocated and not freed, in bytes, as the allocator
+// counts it: glibc's arenas and its mmap'd blocks, or AddressSanitizer's own count. Measured
+// around calls on one thread while no other thread runs, its growth is what the calls kept.
+long long heap_in_use()
+{
+#if GIPC_TEST_ASAN
+    return static_cast<long long>(__sanitizer_get_current_allocated_bytes());
+#else
+    const struct mallinfo2 info = ::mallinfo2();
+    return static_cast<long long>(info.uordblks + info.hblkhd);
+#endif
+}
+
+// on_fresh_thread runs fn on a new thread and joins it: a memory check there starts from no
+// thread-local state of earlier tests (scratch builder, msgpack zone), and nothing else runs
+// while it measures (this thread waits in join).
+template <class F>
+void on_fresh_thread(F&& fn)
+{
+    std::thread(std::forward<F>(fn)).join();
+}
+
+// check_heap_counter makes sure heap_in_use sees a large allocation (a tool that replaces the
+// allocator without keeping glibc's counts would make every memory check pass).
+void check_heap_counter()
+{
+    const long long before = heap_in_use();
+    auto block = std::make_unique<char[]>(std::size_t{16} << 20);
+    block[0] = 1;
+    CHECK(heap_in_use() - before >= (16ll << 20));
 }
 
 } // namespace
@@ -1510,6 +1547,90 @@ GIPC_TEST("a duplex end can ping-pong with itself through fibers")
     a.close();
     echo.join();
     CHECK(v == 1000);
+}
+
+// ---- memory bounds (API.md, "Hostile environments") ---------------------------------------------
+
+GIPC_TEST("a reader keeps at most 1 MiB of buffer after returning a 128 MiB message")
+{
+    on_fresh_thread([&] {
+        check_heap_counter();
+        const std::string big(std::size_t{128} << 20, 'm');
+        auto ends = gipc::pipe();
+        gipc::reader& r = ends.first;
+        gipc::writer& w = ends.second;
+        // The reader's buffer, the thread's msgpack zone and scratch builder exist before measuring.
+        w.put(std::string("warm"));
+        w.put_bytes("warm");
+        w.flush();
+        CHECK(r.get<std::string>() == "warm");
+        CHECK(r.get_bytes() == "warm");
+        for (const bool as_bytes : {false, true}) {
+            CAPTURE(as_bytes);
+            boost::fibers::fiber writer([&] {
+                if (as_bytes)
+                    w.put_bytes(big);
+                else
+                    w.put(big);
+                w.flush();
+            });
+            const long long before = heap_in_use();
+            {
+                const std::string got = as_bytes ? r.get_bytes(30s) : r.get<std::string>(30s);
+                CHECK(got == big);
+            }
+            writer.join();
+            const long long kept = heap_in_use() - before;
+            MESSAGE(std::string(as_bytes ? "get_bytes" : "get<std::string>") << ": the reader kept " << kept << " bytes");
+            CHECK(kept <= (1ll << 20) + (16ll << 10));
+        }
+    });
+}
+
+GIPC_TEST("a refused put keeps no memory")
+{
+    on_fresh_thread([&] {
+        check_heap_counter();
+        auto ends = gipc::pipe({.max_message_size = 1 << 20});
+        gipc::reader& r = ends.first;
+        gipc::writer& w = ends.second;
+        const std::string big(std::size_t{64} << 20, 'x');
+        const std::vector<std::string> many(64, std::string(std::size_t{1} << 20, 'v')); // 64 MiB in pieces
+        w.put(1); // the thread's scratch builder exists before measuring
+        w.flush();
+        CHECK(r.get<int>() == 1);
+        const long long before = heap_in_use();
+        CHECK_THROWS_AS(w.put(big), gipc::error);
+        CHECK_THROWS_AS(w.put(many), gipc::error);
+        CHECK_THROWS_AS(w.put_bytes(big), gipc::error);
+        const long long kept = heap_in_use() - before;
+        MESSAGE("refused puts kept " << kept << " bytes");
+        CHECK(kept <= (16ll << 10));
+        w.put(2); // the writer still works
+        CHECK(r.get<int>(5s) == 2);
+    });
+}
+
+GIPC_TEST("a put failing on a broken pipe keeps no memory")
+{
+    on_fresh_thread([&] {
+        // A frame large enough to be written straight from the thread's builder, on a writer with
+        // an error pending (every reader gone).
+        check_heap_counter();
+        const std::string big(std::size_t{64} << 20, 'x');
+        auto ends2 = gipc::pipe();
+        gipc::writer& w2 = ends2.second;
+        ends2.first.close();
+        w2.put(1);
+        CHECK_THROWS_AS(w2.flush(), std::system_error);
+        w2.put(2);
+        boost::this_fiber::yield(); // the frame fails to go out: the error waits for the next put
+        const long long before = heap_in_use();
+        CHECK_THROWS_AS(w2.put(big), std::system_error);
+        const long long kept = heap_in_use() - before;
+        MESSAGE("a put failing on a broken pipe kept " << kept << " bytes");
+        CHECK(kept <= (16ll << 10));
+    });
 }
 
 // ---- small fiber stacks (API.md, "Hostile environments") -------------------------------------

@@ -72,6 +72,8 @@ public:
     ~write_session();
     write_session(const write_session&) = delete;
     write_session& operator=(const write_session&) = delete;
+    // frame is the thread's scratch builder, emptied for a frame of at most max_message_size.
+    frame_builder& frame();
     void commit(frame_builder& frame);
 
 private:
@@ -107,9 +109,13 @@ template <class T>
 void put_value(write_end* w, const T& value)
 {
     write_session session(w);
-    frame_builder& frame = scratch_builder();
-    frame.reset();
-    msgpack::pack(frame, value);
+    frame_builder& frame = session.frame();
+    try {
+        msgpack::pack(frame, value);
+    } catch (...) {
+        frame.release(); // a put that fails keeps no memory
+        throw;
+    }
     session.commit(frame);
 }
 } // namespace detail
