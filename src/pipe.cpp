@@ -8,11 +8,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/fiber/operations.hpp>
 
 namespace gipc::detail {
 
@@ -423,17 +428,169 @@ std::size_t write_end::write_queued() noexcept
     return 0;
 }
 
+// ---- writers whose thread ended ------------------------------------------------------------
+//
+// A writer that finds its pipe full registers a writable callback with the calling thread's
+// reactor (after_stall), which writes the queue out as the reader makes room. A thread that ends
+// destroys its reactor, and the callback with it: what the thread queued would then wait for
+// the next call on the writer, which may never come. So every thread remembers the writers that
+// stalled on its reactor, and when it ends, those still stalled there are adopted by a helper
+// thread with a reactor of its own, which carries on until none is stalled on it, then ends.
+
+namespace {
+
+// thread_ending: the calling thread is running its thread-local destructors. A trivially
+// destructible thread_local, so that it can be read at any point of the thread's exit.
+thread_local bool thread_ending = false;
+
+// The helper thread's state. Never destroyed: the detached thread may use it while the process
+// exits.
+struct orphan_helper {
+    std::mutex m;
+    std::vector<std::shared_ptr<write_end>> pending; // adopted, not yet taken by the thread
+    bool running = false;
+    pid_t pid = 0; // the process the thread runs in (a forked child has no helper thread)
+};
+
+orphan_helper& helper() noexcept
+{
+    static orphan_helper* h = new orphan_helper;
+    return *h;
+}
+
+// The helper thread looks for new writers and for the end of its work this often; the queues
+// themselves are written by its reactor as soon as their pipes take data.
+constexpr std::chrono::milliseconds helper_period{10};
+
+void run_helper() noexcept
+{
+    orphan_helper& h = helper();
+    std::vector<std::shared_ptr<write_end>> adopted;
+    std::uint64_t id = 0;
+    try {
+        id = installed_algorithm().reactor().id();
+    } catch (...) {
+        std::lock_guard lk(h.m);
+        h.pending.clear(); // no reactor: nothing can be done for them
+        h.running = false;
+        return;
+    }
+    for (;;) {
+        std::vector<std::shared_ptr<write_end>> fresh;
+        {
+            std::lock_guard lk(h.m);
+            fresh.swap(h.pending);
+        }
+        for (auto& w : fresh) {
+            w->on_writable(); // writes what fits; registers with this thread's reactor if full
+            adopted.push_back(std::move(w));
+        }
+        std::erase_if(adopted, [id](const std::shared_ptr<write_end>& w) { return !w->stalled_on(id); });
+        if (adopted.empty()) {
+            std::lock_guard lk(h.m);
+            if (h.pending.empty()) {
+                h.running = false;
+                return;
+            }
+            continue;
+        }
+        boost::this_fiber::sleep_for(helper_period); // the reactor runs the callbacks meanwhile
+    }
+}
+
+// adopt gives w to the helper thread, starting it if needed. Callable from a switch task and
+// with w's qlock_ held: takes only the helper's mutex, never a fiber primitive.
+void adopt(std::shared_ptr<write_end> w) noexcept
+{
+    orphan_helper& h = helper();
+    std::lock_guard lk(h.m);
+    try {
+        h.pending.push_back(std::move(w));
+        if (h.running && h.pid == ::getpid())
+            return;
+        std::thread(run_helper).detach();
+        h.running = true;
+        h.pid = ::getpid();
+    } catch (...) {
+        // No memory or no thread: the frames wait for the next call on the writer, as they
+        // would without the helper.
+        h.pending.clear();
+        h.running = false;
+    }
+}
+
+// stalled_writers: the writers that stalled on this thread's reactor. Its destructor, at the
+// thread's exit, hands those still stalled there to the helper thread. Not on the main thread,
+// whose thread-local destructors run when the process exits.
+class stalled_writers {
+public:
+    void add(const std::shared_ptr<write_end>& w, std::uint64_t reactor_id) noexcept
+    {
+        try {
+            if (writers_.size() >= prune_at_) {
+                std::erase_if(writers_, [](const auto& e) { return e.first.expired(); });
+                prune_at_ = std::max<std::size_t>(16, 2 * writers_.size());
+            }
+            writers_.emplace_back(w, reactor_id);
+        } catch (...) {
+            // Out of memory: this writer waits for the next call on it if the thread ends.
+        }
+    }
+
+    ~stalled_writers()
+    {
+        thread_ending = true;
+        if (::gettid() == ::getpid())
+            return;
+        for (auto& [weak, id] : writers_)
+            if (auto w = weak.lock())
+                w->hand_over_if_stalled_on(id);
+    }
+
+private:
+    std::vector<std::pair<std::weak_ptr<write_end>, std::uint64_t>> writers_;
+    std::size_t prune_at_ = 16;
+};
+
+} // namespace
+
+bool write_end::stalled_on(std::uint64_t reactor_id) noexcept
+{
+    std::lock_guard lk(qlock_);
+    return stalled_on_ == reactor_id && fd_ && !closed();
+}
+
+void write_end::hand_over_if_stalled_on(std::uint64_t reactor_id) noexcept
+{
+    {
+        std::lock_guard lk(qlock_);
+        if (stalled_on_ != reactor_id || !fd_ || closed())
+            return;
+        stalled_on_ = 0; // the reactor that held the callback is going away
+    }
+    adopt(shared_from_this());
+}
+
 void write_end::after_stall() noexcept
 {
     // Called with qlock_ held, on the calling thread, whose reactor then holds the callback.
     reactor_algorithm* algo = reactor_algorithm::current();
     if (!algo)
         return;
+    if (thread_ending) {
+        // The thread's reactor is about to go, or gone, with what it holds.
+        if (::gettid() != ::getpid())
+            adopt(shared_from_this());
+        return;
+    }
     epoll_reactor& reactor = algo->reactor();
     if (stalled_on_ == reactor.id())
         return;
-    if (reactor.call_when_writable(fd_.get(), shared_from_this()) == 0)
+    if (reactor.call_when_writable(fd_.get(), shared_from_this()) == 0) {
         stalled_on_ = reactor.id();
+        thread_local stalled_writers stalled;
+        stalled.add(shared_from_this(), reactor.id());
+    }
 }
 
 void write_end::run_before_switch() noexcept

@@ -197,6 +197,12 @@ public:
     void run_before_switch() noexcept override;
     void on_writable() noexcept override;
 
+    // stalled_on: the pipe is full and the reactor with this id holds the writable callback.
+    bool stalled_on(std::uint64_t reactor_id) noexcept;
+    // hand_over_if_stalled_on gives the writer to a helper thread when the reactor with this
+    // id, whose thread is ending, holds its writable callback (see pipe.cpp).
+    void hand_over_if_stalled_on(std::uint64_t reactor_id) noexcept;
+
 private:
     // write_queued writes as much of the queue as the pipe takes now. qlock_ must be held.
     // Returns the bytes left queued; an error is stored in error_ and drops the queue.

@@ -1239,6 +1239,40 @@ GIPC_TEST("put blocks while the pipe is full and the queue is over its bound")
     CHECK(sent == total);
 }
 
+namespace {
+
+// fill_and_end runs a thread that puts frames on w until the pipe and then the queue behind it
+// are full (the writer grows the pipe as far as it may first; ten puts in a row that add nothing
+// to the pipe leave over 64 KiB queued that put() found no room for), and then ends. Returns the
+// number of frames it put.
+long fill_and_end(gipc::writer& w, int read_fd, const std::string& frame)
+{
+    long sent = 0;
+    std::thread([&] {
+        int last_bytes = -1, unchanged = 0;
+        while (unchanged < 10 && sent < 1000) {
+            w.put_bytes(frame);
+            ++sent;
+            const int bytes = bytes_in_pipe(read_fd);
+            unchanged = bytes == last_bytes ? unchanged + 1 : 0;
+            last_bytes = bytes;
+        }
+        boost::this_fiber::sleep_for(1ms); // the switch tries the pipe and finds it full
+    }).join();
+    return sent;
+}
+
+// wait_for_fds waits (at most 5 s) until this process has no more fds open than `count`: a
+// helper thread that gipc starts for a while holds a reactor's fds until it ends.
+void wait_for_fds(std::size_t count)
+{
+    const auto start = std::chrono::steady_clock::now();
+    while (gipc_test::open_fds().size() > count && seconds_since(start) < 5)
+        std::this_thread::sleep_for(1ms);
+}
+
+} // namespace
+
 GIPC_TEST("frames queued behind a full pipe by a thread that has ended still go out")
 {
     // A thread fills the pipe, leaves frames queued behind it (the writer then waits for the
@@ -1247,6 +1281,7 @@ GIPC_TEST("frames queued behind a full pipe by a thread that has ended still go 
     auto ends = gipc::pipe();
     gipc::reader& r = ends.first;
     gipc::writer& w = ends.second;
+    const std::size_t fds_with_pipe = gipc_test::open_fds().size();
     const std::string frame(8 * 1024, 'q');
     const int fd = r.native_handle();
     long from_thread = 0;
@@ -1280,6 +1315,67 @@ GIPC_TEST("frames queued behind a full pipe by a thread that has ended still go 
     });
     reader.join();
     CHECK(got == from_thread + from_main);
+    wait_for_fds(fds_with_pipe); // the helper thread that took the ended thread's frames ends
+}
+
+GIPC_TEST("frames queued behind a full pipe by a thread that has ended go out with no further call on the writer")
+{
+    // Nothing calls the writer after the thread ended: the frames still queued must reach a
+    // reader (on another thread) as it makes room.
+    const std::size_t fds_before = gipc_test::open_fds().size();
+    auto ends = gipc::pipe();
+    gipc::reader& r = ends.first;
+    gipc::writer& w = ends.second;
+    const std::string frame(8 * 1024, 'q');
+    const long from_thread = fill_and_end(w, r.native_handle(), frame);
+    REQUIRE(from_thread < 1000);
+    REQUIRE(long(bytes_in_pipe(r.native_handle())) < from_thread * long(frame.size() + 4));
+    long got = 0;
+    std::thread([&] {
+        try {
+            for (; got < from_thread; ++got)
+                if (r.get_bytes(5s) != frame)
+                    break;
+        } catch (const gipc::timeout_error&) {
+        }
+    }).join();
+    CHECK(got == from_thread);
+    r.close();
+    w.close();
+    wait_for_fds(fds_before);
+}
+
+GIPC_TEST("a writer destroyed by the thread that filled its pipe delivers every frame to a reader draining meanwhile")
+{
+    auto ends = gipc::pipe();
+    gipc::reader& r = ends.first;
+    const int read_fd = r.native_handle();
+    const std::string frame(8 * 1024, 'd');
+    std::atomic<long> sent{0};
+    long got = 0;
+    std::thread reader([&] {
+        boost::this_fiber::sleep_for(100ms); // the writer fills the pipe and the queue first
+        try {
+            for (;; ++got)
+                if (r.get_bytes(5s) != frame)
+                    break;
+        } catch (const gipc::eof_error&) {
+        } catch (const gipc::timeout_error&) {
+        }
+    });
+    std::thread([&, w = std::move(ends.second)]() mutable {
+        int last_bytes = -1, unchanged = 0;
+        while (unchanged < 10 && sent < 1000) {
+            w.put_bytes(frame);
+            ++sent;
+            const int bytes = bytes_in_pipe(read_fd);
+            unchanged = bytes == last_bytes ? unchanged + 1 : 0;
+            last_bytes = bytes;
+        }
+        // w's destructor writes out the queue, waiting while the reader makes room.
+    }).join();
+    reader.join();
+    CHECK(got == sent);
 }
 
 GIPC_TEST("a large put waiting for a full pipe keeps its own frame while another fiber puts")
