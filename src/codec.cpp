@@ -5,8 +5,15 @@
 
 #include <cstdlib>
 #include <memory>
+#include <string>
 
 namespace gipc::detail {
+
+void frame_builder::refuse()
+{
+    release();
+    throw error("gipc: message is over max_message_size (" + std::to_string(limit_) + " bytes)");
+}
 
 frame_builder& scratch_builder() noexcept
 {

@@ -8,11 +8,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/fiber/operations.hpp>
 
 namespace gipc::detail {
 
@@ -223,16 +228,7 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
 {
     if (!poison_.empty())
         throw decode_error(poison_);
-    if (large_active_ && large_filled_ == large_len_) {
-        // The large frame returned by the previous call is done with.
-        large_active_ = false;
-        large_.clear();
-    }
-    if (head_ == tail_ && cap_ > read_buffer_max) {
-        // A large frame grew the buffer; give the memory back.
-        buf_.reset();
-        cap_ = head_ = tail_ = 0;
-    }
+    release_returned_frame();
     for (;;) {
         if (large_active_) {
             read_large(deadline); // throws on timeout, EOF or error; keeps what it read
@@ -320,6 +316,20 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         if (n != -EAGAIN)
             throw_errno(static_cast<int>(-n), "gipc: read from pipe");
         wait_readable_until(deadline);
+    }
+}
+
+void read_end::release_returned_frame() noexcept
+{
+    if (large_active_ && large_filled_ == large_len_) {
+        // The large frame returned last is done with: its memory goes now, not when the next
+        // one comes (a reader keeps at most read_buffer_max bytes once it returned a message).
+        large_active_ = false;
+        std::string().swap(large_);
+    }
+    if (head_ == tail_ && cap_ > read_buffer_max) {
+        buf_.reset();
+        cap_ = head_ = tail_ = 0;
     }
 }
 
@@ -429,17 +439,169 @@ std::size_t write_end::write_queued() noexcept
     return 0;
 }
 
+// ---- writers whose thread ended ------------------------------------------------------------
+//
+// A writer that finds its pipe full registers a writable callback with the calling thread's
+// reactor (after_stall), which writes the queue out as the reader makes room. A thread that ends
+// destroys its reactor, and the callback with it: what the thread queued would then wait for
+// the next call on the writer, which may never come. So every thread remembers the writers that
+// stalled on its reactor, and when it ends, those still stalled there are adopted by a helper
+// thread with a reactor of its own, which carries on until none is stalled on it, then ends.
+
+namespace {
+
+// thread_ending: the calling thread is running its thread-local destructors. A trivially
+// destructible thread_local, so that it can be read at any point of the thread's exit.
+thread_local bool thread_ending = false;
+
+// The helper thread's state. Never destroyed: the detached thread may use it while the process
+// exits.
+struct orphan_helper {
+    std::mutex m;
+    std::vector<std::shared_ptr<write_end>> pending; // adopted, not yet taken by the thread
+    bool running = false;
+    pid_t pid = 0; // the process the thread runs in (a forked child has no helper thread)
+};
+
+orphan_helper& helper() noexcept
+{
+    static orphan_helper* h = new orphan_helper;
+    return *h;
+}
+
+// The helper thread looks for new writers and for the end of its work this often; the queues
+// themselves are written by its reactor as soon as their pipes take data.
+constexpr std::chrono::milliseconds helper_period{10};
+
+void run_helper() noexcept
+{
+    orphan_helper& h = helper();
+    std::vector<std::shared_ptr<write_end>> adopted;
+    std::uint64_t id = 0;
+    try {
+        id = installed_algorithm().reactor().id();
+    } catch (...) {
+        std::lock_guard lk(h.m);
+        h.pending.clear(); // no reactor: nothing can be done for them
+        h.running = false;
+        return;
+    }
+    for (;;) {
+        std::vector<std::shared_ptr<write_end>> fresh;
+        {
+            std::lock_guard lk(h.m);
+            fresh.swap(h.pending);
+        }
+        for (auto& w : fresh) {
+            w->on_writable(); // writes what fits; registers with this thread's reactor if full
+            adopted.push_back(std::move(w));
+        }
+        std::erase_if(adopted, [id](const std::shared_ptr<write_end>& w) { return !w->stalled_on(id); });
+        if (adopted.empty()) {
+            std::lock_guard lk(h.m);
+            if (h.pending.empty()) {
+                h.running = false;
+                return;
+            }
+            continue;
+        }
+        boost::this_fiber::sleep_for(helper_period); // the reactor runs the callbacks meanwhile
+    }
+}
+
+// adopt gives w to the helper thread, starting it if needed. Callable from a switch task and
+// with w's qlock_ held: takes only the helper's mutex, never a fiber primitive.
+void adopt(std::shared_ptr<write_end> w) noexcept
+{
+    orphan_helper& h = helper();
+    std::lock_guard lk(h.m);
+    try {
+        h.pending.push_back(std::move(w));
+        if (h.running && h.pid == ::getpid())
+            return;
+        std::thread(run_helper).detach();
+        h.running = true;
+        h.pid = ::getpid();
+    } catch (...) {
+        // No memory or no thread: the frames wait for the next call on the writer, as they
+        // would without the helper.
+        h.pending.clear();
+        h.running = false;
+    }
+}
+
+// stalled_writers: the writers that stalled on this thread's reactor. Its destructor, at the
+// thread's exit, hands those still stalled there to the helper thread. Not on the main thread,
+// whose thread-local destructors run when the process exits.
+class stalled_writers {
+public:
+    void add(const std::shared_ptr<write_end>& w, std::uint64_t reactor_id) noexcept
+    {
+        try {
+            if (writers_.size() >= prune_at_) {
+                std::erase_if(writers_, [](const auto& e) { return e.first.expired(); });
+                prune_at_ = std::max<std::size_t>(16, 2 * writers_.size());
+            }
+            writers_.emplace_back(w, reactor_id);
+        } catch (...) {
+            // Out of memory: this writer waits for the next call on it if the thread ends.
+        }
+    }
+
+    ~stalled_writers()
+    {
+        thread_ending = true;
+        if (::gettid() == ::getpid())
+            return;
+        for (auto& [weak, id] : writers_)
+            if (auto w = weak.lock())
+                w->hand_over_if_stalled_on(id);
+    }
+
+private:
+    std::vector<std::pair<std::weak_ptr<write_end>, std::uint64_t>> writers_;
+    std::size_t prune_at_ = 16;
+};
+
+} // namespace
+
+bool write_end::stalled_on(std::uint64_t reactor_id) noexcept
+{
+    std::lock_guard lk(qlock_);
+    return stalled_on_ == reactor_id && fd_ && !closed();
+}
+
+void write_end::hand_over_if_stalled_on(std::uint64_t reactor_id) noexcept
+{
+    {
+        std::lock_guard lk(qlock_);
+        if (stalled_on_ != reactor_id || !fd_ || closed())
+            return;
+        stalled_on_ = 0; // the reactor that held the callback is going away
+    }
+    adopt(shared_from_this());
+}
+
 void write_end::after_stall() noexcept
 {
     // Called with qlock_ held, on the calling thread, whose reactor then holds the callback.
     reactor_algorithm* algo = reactor_algorithm::current();
     if (!algo)
         return;
+    if (thread_ending) {
+        // The thread's reactor is about to go, or gone, with what it holds.
+        if (::gettid() != ::getpid())
+            adopt(shared_from_this());
+        return;
+    }
     epoll_reactor& reactor = algo->reactor();
     if (stalled_on_ == reactor.id())
         return;
-    if (reactor.call_when_writable(fd_.get(), shared_from_this()) == 0)
+    if (reactor.call_when_writable(fd_.get(), shared_from_this()) == 0) {
         stalled_on_ = reactor.id();
+        thread_local stalled_writers stalled;
+        stalled.add(shared_from_this(), reactor.id());
+    }
 }
 
 void write_end::run_before_switch() noexcept
@@ -492,25 +654,33 @@ void write_end::flush_blocking()
 
 void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>* frame_storage)
 {
-    throw_pending();
     if (size > direct_threshold) {
         // The frame may live in this thread's scratch buffer, which another fiber of the
         // thread packs its own frame into as soon as this one suspends: take it over before
-        // anything here can suspend (flush_blocking below waits while the pipe is full).
+        // anything here can suspend (flush_blocking below waits while the pipe is full), and
+        // before anything can throw, so that a failed put leaves the thread no large buffer.
         std::vector<char> owned;
         if (frame_storage) {
             owned = std::move(*frame_storage);
             frame = owned.data();
         }
+        throw_pending();
         flush_blocking();
         iovec iov{const_cast<char*>(frame), size};
         write_all_direct(&iov, 1);
         return;
     }
+    throw_pending();
+    queue_frame({frame, size}, {});
+}
+
+void write_end::queue_frame(std::string_view head, std::string_view body)
+{
     std::size_t queued;
     {
         std::lock_guard lk(qlock_);
-        q_.insert(q_.end(), frame, frame + size);
+        q_.insert(q_.end(), head.begin(), head.end());
+        q_.insert(q_.end(), body.begin(), body.end());
         queued = q_.size() - qhead_;
         if (queued >= flush_at && stalled_on_ == 0)
             queued = write_queued();
@@ -533,14 +703,13 @@ void write_end::put_payload(std::string_view payload)
         throw error(oversize_message(payload.size(), max_size_));
     char header[4];
     store_be32(header, static_cast<std::uint32_t>(payload.size()));
+    throw_pending();
     if (payload.size() + 4 <= direct_threshold) {
-        char frame[direct_threshold];
-        std::memcpy(frame, header, 4);
-        std::memcpy(frame + 4, payload.data(), payload.size());
-        put_frame(frame, payload.size() + 4, nullptr);
+        // Header and payload go to the queue separately: no copy of the frame on the fiber's
+        // stack, which may be as small as 16 KiB.
+        queue_frame({header, 4}, payload);
         return;
     }
-    throw_pending();
     flush_blocking();
     iovec iov[2] = {{header, 4}, {const_cast<char*>(payload.data()), payload.size()}};
     write_all_direct(iov, 2);
@@ -646,6 +815,11 @@ void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* co
     else if (!lk.try_lock() && !lk.try_lock_until(deadline))
         throw timeout_error("gipc: " + r->name() + ": get() timed out waiting for another reader");
     auto [data, size] = r->next_frame(deadline);
+    // The payload is done with once visited, whether it decoded or not.
+    struct release_guard {
+        read_end* r;
+        ~release_guard() { r->release_returned_frame(); }
+    } guard{r};
     visit(context, data, size);
 }
 
@@ -683,12 +857,21 @@ write_session::~write_session()
     w_->end_op();
 }
 
+frame_builder& write_session::frame()
+{
+    frame_builder& f = scratch_builder();
+    f.reset(w_->max_message_size());
+    return f;
+}
+
 void write_session::commit(frame_builder& frame)
 {
     std::vector<char>& buf = frame.buffer();
     const std::size_t payload = buf.size() - 4;
-    if (payload > w_->max_message_size())
+    if (payload > w_->max_message_size()) { // frame() set the builder's limit: never true
+        frame.release();
         throw error(oversize_message(payload, w_->max_message_size()));
+    }
     store_be32(buf.data(), static_cast<std::uint32_t>(payload));
     w_->put_frame(buf.data(), buf.size(), &buf);
 }

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
@@ -144,6 +145,9 @@ public:
     // returned. rmtx_ must be held.
     std::pair<const char*, std::size_t> next_frame(steady_time deadline, std::string* take = nullptr);
     boost::fibers::timed_mutex& mutex() noexcept { return rmtx_; }
+    // release_returned_frame frees the string of a large frame that next_frame returned, once
+    // the caller is done with its payload, and a buffer grown past its bound. rmtx_ held.
+    void release_returned_frame() noexcept;
 
     void close();
     void abandon_after_fork() noexcept override;
@@ -201,10 +205,19 @@ public:
     void run_before_switch() noexcept override;
     void on_writable() noexcept override;
 
+    // stalled_on: the pipe is full and the reactor with this id holds the writable callback.
+    bool stalled_on(std::uint64_t reactor_id) noexcept;
+    // hand_over_if_stalled_on gives the writer to a helper thread when the reactor with this
+    // id, whose thread is ending, holds its writable callback (see pipe.cpp).
+    void hand_over_if_stalled_on(std::uint64_t reactor_id) noexcept;
+
 private:
     // write_queued writes as much of the queue as the pipe takes now. qlock_ must be held.
     // Returns the bytes left queued; an error is stored in error_ and drops the queue.
     std::size_t write_queued() noexcept;
+    // queue_frame appends one frame, given as two pieces, to the queue and writes the queue
+    // when it is long, or arranges for it to be written before the fiber switches. wmtx_ held.
+    void queue_frame(std::string_view head, std::string_view body);
     // after_stall arranges for the queue to be written when the pipe becomes writable.
     void after_stall() noexcept;
     // grow_pipe_locked enlarges the pipe after a full-pipe EAGAIN; false when it cannot.

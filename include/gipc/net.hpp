@@ -18,7 +18,9 @@
 // is gipc::timeout_error, use after close is gipc::closed_error, close() while another fiber
 // is blocked on the socket is gipc::locked_error. Sends never raise SIGPIPE (MSG_NOSIGNAL).
 // Host names are resolved with getaddrinfo, which blocks the thread: pass numeric addresses
-// where that matters.
+// where that matters. Every call works on a fiber stack of 16 KiB; resolving a name that is not
+// in /etc/hosts runs the system's resolver (DNS) on that stack too, whose needs gipc does not
+// control.
 
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>

@@ -21,6 +21,11 @@
 // fiber must call flush() for its frames to leave. put() blocks cooperatively while the pipe
 // is full and the queue is over its bound (256 KiB), so memory stays bounded.
 //
+// Bounds: every call works on a fiber stack of 16 KiB. A reader keeps at most 1 MiB of buffer
+// once it returned a large message; a put() that is refused or fails keeps no memory. Frames a
+// thread queued behind a full pipe go out after the thread ended, with no further call on the
+// writer: a helper thread with a reactor of its own takes them over for as long as it takes.
+//
 // Writing to a pipe whose read ends are all closed throws std::system_error with
 // std::errc::broken_pipe (gipc ignores SIGPIPE, so the process is never killed by it). An
 // error met while writing queued frames is thrown by the next put() or flush().
@@ -72,6 +77,8 @@ public:
     ~write_session();
     write_session(const write_session&) = delete;
     write_session& operator=(const write_session&) = delete;
+    // frame is the thread's scratch builder, emptied for a frame of at most max_message_size.
+    frame_builder& frame();
     void commit(frame_builder& frame);
 
 private:
@@ -107,9 +114,13 @@ template <class T>
 void put_value(write_end* w, const T& value)
 {
     write_session session(w);
-    frame_builder& frame = scratch_builder();
-    frame.reset();
-    msgpack::pack(frame, value);
+    frame_builder& frame = session.frame();
+    try {
+        msgpack::pack(frame, value);
+    } catch (...) {
+        frame.release(); // a put that fails keeps no memory
+        throw;
+    }
     session.commit(frame);
 }
 } // namespace detail

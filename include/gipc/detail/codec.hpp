@@ -14,15 +14,37 @@
 namespace gipc::detail {
 
 // frame_builder is a byte buffer msgpack packs into; it begins with room for the 4-byte
-// frame header. One per thread, reused, so packing a small value allocates nothing.
+// frame header. One per thread, reused, so packing a small value allocates nothing. Memory
+// stays bounded: a payload growing past the limit given to reset() is refused at once (the
+// write throws gipc::error and the builder gives its storage back), and a builder holding
+// more than keep_capacity gives it back when reset for the next frame.
 class frame_builder {
 public:
-    void reset() { buf_.resize(4); }
-    void write(const char* data, std::size_t size) { buf_.insert(buf_.end(), data, data + size); }
+    static constexpr std::size_t keep_capacity = 64 * 1024;
+
+    // reset empties the builder for a frame whose payload may have at most limit bytes.
+    void reset(std::size_t limit)
+    {
+        if (buf_.capacity() > keep_capacity)
+            release();
+        buf_.resize(4);
+        limit_ = limit;
+    }
+    void write(const char* data, std::size_t size)
+    {
+        if (size > limit_ - (buf_.size() - 4))
+            refuse();
+        buf_.insert(buf_.end(), data, data + size);
+    }
     std::vector<char>& buffer() noexcept { return buf_; }
+    // release gives the storage back; the builder is unusable until the next reset().
+    void release() noexcept { std::vector<char>().swap(buf_); }
 
 private:
+    // refuse releases the storage and throws gipc::error: the payload is over the limit.
+    [[noreturn]] void refuse();
     std::vector<char> buf_ = std::vector<char>(4);
+    std::size_t limit_ = 0;
 };
 
 // scratch_builder is the calling thread's frame_builder.
