@@ -469,6 +469,12 @@ orphan_helper& helper() noexcept
     return *h;
 }
 
+} // namespace
+
+std::mutex& orphan_writers_mutex() noexcept { return helper().m; }
+
+namespace {
+
 // The helper thread looks for new writers and for the end of its work this often; the queues
 // themselves are written by its reactor as soon as their pipes take data.
 constexpr std::chrono::milliseconds helper_period{10};
@@ -481,8 +487,9 @@ void run_helper() noexcept
     try {
         id = installed_algorithm().reactor().id();
     } catch (...) {
+        std::vector<std::shared_ptr<write_end>> dropped; // destroyed after h.m is released
         std::lock_guard lk(h.m);
-        h.pending.clear(); // no reactor: nothing can be done for them
+        dropped.swap(h.pending); // no reactor: nothing can be done for them
         h.running = false;
         return;
     }
@@ -514,7 +521,16 @@ void run_helper() noexcept
 void adopt(std::shared_ptr<write_end> w) noexcept
 {
     orphan_helper& h = helper();
+    // Writers dropped here are destroyed after h.m is released (closing one takes the registry
+    // of open ends, which comes before h.m in the lock order of fork).
+    std::vector<std::shared_ptr<write_end>> inherited, dropped;
     std::lock_guard lk(h.m);
+    if (h.pid != ::getpid()) {
+        // A forked child: the writers listed belong to the parent's helper thread, which the
+        // child does not have (its copies of them were closed or keep no queue).
+        inherited.swap(h.pending);
+        h.running = false;
+    }
     try {
         h.pending.push_back(std::move(w));
         if (h.running && h.pid == ::getpid())
@@ -525,7 +541,7 @@ void adopt(std::shared_ptr<write_end> w) noexcept
     } catch (...) {
         // No memory or no thread: the frames wait for the next call on the writer, as they
         // would without the helper.
-        h.pending.clear();
+        dropped.swap(h.pending);
         h.running = false;
     }
 }

@@ -279,6 +279,11 @@ void destroy_handle(End* end) noexcept
     }
 }
 
+// orphan_writers_mutex guards the writers handed to the helper thread that writes what ended
+// threads queued behind full pipes. Held across fork() with gipc's other locks (after every
+// writer's queue lock: adopting a writer takes it with the writer's queue lock held).
+std::mutex& orphan_writers_mutex() noexcept;
+
 // Registry of open ends.
 void register_end(end_base* end);
 void unregister_end(end_base* end) noexcept;

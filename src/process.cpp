@@ -476,10 +476,12 @@ void take_fork_locks(fork_context& ctx)
         if (std::find(ws.begin(), ws.begin() + i, ws[i]) == ws.begin() + i) // a writer given twice
             ws[i]->lock_for_fork();
     g_death->mtx.lock();
+    orphan_writers_mutex().lock();
 }
 
 void release_fork_locks(fork_context& ctx)
 {
+    orphan_writers_mutex().unlock();
     g_death->mtx.unlock();
     const auto& ws = ctx.transfers->writers;
     for (std::size_t i = 0; i < ws.size(); ++i)
@@ -624,12 +626,14 @@ void plain_fork_prepare() noexcept
     g_children->mtx.lock();
     g_children->all_mtx.lock();
     g_death->mtx.lock();
+    orphan_writers_mutex().lock();
 }
 
 void plain_fork_parent() noexcept
 {
     if (t_in_gipc_fork)
         return;
+    orphan_writers_mutex().unlock();
     g_death->mtx.unlock();
     g_children->all_mtx.unlock();
     g_children->mtx.unlock();
