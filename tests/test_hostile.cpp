@@ -7,6 +7,7 @@
 // waited for with a bound, and killed if it does not end in time. Helpers report through their
 // exit status (0: every check held) and print what failed on stderr.
 #include "test_support.hpp"
+#include "small_stack.hpp"
 
 #include <gipc/gipc.hpp>
 
@@ -334,8 +335,8 @@ GIPC_TEST("a transfer racing get() on another thread: transferred and closed her
 GIPC_TEST("start_process, join, is_alive, exitcode, terminate and kill on a 16 KiB fiber stack")
 {
     bool ok = false;
-    boost::fibers::protected_fixedsize_stack stack(gipc_test::small_fiber_stack); // overflow: SIGSEGV
-    boost::fibers::fiber f(std::allocator_arg, stack, [&] {
+    std::size_t deepest = 0;
+    boost::fibers::fiber f = gipc_test::small_stack::small_stack_fiber(&deepest, [&] {
         auto [r, w] = gipc::pipe();
         auto p = gipc::start_process([](gipc::writer w) { w.put(5); return 3; }, std::move(w));
         CHECK(r.get<int>(10s) == 5);
@@ -353,7 +354,9 @@ GIPC_TEST("start_process, join, is_alive, exitcode, terminate and kill on a 16 K
         ok = true;
     });
     f.join();
+    f = boost::fibers::fiber(); // releases the stack, which records its deepest use
     CHECK(ok);
+    MESSAGE("deepest fiber stack use " << deepest << " of " << gipc_test::small_stack::small_stack_size << " bytes");
 }
 
 // ---- refused system calls ----------------------------------------------------------------------

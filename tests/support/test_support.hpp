@@ -65,11 +65,6 @@ inline constexpr bool fork_with_busy_threads_deadlocks = false;
 inline constexpr bool fork_with_busy_threads_deadlocks = false;
 #endif
 
-// small_fiber_stack is the fiber stack size gipc promises to work with: 16 KiB. ASan builds
-// need more: AddressSanitizer puts redzones around every stack object (gipc's start_process
-// frame grows from under 1 KiB to over 8 KiB), so there the same tests use 32 KiB.
-inline constexpr std::size_t small_fiber_stack = fork_with_busy_threads_deadlocks ? 32 * 1024 : 16 * 1024;
-
 // raise_fd_limit raises RLIMIT_NOFILE's soft limit to its hard limit.
 void raise_fd_limit();
 
