@@ -38,7 +38,9 @@ boost_versions=$(dpkg-query -W -f='${Package} ${Status}\n' 'libboost-fiber1.*-de
     sort -V)
 boost=$(printf '%s\n' "$boost_versions" | tail -n 1)
 
-packages=(g++ python3 meson ninja-build cmake pkg-config doctest-dev)
+# dpkg-dev: Meson asks its dpkg-architecture for Debian's multiarch libdir (lib/x86_64-linux-gnu);
+# without it Meson installs into lib64, where neither pkg-config nor CMake look on Debian.
+packages=(g++ python3 meson ninja-build cmake pkg-config dpkg-dev doctest-dev)
 if [ -n "$boost" ]; then
     packages+=("libboost-context$boost-dev")
 else
