@@ -1,49 +1,51 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// The exception types of gipc. Every gipc usage error derives from gipc::error. Failures of the
-// operating system are std::system_error carrying the errno value instead (for example
-// std::errc::broken_pipe when writing to a pipe whose read ends are all closed).
+/// @file
+/// The exception types of gipc. Every gipc usage error derives from gipc::error. Failures of the
+/// operating system are std::system_error carrying the errno value instead (for example
+/// std::errc::broken_pipe when writing to a pipe whose read ends are all closed).
 
 #include <stdexcept>
 #include <string>
 
+/// gipc: child processes and inter-process communication for Boost.Fiber programs.
 namespace gipc {
 
-// error: base of every gipc usage error (Python gipc's GIPCError).
+/// error: base of every gipc usage error (Python gipc's GIPCError).
 class error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
 
-// closed_error: a handle was used or closed after it was closed, moved from, or transferred to a
-// child process (GIPCClosed).
+/// closed_error: a handle was used or closed after it was closed, moved from, or transferred to a
+/// child process (GIPCClosed).
 class closed_error : public error {
 public:
     using error::error;
 };
 
-// locked_error: close() was called while another fiber is inside get()/put() on that handle
-// (GIPCLocked). The handle stays open.
+/// locked_error: close() was called while another fiber is inside get()/put() on that handle
+/// (GIPCLocked). The handle stays open.
 class locked_error : public error {
 public:
     using error::error;
 };
 
-// eof_error: get() found every write end closed and no complete message left. A message cut
-// short by EOF is an eof_error too; its what() says so.
+/// eof_error: get() found every write end closed and no complete message left. A message cut
+/// short by EOF is an eof_error too; its what() says so.
 class eof_error : public error {
 public:
     using error::error;
 };
 
-// timeout_error: a timeout given to a blocking call expired. No data is lost.
+/// timeout_error: a timeout given to a blocking call expired. No data is lost.
 class timeout_error : public error {
 public:
     using error::error;
 };
 
-// decode_error: a frame is malformed, over the size limit, or its payload is not a valid
-// msgpack value of the requested type.
+/// decode_error: a frame is malformed, over the size limit, or its payload is not a valid
+/// msgpack value of the requested type.
 class decode_error : public error {
 public:
     using error::error;

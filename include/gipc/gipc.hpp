@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// gipc: child processes and inter-process communication for Boost.Fiber programs.
-// The umbrella header: include this one.
+/// @file
+/// gipc: child processes and inter-process communication for Boost.Fiber programs.
+/// The umbrella header: include this one.
 
 #include <gipc/error.hpp>
 #include <gipc/net.hpp>
