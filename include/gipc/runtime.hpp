@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// The fiber runtime under gipc: a Boost.Fiber scheduling algorithm that keeps a round-robin
-// ready queue and, when no fiber is ready, sleeps in an epoll reactor instead of spinning.
-//
-// Every gipc call installs the scheduler on its thread on first use, so most programs never
-// call anything here. The waits below are for programs that want to block a fiber, not the
-// thread, on a file descriptor of their own (a socket, an eventfd, a device).
+/// @file
+/// The fiber runtime under gipc: a Boost.Fiber scheduling algorithm that keeps a round-robin
+/// ready queue and, when no fiber is ready, sleeps in an epoll reactor instead of spinning.
+///
+/// Every gipc call installs the scheduler on its thread on first use, so most programs never
+/// call anything here. The waits below are for programs that want to block a fiber, not the
+/// thread, on a file descriptor of their own (a socket, an eventfd, a device).
 
 #include <gipc/detail/handle.hpp>
 
@@ -19,20 +20,20 @@ namespace detail {
 bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block);
 } // namespace detail
 
-// use_reactor installs gipc's scheduling algorithm on the calling thread. Idempotent. Fibers
-// already ready on the thread move over to it. Replaces any other algorithm the thread used.
-// Throws std::system_error when the reactor's epoll or eventfd cannot be created.
+/// use_reactor installs gipc's scheduling algorithm on the calling thread. Idempotent. Fibers
+/// already ready on the thread move over to it. Replaces any other algorithm the thread used.
+/// Throws std::system_error when the reactor's epoll or eventfd cannot be created.
 void use_reactor();
 
-// wait_readable parks the calling fiber until fd is readable (or has hung up or failed), while
-// other fibers of the thread run. Returns at once when fd is already readable. The fd must stay
-// open during the wait. Callable from any fiber of any thread, including the main context.
+/// wait_readable parks the calling fiber until fd is readable (or has hung up or failed), while
+/// other fibers of the thread run. Returns at once when fd is already readable. The fd must stay
+/// open during the wait. Callable from any fiber of any thread, including the main context.
 void wait_readable(int fd);
 
-// wait_readable with a timeout: false when the timeout expired first. Any duration type
-// works, and timeouts saturate: hours::max(), duration<double> infinity and other timeouts
-// beyond what steady_clock can represent mean "no timeout"; a timeout <= 0 (or NaN) only
-// checks readiness without blocking.
+/// wait_readable with a timeout: false when the timeout expired first. Any duration type
+/// works, and timeouts saturate: hours::max(), duration<double> infinity and other timeouts
+/// beyond what steady_clock can represent mean "no timeout"; a timeout <= 0 (or NaN) only
+/// checks readiness without blocking.
 template <class Rep, class Period>
 bool wait_readable(int fd, std::chrono::duration<Rep, Period> timeout)
 {
@@ -40,9 +41,11 @@ bool wait_readable(int fd, std::chrono::duration<Rep, Period> timeout)
                                  timeout > std::chrono::duration<Rep, Period>::zero());
 }
 
-// wait_writable / wait_writable(timeout): the same for writability.
+/// wait_writable / wait_writable(timeout): the same for writability.
 void wait_writable(int fd);
 
+/// wait_writable with a timeout: false when the timeout expired first (timeouts as for
+/// wait_readable).
 template <class Rep, class Period>
 bool wait_writable(int fd, std::chrono::duration<Rep, Period> timeout)
 {
