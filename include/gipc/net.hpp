@@ -1,26 +1,29 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// Cooperative stream sockets: TCP (IPv4 and IPv6) and Unix-domain, on the same reactor as
-// pipes. Every blocking call blocks only the calling fiber.
-//
-//   auto server = gipc::net::listener::tcp("127.0.0.1", 0);   // port 0: any free port
-//   auto conn = gipc::net::stream::connect("127.0.0.1", server.port());
-//   auto peer = server.accept();
-//   conn.write_all("HELLO\n");
-//   std::string line = peer.read_line();                     // "HELLO\n"
-//
-// Sockets are gipc handles like pipe ends: move-only, closed by the destructor, O_CLOEXEC and
-// non-blocking, passed to a child by start_process when given as an argument (and closed in
-// the child otherwise). One fiber may read while another writes; several fibers reading (or
-// writing) the same stream at once need a lock of their own.
-//
-// Errors: std::system_error with the errno (e.g. std::errc::connection_refused), a timeout
-// is gipc::timeout_error, use after close is gipc::closed_error, close() while another fiber
-// is blocked on the socket is gipc::locked_error. Sends never raise SIGPIPE (MSG_NOSIGNAL).
-// Host names are resolved with getaddrinfo, which blocks the thread: pass numeric addresses
-// where that matters. Every call works on a fiber stack of 16 KiB; resolving a name that is not
-// in /etc/hosts runs the system's resolver (DNS) on that stack too, whose needs gipc does not
-// control.
+/// @file
+/// Cooperative stream sockets: TCP (IPv4 and IPv6) and Unix-domain, on the same reactor as
+/// pipes. Every blocking call blocks only the calling fiber.
+///
+/// @code{.cpp}
+/// auto server = gipc::net::listener::tcp("127.0.0.1", 0);   // port 0: any free port
+/// auto conn = gipc::net::stream::connect("127.0.0.1", server.port());
+/// auto peer = server.accept();
+/// conn.write_all("HELLO\n");
+/// std::string line = peer.read_line();                     // "HELLO\n"
+/// @endcode
+///
+/// Sockets are gipc handles like pipe ends: move-only, closed by the destructor, O_CLOEXEC and
+/// non-blocking, passed to a child by start_process when given as an argument (and closed in
+/// the child otherwise). One fiber may read while another writes; several fibers reading (or
+/// writing) the same stream at once need a lock of their own.
+///
+/// Errors: std::system_error with the errno (e.g. std::errc::connection_refused), a timeout
+/// is gipc::timeout_error, use after close is gipc::closed_error, close() while another fiber
+/// is blocked on the socket is gipc::locked_error. Sends never raise SIGPIPE (MSG_NOSIGNAL).
+/// Host names are resolved with getaddrinfo, which blocks the thread: pass numeric addresses
+/// where that matters. Every call works on a fiber stack of 16 KiB; resolving a name that is not
+/// in /etc/hosts runs the system's resolver (DNS) on that stack too, whose needs gipc does not
+/// control.
 
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
@@ -41,64 +44,81 @@ namespace detail {
 class socket_end;
 }
 
+/// Cooperative stream sockets: TCP and Unix-domain (see net.hpp).
 namespace net {
 
+/// stream: a connected stream socket, TCP or Unix-domain.
 class stream {
 public:
-    // connect opens a TCP connection to host:port, trying each address host resolves to.
+    /// connect opens a TCP connection to host:port, trying each address host resolves to.
     static stream connect(const std::string& host, std::uint16_t port);
+    /// connect with a timeout bounding the connection attempts, to every address together
+    /// (resolving host is not bounded): timeout_error when it expires.
     template <class Rep, class Period>
     static stream connect(const std::string& host, std::uint16_t port, std::chrono::duration<Rep, Period> timeout)
     {
         return connect_until(host, port, detail::deadline_from(timeout));
     }
-    // connect_unix connects to a Unix-domain stream socket at path. While the listener's
-    // backlog is full it asks again after a pause (1 ms, doubling up to 64 ms) until the
-    // timeout; the kernel announces no readiness for that.
+    /// connect_unix connects to a Unix-domain stream socket at path. While the listener's
+    /// backlog is full it asks again after a pause (1 ms, doubling up to 64 ms) until the
+    /// timeout; the kernel announces no readiness for that.
     static stream connect_unix(const std::string& path);
+    /// connect_unix with a timeout bounding the whole call: timeout_error when it expires.
     template <class Rep, class Period>
     static stream connect_unix(const std::string& path, std::chrono::duration<Rep, Period> timeout)
     {
         return connect_unix_until(path, detail::deadline_from(timeout));
     }
-    // pair returns two connected Unix-domain streams (socketpair), e.g. one for a child.
+    /// pair returns two connected Unix-domain streams (socketpair), e.g. one for a child.
     static std::pair<stream, stream> pair();
 
-    stream() noexcept; // closed
+    /// A default-constructed stream is closed.
+    stream() noexcept;
+    /// Takes over the other stream's socket; that one is left closed.
     stream(stream&&) noexcept;
+    /// Move assignment closes the socket this one held, like the destructor.
     stream& operator=(stream&&) noexcept;
+    /// The destructor closes an open socket.
     ~stream();
 
-    // read_some reads up to size bytes, blocking until at least one arrives; 0 at end of stream.
+    /// read_some reads up to size bytes, blocking until at least one arrives; 0 at end of stream.
     std::size_t read_some(void* data, std::size_t size);
+    /// read_some with a timeout: timeout_error when no byte arrived before it expired.
     template <class Rep, class Period>
     std::size_t read_some(void* data, std::size_t size, std::chrono::duration<Rep, Period> timeout)
     {
         return read_some_until(data, size, detail::deadline_from(timeout));
     }
 
-    // read_line returns the next line including its '\n'. At the end of the stream it returns
-    // "" when no byte of a new line arrived, and throws eof_error when the peer closed in the
-    // middle of a line. A line longer than max_length throws gipc::error.
+    /// read_line returns the next line including its `\n`. At the end of the stream it returns
+    /// "" when no byte of a new line arrived, and throws eof_error when the peer closed in the
+    /// middle of a line. A line longer than max_length throws gipc::error.
     std::string read_line(std::size_t max_length = 1 << 20);
+    /// read_line with a timeout bounding the whole call: timeout_error when it expires.
     template <class Rep, class Period>
     std::string read_line(std::chrono::duration<Rep, Period> timeout, std::size_t max_length = 1 << 20)
     {
         return read_line_until(detail::deadline_from(timeout), max_length);
     }
 
-    // write_all writes every byte of data, blocking cooperatively while the socket is full.
+    /// write_all writes every byte of data, blocking cooperatively while the socket is full.
     void write_all(std::string_view data);
+    /// write_all with a timeout bounding the whole call: timeout_error when it expires.
     template <class Rep, class Period>
     void write_all(std::string_view data, std::chrono::duration<Rep, Period> timeout)
     {
         write_all_until(data, detail::deadline_from(timeout));
     }
 
-    // shutdown stops reading (SHUT_RD), writing (SHUT_WR, the peer sees end of stream), or both.
+    /// shutdown stops reading (SHUT_RD), writing (SHUT_WR, the peer sees end of stream), or both.
     void shutdown(int how = SHUT_WR);
+    /// close closes the socket. closed_error if already closed; locked_error (the socket stays
+    /// open) while another fiber is blocked on it.
     void close();
+    /// closed is true when the socket is closed: by close(), moved from, default-constructed,
+    /// or transferred to a child process.
     bool closed() const noexcept;
+    /// native_handle is the socket's fd, or -1 when closed.
     int native_handle() const noexcept;
 
 private:
@@ -113,33 +133,44 @@ private:
     std::shared_ptr<detail::socket_end> end_;
 };
 
+/// listener: a listening stream socket, TCP or Unix-domain, that accepts streams.
 class listener {
 public:
-    // tcp binds host:port (port 0: a free port, see port()) with SO_REUSEADDR and listens.
-    // host "" binds every IPv4 and IPv6 address ("::" dual-stack), or every IPv4 address
-    // ("0.0.0.0") where IPv6 is unavailable (IPv6 sockets or addresses refused); a port that
-    // is taken is an error (EADDRINUSE), never a reason to listen on IPv4 alone.
+    /// tcp binds host:port (port 0: a free port, see port()) with SO_REUSEADDR and listens.
+    /// host "" binds every IPv4 and IPv6 address ("::" dual-stack), or every IPv4 address
+    /// ("0.0.0.0") where IPv6 is unavailable (IPv6 sockets or addresses refused); a port that
+    /// is taken is an error (EADDRINUSE), never a reason to listen on IPv4 alone.
     static listener tcp(const std::string& host, std::uint16_t port, int backlog = SOMAXCONN);
-    // unix_socket binds a Unix-domain socket at path (which must not exist) and listens.
+    /// unix_socket binds a Unix-domain socket at path (which must not exist) and listens.
     static listener unix_socket(const std::string& path, int backlog = SOMAXCONN);
 
+    /// A default-constructed listener is closed.
     listener() noexcept;
+    /// Takes over the other listener's socket; that one is left closed.
     listener(listener&&) noexcept;
+    /// Move assignment closes the socket this one held, like the destructor.
     listener& operator=(listener&&) noexcept;
+    /// The destructor closes an open socket.
     ~listener();
 
-    // accept waits for the next connection.
+    /// accept waits for the next connection.
     stream accept();
+    /// accept with a timeout: timeout_error when no connection came before it expired.
     template <class Rep, class Period>
     stream accept(std::chrono::duration<Rep, Period> timeout)
     {
         return accept_until(detail::deadline_from(timeout));
     }
 
-    // port is the bound TCP port (0 for a Unix-domain listener).
+    /// port is the bound TCP port (0 for a Unix-domain listener). closed_error when closed.
     std::uint16_t port() const;
+    /// close closes the socket. closed_error if already closed; locked_error (the socket stays
+    /// open) while another fiber is blocked in accept().
     void close();
+    /// closed is true when the socket is closed: by close(), moved from, default-constructed,
+    /// or transferred to a child process.
     bool closed() const noexcept;
+    /// native_handle is the socket's fd, or -1 when closed.
     int native_handle() const noexcept;
 
 private:
