@@ -90,6 +90,9 @@ mount_in() { # mount_in DIR mount-arguments...: mounts at $root/DIR
 start=$SECONDS
 cp -a "$base/." "$root/"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# debootstrap writes no /etc/hosts; a Debian machine or container has one, and the tests connect
+# to "localhost".
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 {
     [ -n "${http_proxy:-}" ] && echo "Acquire::http::Proxy \"$http_proxy\";"
     [ "${apt_valid:-}" = false ] && echo 'Acquire::Check-Valid-Until "false";'

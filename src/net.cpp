@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <system_error>
+#include <thread>
 
 namespace gipc::net {
 
@@ -118,7 +119,21 @@ std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, 
     addrinfo* list = nullptr;
     const std::string service = std::to_string(port);
     const char* node = passive && host.empty() ? nullptr : host.c_str();
-    if (int r = ::getaddrinfo(node, service.c_str(), &hints, &list); r != 0)
+    // A numeric address is parsed right here. A name goes through the C library's name service
+    // (NSS modules loaded on first use, DNS), which takes nearly all of a 16 KiB fiber stack
+    // and more on some paths: that lookup runs on a thread of its own, with a thread's stack,
+    // while the calling thread waits for it (a lookup blocks the thread either way).
+    hints.ai_flags |= AI_NUMERICHOST;
+    int r = ::getaddrinfo(node, service.c_str(), &hints, &list);
+    if (r == EAI_NONAME && node) {
+        hints.ai_flags &= ~AI_NUMERICHOST;
+        try {
+            std::thread([&] { r = ::getaddrinfo(node, service.c_str(), &hints, &list); }).join();
+        } catch (const std::system_error& e) {
+            throw std::system_error(e.code(), "gipc: cannot resolve " + host + ": no thread for the lookup");
+        }
+    }
+    if (r != 0)
         throw error("gipc: cannot resolve " + host + ": " + ::gai_strerror(r));
     return {list, ::freeaddrinfo};
 }
