@@ -33,7 +33,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -251,6 +253,32 @@ double gipc_round_trip(long n)
     const double s = seconds_since(t0);
     mine.put(-1);
     p.join();
+    return s;
+}
+
+// gipc_round_trip_shared_work: the exchange of gipc_round_trip, run by a fiber of a 2-thread
+// pool under Boost.Fiber's shared_work (sleeping when idle), which gipc keeps: its waits go
+// through the relay thread and its puts write at once.
+double gipc_round_trip_shared_work(long n)
+{
+    double s = 0;
+    std::mutex m;
+    boost::fibers::condition_variable_any done_cv;
+    bool done = false;
+    std::thread helper([&] {
+        boost::fibers::use_scheduling_algorithm<boost::fibers::algo::shared_work>(true);
+        std::unique_lock lk(m);
+        done_cv.wait(lk, [&] { return done; });
+    });
+    std::thread runner([&] {
+        boost::fibers::use_scheduling_algorithm<boost::fibers::algo::shared_work>(true);
+        boost::fibers::fiber([&] { s = gipc_round_trip(n); }).join();
+        std::lock_guard lk(m);
+        done = true;
+        done_cv.notify_all();
+    });
+    runner.join();
+    helper.join();
     return s;
 }
 
@@ -621,6 +649,11 @@ int main(int argc, char** argv)
         const auto [g, b] = paired_median3([] { return rate(gipc_round_trip, 1000); },
                                            [&] { return rate(raw.runner(baselines::round_trips), 1000); });
         print("round_trip", g, "round trips/s", b, g / b);
+    }
+    if (wanted(argc, argv, "round_trip_shared_work")) {
+        const auto [g, b] = paired_median3([] { return rate(gipc_round_trip_shared_work, 1000); },
+                                           [&] { return rate(raw.runner(baselines::round_trips), 1000); });
+        print("round_trip_shared_work", g, "round trips/s", b, g / b);
     }
     if (wanted(argc, argv, "spawn_join")) {
         const auto [g, b] = paired_median3([] { return rate(gipc_spawn, 50); },

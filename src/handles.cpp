@@ -60,7 +60,7 @@ make_ends(const pipe_options& options)
 
 std::pair<reader, writer> pipe(pipe_options options)
 {
-    detail::installed_algorithm(); // every gipc call installs the scheduler (API.md)
+    detail::thread_algorithm(); // every gipc call installs gipc's algorithm where the default runs (API.md)
     check_options(options);
     auto [r, w] = make_ends(options);
     return {reader(std::move(r)), writer(std::move(w))};
@@ -68,7 +68,7 @@ std::pair<reader, writer> pipe(pipe_options options)
 
 std::pair<duplex, duplex> duplex_pipe(pipe_options options)
 {
-    detail::installed_algorithm();
+    detail::thread_algorithm();
     check_options(options);
     auto [r1, w1] = make_ends(options);
     auto [r2, w2] = make_ends(options);

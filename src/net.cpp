@@ -159,7 +159,7 @@ stream stream::connect(const std::string& host, std::uint16_t port) { return con
 
 stream stream::connect_until(const std::string& host, std::uint16_t port, steady_time deadline)
 {
-    detail::installed_algorithm();
+    detail::thread_algorithm();
     const auto list = resolve(host, port, false);
     const std::string service = std::to_string(port);
     int last_error = EADDRNOTAVAIL;
@@ -179,7 +179,7 @@ stream stream::connect_unix(const std::string& path) { return connect_unix_until
 
 stream stream::connect_unix_until(const std::string& path, steady_time deadline)
 {
-    detail::installed_algorithm();
+    detail::thread_algorithm();
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path)
@@ -193,7 +193,7 @@ stream stream::connect_unix_until(const std::string& path, steady_time deadline)
 
 std::pair<stream, stream> stream::pair()
 {
-    detail::installed_algorithm();
+    detail::thread_algorithm();
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
         throw_errno(errno, "socketpair");
@@ -324,7 +324,7 @@ listener::~listener() { detail::destroy_handle(end_.get()); }
 
 listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 {
-    detail::installed_algorithm();
+    detail::thread_algorithm();
     const std::string service = std::to_string(port);
     int last_error = EADDRNOTAVAIL;
     auto listen_on_first = [&](addrinfo* list) -> posix::unique_fd {
@@ -359,7 +359,7 @@ listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 
 listener listener::unix_socket(const std::string& path, int backlog)
 {
-    detail::installed_algorithm();
+    detail::thread_algorithm();
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path)

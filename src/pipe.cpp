@@ -279,8 +279,11 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         // Read as much as is there: many frames per read.
         std::size_t want = std::max(needed, std::min(std::max(cap_, read_buffer_min), read_buffer_max));
         reserve_for(want);
-        epoll_reactor& reactor = installed_algorithm().reactor();
-        if (drained_on_ == reactor.id() && reactor.readiness(fd_.get(), io_dir::read) == drained_seq_) {
+        // Readiness counts are kept by gipc's algorithm's reactor only: on a thread of another
+        // algorithm the read simply tries.
+        reactor_algorithm* algo = thread_algorithm();
+        epoll_reactor* reactor = algo ? &algo->reactor() : nullptr;
+        if (reactor && drained_on_ == reactor->id() && reactor->readiness(fd_.get(), io_dir::read) == drained_seq_) {
             // The last read drained the pipe and no data was announced since: the read would
             // fail, so wait first. The wait flushes this thread's queued frames, which is
             // what a request/reply exchange is waiting for.
@@ -294,12 +297,13 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         const std::size_t space = cap_ - tail_;
         const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
         drained_on_ = 0;
-        if (n > 0 && static_cast<std::size_t>(n) < space) {
+        if (reactor && n > 0 && static_cast<std::size_t>(n) < space) {
             // A short read from a pipe empties it. (Not a promise that the next read blocks:
-            // after a hang-up it returns 0, which readiness() accounts for.)
-            drained_seq_ = reactor.readiness(fd_.get(), io_dir::read);
+            // after a hang-up it returns 0, which readiness() accounts for.) The fiber is still
+            // on the thread of reactor: gipc's algorithm never moves fibers between threads.
+            drained_seq_ = reactor->readiness(fd_.get(), io_dir::read);
             if (drained_seq_ != epoll_reactor::no_readiness)
-                drained_on_ = reactor.id();
+                drained_on_ = reactor->id();
         }
         if (n > 0) {
             tail_ += static_cast<std::size_t>(n);
@@ -705,10 +709,14 @@ void write_end::queue_frame(std::string_view head, std::string_view body)
     if (queued >= queue_bound) {
         flush_blocking();
     } else if (queued > 0) {
-        reactor_algorithm& algo = installed_algorithm();
-        if (queued_on_.load(std::memory_order_relaxed) != &algo) {
-            queued_on_.store(&algo, std::memory_order_relaxed);
-            algo.run_before_switch(shared_from_this());
+        reactor_algorithm* algo = thread_algorithm();
+        if (!algo) {
+            // Another algorithm runs this thread: nothing would write the queue when the fiber
+            // suspends (the switch task needs gipc's algorithm), so put() writes at once.
+            flush_blocking();
+        } else if (queued_on_.load(std::memory_order_relaxed) != algo) {
+            queued_on_.store(algo, std::memory_order_relaxed);
+            algo->run_before_switch(shared_from_this());
         }
     }
 }

@@ -932,7 +932,7 @@ int receive_start_report(int fd, std::string& what) noexcept
 
 process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers)
 {
-    installed_algorithm(); // join() waits in this thread's reactor
+    thread_algorithm(); // every gipc call installs gipc's algorithm where the default runs
     register_exit_duties();
     retry_deferred_reaping();
     const std::string name =

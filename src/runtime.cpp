@@ -30,13 +30,13 @@ namespace detail {
 bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block)
 {
     const io_dir dir = for_write ? io_dir::write : io_dir::read;
-    auto& algo = installed_algorithm();
+    thread_algorithm(); // every gipc call installs gipc's algorithm where the default runs
     for (;;) {
         if (ready_now(fd, dir))
             return true;
         if (!may_block)
             return false;
-        int r = algo.reactor().wait(fd, dir, deadline, false);
+        int r = wait_user_fd(fd, dir, deadline);
         if (r == 0)
             return true;
         if (r == -ETIMEDOUT)

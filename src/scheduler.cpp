@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: MIT
 #include "scheduler.hpp"
 
+#include "assert.hpp"
+#include "relay.hpp"
+
+#include <gipc/error.hpp>
+
+#include <boost/fiber/algo/round_robin.hpp>
 #include <boost/fiber/operations.hpp>
 
 #include <cerrno>
 #include <system_error>
+#include <typeinfo>
 
 namespace gipc::detail {
 
@@ -17,11 +24,45 @@ thread_local reactor_algorithm* t_current = nullptr;
 // ready (yield loops) cannot starve I/O: every this-many rounds the reactor is polled.
 constexpr unsigned poll_every = 8;
 
+// Which algorithm a thread runs. Boost.Fiber 1.74 offers no way to ask a scheduler for its
+// algorithm: scheduler::algo_ is private, and the algorithm's type is all that tells Boost's
+// implicit default (round_robin) from one the program installed. The member is read through a
+// pointer to it formed in an explicit instantiation: access checking does not apply to the
+// names used in an explicit instantiation ([temp.spec.general]/6 in C++20), so naming
+// &scheduler::algo_ there is well-formed, and the friend function the instantiated class
+// defines hands the pointer out. Reading the member through it is ordinary member access: no
+// layout guess, no cast, nothing undefined. (Boost 1.75+ keeps the same private member; a
+// build against a Boost that renamed it fails to compile here rather than misbehave.)
+using algo_member = boost::fibers::algo::algorithm::ptr_t boost::fibers::scheduler::*;
+
+struct algo_member_tag {
+    friend algo_member scheduler_algo_member(algo_member_tag) noexcept;
+};
+
+template <algo_member member>
+struct expose_algo_member {
+    friend algo_member scheduler_algo_member(algo_member_tag) noexcept { return member; }
+};
+
+template struct expose_algo_member<&boost::fibers::scheduler::algo_>;
+
+// runs_default_algorithm: the calling thread's scheduler runs Boost.Fiber's round_robin
+// itself (not a type derived from it: a program's own algorithm is kept whatever its base).
+// Makes the thread's fiber scheduler first if it has none, as any Boost.Fiber call does.
+bool runs_default_algorithm() noexcept
+{
+    boost::fibers::scheduler* sched = boost::fibers::context::active()->get_scheduler();
+    GIPC_ASSERT(sched != nullptr, "every active fiber context has a scheduler");
+    const boost::fibers::algo::algorithm* algo = (sched->*scheduler_algo_member(algo_member_tag{})).get();
+    return algo && typeid(*algo) == typeid(boost::fibers::algo::round_robin);
+}
+
 } // namespace
 
 reactor_algorithm::reactor_algorithm(std::unique_ptr<epoll_reactor> reactor) noexcept
     : reactor_(std::move(reactor))
 {
+    GIPC_ASSERT(reactor_ != nullptr, "a reactor_algorithm owns a reactor");
     t_current = this;
 }
 
@@ -35,11 +76,21 @@ reactor_algorithm* reactor_algorithm::current() noexcept { return t_current; }
 
 void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept
 {
+    GIPC_ASSERT(std::this_thread::get_id() == owner_, "awakened runs on the algorithm's thread");
+    // Boost moves the ready fibers of the algorithm being replaced with
+    // `while (old->has_ready_fibers()) awakened(old->pick_next())`: an old algorithm whose ready
+    // queue other threads also take from can say yes and then find nothing, and hand nullptr
+    // here. gipc never replaces such an algorithm (see thread_algorithm), but a nullptr is
+    // not a fiber to queue whatever its source.
+    if (!ctx)
+        return;
+    GIPC_ASSERT(!ctx->ready_is_linked(), "a fiber is queued at most once");
     ctx->ready_link(ready_);
 }
 
 boost::fibers::context* reactor_algorithm::pick_next() noexcept
 {
+    GIPC_ASSERT(std::this_thread::get_id() == owner_, "pick_next runs on the algorithm's thread");
     // pick_next runs whenever a fiber of this thread switches away, so this is the place where
     // work that must happen "before the fiber suspends" (flushing write queues) is done.
     if (!before_switch_.empty()) {
@@ -63,34 +114,65 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept
     return ctx;
 }
 
-bool reactor_algorithm::has_ready_fibers() const noexcept { return !ready_.empty(); }
+bool reactor_algorithm::has_ready_fibers() const noexcept
+{
+    GIPC_ASSERT(std::this_thread::get_id() == owner_, "has_ready_fibers runs on the algorithm's thread");
+    return !ready_.empty();
+}
 
 void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point const& tp) noexcept
 {
+    GIPC_ASSERT(std::this_thread::get_id() == owner_, "suspend_until runs on the algorithm's thread");
     reactor_->poll(tp);
     switches_since_poll_ = 0; // just polled: no need to poll again soon
 }
 
 void reactor_algorithm::notify() noexcept { reactor_->wake(); }
 
-reactor_algorithm& installed_algorithm()
+void reactor_algorithm::run_before_switch(std::shared_ptr<switch_task> task)
+{
+    GIPC_ASSERT(std::this_thread::get_id() == owner_, "switch tasks are queued by the algorithm's thread");
+    GIPC_ASSERT(task != nullptr, "a switch task is an object");
+    before_switch_.push_back(std::move(task));
+}
+
+reactor_algorithm* thread_algorithm()
 {
     if (t_current)
-        return *t_current;
+        return t_current;
+    if (!runs_default_algorithm())
+        return nullptr;
     int err = 0;
     auto reactor = epoll_reactor::create(err);
     if (!reactor)
         throw std::system_error(-err, std::system_category(), "gipc: cannot create the fiber reactor");
     boost::fibers::use_scheduling_algorithm<reactor_algorithm>(std::move(reactor));
-    return *t_current;
+    GIPC_ASSERT(t_current != nullptr, "the algorithm just installed is the thread's");
+    return t_current;
+}
+
+reactor_algorithm& installed_algorithm()
+{
+    if (reactor_algorithm* algo = thread_algorithm())
+        return *algo;
+    throw error("gipc: this thread runs a Boost.Fiber scheduling algorithm of the program's, which gipc "
+                "keeps (gipc installs its own only in place of the default round_robin); gipc's calls "
+                "work there without it");
 }
 
 int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
 {
-    const int r = installed_algorithm().reactor().wait(fd, dir, deadline, true, since);
+    reactor_algorithm* algo = thread_algorithm();
+    const int r = algo ? algo->reactor().wait(fd, dir, deadline, true, since) : relay_wait(fd, dir, deadline, true);
     // -EAGAIN (woken without news, after a fork) is what 0 already asks of the caller: try the
     // syscall, and wait again if it would block.
     return r == -EAGAIN ? 0 : r;
+}
+
+int wait_user_fd(int fd, io_dir dir, steady_time deadline)
+{
+    reactor_algorithm* algo = thread_algorithm();
+    return algo ? algo->reactor().wait(fd, dir, deadline, false) : relay_wait(fd, dir, deadline, false);
 }
 
 } // namespace gipc::detail

@@ -3,6 +3,10 @@
 // reactor_algorithm: gipc's Boost.Fiber scheduling algorithm. A round-robin ready queue; when
 // nothing is ready the dispatcher sleeps in the thread's epoll_reactor until an fd event, the
 // next timer of Boost.Fiber's sleep queue, or notify() from another thread.
+//
+// gipc installs it only on threads that run Boost.Fiber's default round_robin (see
+// thread_algorithm). A thread whose program installed another algorithm keeps it; gipc's fd
+// waits there go to the relay (relay.hpp).
 
 #include "linux/epoll_reactor.hpp"
 
@@ -11,6 +15,7 @@
 #include <boost/fiber/scheduler.hpp>
 
 #include <memory>
+#include <thread>
 #include <vector>
 
 namespace gipc::detail {
@@ -31,6 +36,8 @@ public:
     explicit reactor_algorithm(std::unique_ptr<epoll_reactor> reactor) noexcept;
     ~reactor_algorithm() override;
 
+    // The algorithm's methods, but notify(), run on the owning thread only (the thread that
+    // made it): nothing else shares its ready queue.
     void awakened(boost::fibers::context* ctx) noexcept override;
     boost::fibers::context* pick_next() noexcept override;
     bool has_ready_fibers() const noexcept override;
@@ -41,10 +48,7 @@ public:
 
     // run_before_switch queues task to run once, the next time a fiber of this thread
     // switches away. Only the owning thread calls it.
-    void run_before_switch(std::shared_ptr<switch_task> task)
-    {
-        before_switch_.push_back(std::move(task));
-    }
+    void run_before_switch(std::shared_ptr<switch_task> task);
 
     // current is the calling thread's algorithm, or nullptr when gipc's is not installed.
     static reactor_algorithm* current() noexcept;
@@ -55,18 +59,33 @@ private:
     std::vector<std::shared_ptr<switch_task>> before_switch_;
     std::vector<std::shared_ptr<switch_task>> running_; // reused to avoid allocations
     unsigned switches_since_poll_ = 0;
+    const std::thread::id owner_ = std::this_thread::get_id();
 };
 
-// installed_algorithm installs reactor_algorithm on the calling thread if needed and returns
-// it. Throws std::system_error when the reactor cannot be created.
+// thread_algorithm is gipc's algorithm on the calling thread, installed first where the thread
+// runs Boost.Fiber's default round_robin (implicitly, or installed explicitly by the program),
+// or nullptr where the program installed another algorithm (work_stealing, shared_work, its
+// own): gipc leaves that one in place. Every gipc call makes it once. Throws std::system_error
+// when the reactor cannot be created.
+reactor_algorithm* thread_algorithm();
+
+// installed_algorithm is thread_algorithm() for callers that need gipc's algorithm itself
+// (use_reactor, gipc's own helper threads): throws gipc::error where the thread runs another
+// algorithm.
 reactor_algorithm& installed_algorithm();
 
-// wait_owned_fd parks the calling fiber until fd, which gipc owns and will forget_fd() before
+// wait_owned_fd parks the calling fiber (on any thread, whatever its algorithm) until fd, which gipc owns and will forget_fd() before
 // closing, is ready for dir after the call began, or until deadline. The caller has just seen
 // EAGAIN. Returns 0 (try the syscall again; a wake-up is not a promise that it succeeds),
-// -ETIMEDOUT or -errno.
+// -ETIMEDOUT or -errno. since (a readiness count of this thread's reactor) is ignored where
+// the thread runs another algorithm. Throws std::system_error when no reactor can be had.
 int wait_owned_fd(int fd, io_dir dir, steady_time deadline,
                   std::uint64_t since = epoll_reactor::no_readiness);
+
+// wait_user_fd is wait_owned_fd for an fd of the program's (gipc::wait_readable): registered
+// for the length of this wait only, since gipc cannot know when the program closes it. Returns
+// 0 when woken by readiness, -ETIMEDOUT, -EAGAIN (woken without news: look again) or -errno.
+int wait_user_fd(int fd, io_dir dir, steady_time deadline);
 
 // forget_fd must be called before gipc closes an fd that wait_owned_fd may have seen.
 inline void forget_fd(int fd) noexcept { epoll_reactor::forget_everywhere(fd); }

@@ -4,9 +4,19 @@
 /// The fiber runtime under gipc: a Boost.Fiber scheduling algorithm that keeps a round-robin
 /// ready queue and, when no fiber is ready, sleeps in an epoll reactor instead of spinning.
 ///
-/// Every gipc call installs the scheduler on its thread on first use, so most programs never
-/// call anything here. The waits below are for programs that want to block a fiber, not the
-/// thread, on a file descriptor of their own (a socket, an eventfd, a device).
+/// Every gipc call installs the scheduler on its thread on first use where the thread runs
+/// Boost.Fiber's default algorithm (round_robin, implicitly or installed explicitly), so most
+/// programs never call anything here. The waits below are for programs that want to block a
+/// fiber, not the thread, on a file descriptor of their own (a socket, an eventfd, a device).
+///
+/// Other scheduling algorithms: on a thread whose program installed another algorithm
+/// (work_stealing, shared_work, its own), gipc keeps it. Every gipc call still works and blocks
+/// only the calling fiber: its fd waits go to a process-wide helper thread of gipc's (started on
+/// first use, every signal blocked, ended once unused for a fraction of a second), which wakes
+/// the fiber through Boost.Fiber. Fibers keep migrating as that algorithm decides, also across
+/// gipc calls: a fiber that blocks in get() on one thread may resume on another. put() writes at
+/// once there (queueing frames until the fiber suspends needs gipc's algorithm), and
+/// use_reactor() throws gipc::error.
 
 #include <gipc/detail/handle.hpp>
 
@@ -21,8 +31,9 @@ bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block)
 } // namespace detail
 
 /// use_reactor installs gipc's scheduling algorithm on the calling thread. Idempotent. Fibers
-/// already ready on the thread move over to it. Replaces any other algorithm the thread used.
-/// Throws std::system_error when the reactor's epoll or eventfd cannot be created.
+/// already ready on the thread move over to it. Only in place of Boost.Fiber's default
+/// round_robin: on a thread that runs another algorithm it throws gipc::error and changes
+/// nothing. Throws std::system_error when the reactor's epoll or eventfd cannot be created.
 void use_reactor();
 
 /// wait_readable parks the calling fiber until fd is readable (or has hung up or failed), while

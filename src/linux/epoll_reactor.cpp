@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "linux/epoll_reactor.hpp"
 
+#include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -304,7 +305,8 @@ std::uint64_t epoll_reactor::readiness(int fd, io_dir dir) noexcept
     return table_[index]->seq[static_cast<unsigned>(dir)];
 }
 
-int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since) noexcept
+int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since,
+                             bool recheck) noexcept
 {
     if (fd < 0)
         return -EBADF;
@@ -322,7 +324,15 @@ int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persisten
     ++e->waiters[d];
 
     bool timed_out = false;
-    while (e->seq[d] == seq0 && !e->dead && !e->orphaned) {
+    bool ready = false;
+    if (recheck) {
+        // From seq0 on every edge is counted: readiness the kernel shows now, or a count that
+        // moves, both mean ready. An fd the caller closed shows POLLNVAL: ready too, and the
+        // caller's syscall reports EBADF.
+        pollfd p{fd, static_cast<short>(dir == io_dir::read ? (POLLIN | POLLRDHUP) : POLLOUT), 0};
+        ready = posix::retry_eintr([&] { return ::poll(&p, 1, 0); }) > 0;
+    }
+    while (!ready && e->seq[d] == seq0 && !e->dead && !e->orphaned) {
         if (e->cv[d].wait_until(lk, deadline) == boost::fibers::cv_status::timeout) {
             timed_out = e->seq[d] == seq0 && !e->dead && !e->orphaned;
             break;
@@ -338,7 +348,7 @@ int epoll_reactor::wait(int fd, io_dir dir, steady_time deadline, bool persisten
     }
     if (timed_out)
         return -ETIMEDOUT;
-    if (e->seq[d] != seq0)
+    if (ready || e->seq[d] != seq0)
         return 0;
     return dead ? -EBADF : -EAGAIN;
 }

@@ -66,7 +66,19 @@ public:
     // was forgotten during the wait, -EAGAIN when woken without news (the process forked and
     // the registration was left in the parent's epoll set: try the syscall, and wait again if
     // it would block), or -errno from epoll_ctl.
-    int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since = no_readiness) noexcept;
+    int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since = no_readiness) noexcept
+    {
+        return wait_impl(fd, dir, deadline, persistent, since, false);
+    }
+
+    // wait_any_thread is wait() for fibers of any thread (the relay reactor's waits; see
+    // relay.hpp). Another thread's poll() may dispatch an edge of fd between the caller's
+    // EAGAIN and its registration, so after registering it asks the kernel (poll(2), no
+    // timeout) whether fd is ready already, and returns 0 at once if it is.
+    int wait_any_thread(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
+    {
+        return wait_impl(fd, dir, deadline, persistent, no_readiness, true);
+    }
 
     // readiness counts the readiness events this reactor dispatched for fd and dir, or is
     // no_readiness when fd is not registered (never, or no longer: see idle_limit) or its peer
@@ -155,6 +167,9 @@ private:
     // register_locked finds or creates fd's entry and makes sure epoll reports dir for it.
     // mtx_ must be held. Returns nullptr with err set on failure.
     entry* register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept;
+    // wait_impl is wait(); with recheck, as wait_any_thread().
+    int wait_impl(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since,
+                  bool recheck) noexcept;
 
     posix::unique_fd epfd_;
     posix::unique_fd evfd_;

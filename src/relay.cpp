@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+#include "relay.hpp"
+
+#include "assert.hpp"
+#include "posix/spawn.hpp"
+#include "scheduler.hpp"
+
+#include <pthread.h>
+
+#include <boost/fiber/condition_variable.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <mutex>
+#include <new>
+#include <system_error>
+
+namespace gipc::detail {
+
+namespace {
+
+// relay: the state of this process's relay thread. One per process: a forked child starts
+// with none (the pthread_atfork child handler drops the parent's, whose thread the child does
+// not have and whose mutex may have been held by a thread the child does not have either; it
+// is never freed, as inherited fibers may still point at it).
+struct relay {
+    // mtx guards every member. Fibers of any thread hold it only briefly (never across a
+    // suspension: cv's waits release it), so a std::mutex, which blocks the thread, is fine.
+    std::mutex mtx;
+    // cv: starters wait for the thread to serve (or fail); the thread waits on it for
+    // relay_linger at a time, to see whether it is still needed.
+    boost::fibers::condition_variable_any cv;
+    epoll_reactor* reactor = nullptr; // the relay thread's, while it serves
+    bool running = false;             // a relay thread exists (starting, serving or ending)
+    unsigned users = 0;               // relayed waits in progress or starting
+    int start_error = 0;              // errno of the latest start that failed
+    steady_time last_use{};           // when the latest relayed wait ended
+};
+
+std::atomic<relay*> g_relay{nullptr};
+
+void forget_relay_after_fork() noexcept { g_relay.store(nullptr, std::memory_order_relaxed); }
+
+// current_relay is this process's relay state, made on first use.
+relay& current_relay()
+{
+    static const int at_fork = ::pthread_atfork(nullptr, nullptr, forget_relay_after_fork);
+    if (at_fork != 0)
+        throw std::system_error(at_fork, std::system_category(), "gipc: pthread_atfork");
+    relay* r = g_relay.load(std::memory_order_acquire);
+    while (!r) {
+        auto* made = new relay;
+        if (g_relay.compare_exchange_strong(r, made, std::memory_order_acq_rel))
+            return *made;
+        delete made; // another thread made one first: r is it
+    }
+    return *r;
+}
+
+// serve is the relay thread: it installs gipc's algorithm (its dispatcher then sleeps in the
+// relay reactor and wakes the relayed waiters) and keeps the thread while waits use it.
+void serve(relay& r) noexcept
+{
+    epoll_reactor* reactor = nullptr;
+    int err = 0;
+    try {
+        reactor = &installed_algorithm().reactor();
+    } catch (const std::system_error& e) {
+        err = e.code().value();
+    } catch (...) {
+        err = ENOMEM;
+    }
+    std::unique_lock lk(r.mtx);
+    if (!reactor) {
+        r.start_error = err != 0 ? err : ENOMEM;
+        r.running = false;
+        r.cv.notify_all();
+        return;
+    }
+    r.reactor = reactor;
+    r.cv.notify_all();
+    for (;;) {
+        r.cv.wait_for(lk, relay_linger);
+        if (r.users == 0 && std::chrono::steady_clock::now() - r.last_use >= relay_linger)
+            break;
+    }
+    // No wait holds the reactor (users is 0 under mtx): it goes with this thread's scheduler,
+    // and the next relayed wait starts a new thread.
+    r.reactor = nullptr;
+    r.running = false;
+}
+
+// start_locked starts the relay thread. r.mtx held. Returns 0 or an errno value.
+int start_locked(relay& r) noexcept
+{
+    // The relay blocks every signal: the program's signals go to the program's threads.
+    sigset_t old_mask;
+    posix::block_all_signals(old_mask);
+    pthread_t thread;
+    const int err = ::pthread_create(
+        &thread, nullptr,
+        [](void* arg) -> void* {
+            serve(*static_cast<relay*>(arg));
+            return nullptr;
+        },
+        &r);
+    posix::restore_signal_mask(old_mask);
+    if (err != 0)
+        return err;
+    ::pthread_detach(thread);
+    r.running = true;
+    return 0;
+}
+
+} // namespace
+
+int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent)
+{
+    relay& r = current_relay();
+    std::unique_lock lk(r.mtx);
+    // Counted from here on: a serving thread does not end while this wait needs it.
+    ++r.users;
+    struct release {
+        relay& r;
+        std::unique_lock<std::mutex>& lk;
+        ~release()
+        {
+            if (!lk.owns_lock())
+                lk.lock();
+            GIPC_ASSERT(r.users > 0, "every relayed wait was counted");
+            --r.users;
+            r.last_use = std::chrono::steady_clock::now();
+        }
+    } counted{r, lk};
+    if (!r.running) {
+        if (const int err = start_locked(r); err != 0)
+            throw std::system_error(err, std::system_category(), "gipc: cannot start the relay thread");
+    }
+    while (!r.reactor && r.running)
+        r.cv.wait(lk);
+    if (!r.reactor)
+        throw std::system_error(r.start_error, std::system_category(), "gipc: cannot create the relay's reactor");
+    epoll_reactor* reactor = r.reactor;
+    lk.unlock();
+    return reactor->wait_any_thread(fd, dir, deadline, persistent);
+}
+
+} // namespace gipc::detail
