@@ -212,22 +212,14 @@ void start_reaper_locked() noexcept
         if (!g_children->reaper_wake)
             return;
     }
-    // The reaper blocks every signal: the program's signals go to the program's threads.
-    sigset_t old_mask;
-    posix::block_all_signals(old_mask);
-    pthread_t thread;
-    const int err = ::pthread_create(
-        &thread, nullptr,
+    const int err = posix::start_quiet_thread(
         [](void*) -> void* {
             reaper_main();
             return nullptr;
         },
         nullptr);
-    posix::restore_signal_mask(old_mask);
-    if (err != 0)
-        return;
-    ::pthread_detach(thread);
-    g_children->reaper_started = true;
+    if (err == 0)
+        g_children->reaper_started = true;
 }
 
 // retry_deferred_reaping starts a reaper that could not be started before, if orphans wait.
@@ -312,11 +304,7 @@ void watch_parent_death(pid_t parent)
                                      ::fcntl(fd, F_SETSIG, SIGKILL) == 0 &&
                                      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_ASYNC) == 0;
     if (!signalled_by_kernel) {
-        sigset_t old_mask;
-        posix::block_all_signals(old_mask);
-        pthread_t thread;
-        const int err = ::pthread_create(
-            &thread, nullptr,
+        const int err = posix::start_quiet_thread(
             [](void* arg) -> void* {
                 char c;
                 const int pipe_fd = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
@@ -325,10 +313,8 @@ void watch_parent_death(pid_t parent)
                 return nullptr;
             },
             reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
-        posix::restore_signal_mask(old_mask);
         if (err != 0)
-            throw std::system_error(err, std::system_category(), "gipc: cannot watch for the parent's death");
-        ::pthread_detach(thread);
+            throw std::system_error(-err, std::system_category(), "gipc: cannot watch for the parent's death");
     }
     // The parent may have died before the watch began: then no state change is left to signal.
     pollfd hup{fd, POLLIN, 0};
@@ -396,16 +382,13 @@ void finish_child() noexcept
 // fiber scheduler is gone: finish_child runs on a new thread, whose own is fresh.
 void on_exit_in_child(int status, void*) noexcept
 {
-    sigset_t old_mask;
-    posix::block_all_signals(old_mask);
     pthread_t thread;
-    if (::pthread_create(
-            &thread, nullptr,
+    if (posix::start_quiet_thread(
             [](void*) -> void* {
                 finish_child();
                 return nullptr;
             },
-            nullptr) == 0) {
+            nullptr, &thread) == 0) {
         ::pthread_join(thread, nullptr);
     } else {
         // No thread to flush on: queued frames are dropped, children are still seen to.
@@ -718,20 +701,14 @@ private:
         // Every signal stays blocked on the fork thread (it inherits the mask it is created
         // with): the process's signals go to the program's threads, and none is handled
         // between fork() and the child's reset of its handlers.
-        sigset_t old_mask;
-        posix::block_all_signals(old_mask);
-        pthread_t thread;
-        const int err = ::pthread_create(
-            &thread, nullptr,
+        const int err = posix::start_quiet_thread(
             [](void* self) -> void* {
                 static_cast<fork_thread*>(self)->serve();
                 return nullptr;
             },
             this);
-        posix::restore_signal_mask(old_mask);
         if (err != 0)
-            return -err;
-        ::pthread_detach(thread);
+            return err;
         started_ = true;
         return 0;
     }

@@ -93,21 +93,14 @@ void serve(relay& r) noexcept
 // start_locked starts the relay thread. r.mtx held. Returns 0 or an errno value.
 int start_locked(relay& r) noexcept
 {
-    // The relay blocks every signal: the program's signals go to the program's threads.
-    sigset_t old_mask;
-    posix::block_all_signals(old_mask);
-    pthread_t thread;
-    const int err = ::pthread_create(
-        &thread, nullptr,
+    const int err = posix::start_quiet_thread(
         [](void* arg) -> void* {
             serve(*static_cast<relay*>(arg));
             return nullptr;
         },
         &r);
-    posix::restore_signal_mask(old_mask);
     if (err != 0)
-        return err;
-    ::pthread_detach(thread);
+        return -err;
     r.running = true;
     return 0;
 }

@@ -38,60 +38,6 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-// run_helper runs `<this binary> --gipc-child name args...` with stdout and stderr to a pipe,
-// and kills it when it has not ended within timeout. Returns the exit status (-N when killed
-// by signal N, -1000 when it timed out) and the output.
-std::pair<int, std::string> run_helper(const std::string& name, std::vector<std::string> args,
-                                       std::chrono::seconds timeout = 60s)
-{
-    std::string output;
-    int out[2];
-    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-    const std::string exe = gipc_test::self_exe();
-    std::vector<std::string> argv_s{exe, "--gipc-child", name};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    const int err = ::posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out[1]);
-    REQUIRE(err == 0);
-    const auto start = clock_type::now();
-    bool timed_out = false;
-    for (;;) {
-        pollfd p{out[0], POLLIN, 0};
-        const double left = double(timeout.count()) - seconds_since(start);
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        if (::poll(&p, 1, int(left * 1000) + 1) <= 0)
-            continue;
-        char buf[4096];
-        const ssize_t n = ::read(out[0], buf, sizeof buf);
-        if (n > 0)
-            output.append(buf, std::size_t(n));
-        else if (n == 0 || errno != EINTR)
-            break;
-    }
-    ::close(out[0]);
-    if (timed_out)
-        ::kill(pid, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (timed_out)
-        return {-1000, output};
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status), output};
-}
-
 // thread_id identifies the calling thread. Not thread_id(): glibc declares
 // pthread_self() const, so a compiler may reuse one call's result after a fiber switch, which
 // on these algorithms may have moved the fiber to another thread.
@@ -317,9 +263,9 @@ GIPC_TEST("hundreds of fibers on shared_work and work_stealing pools do pipe rou
     for (const char* algo : {"shared_work", "work_stealing"}) {
         for (const char* n : {"2", "4"}) {
             // A helper process each: work_stealing sizes its thread table once per process.
-            const auto result = run_helper("algorithms_mixed", {algo, n});
-            const int status = result.first;
-            const std::string& output = result.second;
+            const auto result = gipc_test::run_helper("algorithms_mixed", {algo, n}, 60s);
+            const int status = result.status;
+            const std::string& output = result.output;
             INFO(algo << " on " << n << " threads:\n" << output);
             CHECK(status == 0);
             MESSAGE(output);

@@ -47,75 +47,9 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-struct helper_result {
-    int status = -1; // exit status, -N when killed by signal N, -1000 when it timed out
-    std::string output; // stdout and stderr
-};
-
-// run_helper runs `<this binary> --gipc-child name args...` in a process group of its own, with
-// stdout and stderr to a pipe, and kills the group (its children too) when it has not ended
-// within timeout.
-helper_result run_helper(const std::string& name, std::vector<std::string> args = {},
-                         std::chrono::seconds timeout = 30s)
-{
-    helper_result res;
-    int out[2];
-    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-    const std::string exe = gipc_test::self_exe();
-    std::vector<std::string> argv_s{exe, "--gipc-child", name};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    pid_t pid = -1;
-    const int err = ::posix_spawn(&pid, exe.c_str(), &fa, &attr, argv.data(), environ);
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out[1]);
-    REQUIRE(err == 0);
-    const auto start = clock_type::now();
-    bool timed_out = false;
-    for (;;) {
-        pollfd p{out[0], POLLIN, 0};
-        const double left = double(timeout.count()) - seconds_since(start);
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        if (::poll(&p, 1, int(left * 1000) + 1) <= 0)
-            continue;
-        char buf[4096];
-        const ssize_t n = ::read(out[0], buf, sizeof buf);
-        if (n > 0)
-            res.output.append(buf, std::size_t(n));
-        else if (n == 0 || errno != EINTR)
-            break;
-    }
-    ::close(out[0]);
-    if (timed_out)
-        ::kill(-pid, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (timed_out)
-        res.status = -1000;
-    else
-        res.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    return res;
-}
-
 #define CHECK_HELPER(name)                                                                         \
     do {                                                                                           \
-        const helper_result r_ = run_helper(name);                                                 \
+        const gipc_test::helper_result r_ = gipc_test::run_helper(name);                                                 \
         INFO("helper " << name << " output:\n" << r_.output);                                      \
         CHECK(r_.status == 0);                                                                     \
     } while (0)

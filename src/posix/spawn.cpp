@@ -39,4 +39,20 @@ void reset_signals_in_child() noexcept
     ::pthread_sigmask(SIG_SETMASK, &none, nullptr);
 }
 
+int start_quiet_thread(void* (*fn)(void*), void* arg, pthread_t* joinable) noexcept
+{
+    sigset_t old_mask;
+    block_all_signals(old_mask); // a new thread starts with its creator's mask
+    pthread_t thread;
+    const int err = ::pthread_create(&thread, nullptr, fn, arg);
+    restore_signal_mask(old_mask);
+    if (err != 0)
+        return -err;
+    if (joinable)
+        *joinable = thread;
+    else
+        ::pthread_detach(thread);
+    return 0;
+}
+
 } // namespace gipc::posix

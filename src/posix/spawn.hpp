@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// Signal hygiene around fork(). Never throws.
+// Signal hygiene around fork(), and gipc's own threads. Never throws.
+
+#include <pthread.h>
 
 #include <csignal>
 
@@ -15,5 +17,10 @@ void restore_signal_mask(const sigset_t& old_mask) noexcept;
 // ignored signals ignored (as exec would), ignores SIGPIPE (pipe errors are reported as
 // EPIPE), and clears the signal mask. Only in a child right after fork().
 void reset_signals_in_child() noexcept;
+
+// start_quiet_thread runs fn(arg) on a new thread that blocks every signal (the process's
+// signals go to the program's threads; gipc's helper threads never run a handler). Detached,
+// or joinable with its handle in *joinable when given. Returns 0 or -errno.
+int start_quiet_thread(void* (*fn)(void*), void* arg, pthread_t* joinable = nullptr) noexcept;
 
 } // namespace gipc::posix

@@ -5,6 +5,11 @@
 #include <gipc/runtime.hpp>
 
 #include <dirent.h>
+#include <csignal>
+#include <sys/wait.h>
+#include <spawn.h>
+#include <poll.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -23,6 +28,8 @@
 #include <map>
 #include <sstream>
 #include <thread>
+
+extern char** environ;
 
 namespace gipc_test {
 
@@ -199,6 +206,63 @@ bool refuse_ipv6_sockets()
     };
     sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
     return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+helper_result run_helper(const std::string& name, std::vector<std::string> args, std::chrono::seconds timeout)
+{
+    helper_result res;
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 2);
+    const std::string exe = gipc_test::self_exe();
+    std::vector<std::string> argv_s{exe, "--gipc-child", name};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    pid_t pid = -1;
+    const int err = ::posix_spawn(&pid, exe.c_str(), &fa, &attr, argv.data(), environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    REQUIRE(err == 0);
+    const auto start = std::chrono::steady_clock::now();
+    bool timed_out = false;
+    for (;;) {
+        pollfd p{out[0], POLLIN, 0};
+        const double left = double(timeout.count()) - seconds_since(start);
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        if (::poll(&p, 1, int(left * 1000) + 1) <= 0)
+            continue;
+        char buf[4096];
+        const ssize_t n = ::read(out[0], buf, sizeof buf);
+        if (n > 0)
+            res.output.append(buf, std::size_t(n));
+        else if (n == 0 || errno != EINTR)
+            break;
+    }
+    ::close(out[0]);
+    if (timed_out)
+        ::kill(-pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out)
+        res.status = -1000;
+    else
+        res.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    return res;
 }
 
 } // namespace gipc_test

@@ -73,6 +73,18 @@ void raise_fd_limit();
 // on a kernel without IPv6. False when the kernel refuses the filter.
 bool refuse_ipv6_sockets();
 
+// helper_result: how a child helper ended, and what it printed.
+struct helper_result {
+    int status = -1;    // exit status, -N when killed by signal N, -1000 when it timed out
+    std::string output; // stdout and stderr
+};
+
+// run_helper runs `<this binary> --gipc-child name args...` in a process group of its own, with
+// stdout and stderr to a pipe, and kills the group (its children too) when it has not ended
+// within timeout.
+helper_result run_helper(const std::string& name, std::vector<std::string> args = {},
+                         std::chrono::seconds timeout = std::chrono::seconds(30));
+
 // seconds_since is the time since start in seconds, as a double.
 inline double seconds_since(std::chrono::steady_clock::time_point start)
 {
