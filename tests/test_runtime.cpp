@@ -125,32 +125,6 @@ bool refuse_epoll_pwait2(int err)
            ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
 }
 
-// run_helper_bounded runs this test binary as `--gipc-child name args...` and returns its
-// wait status, or kills it and returns -1 when it has not ended within limit.
-int run_helper_bounded(const std::string& name, const std::vector<std::string>& args, double limit)
-{
-    const std::string exe = gipc_test::self_exe();
-    std::vector<std::string> words{exe, "--gipc-child", name};
-    words.insert(words.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& w : words)
-        argv.push_back(w.data());
-    argv.push_back(nullptr);
-    pid_t pid = -1;
-    REQUIRE(::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), environ) == 0);
-    auto start = clock_type::now();
-    int status = 0;
-    while (::waitpid(pid, &status, WNOHANG) == 0) {
-        if (seconds_since(start) > limit) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(10ms);
-    }
-    return status;
-}
-
 // child_failure is a child helper's report of a failed check: a message on stderr and an
 // exit status naming the check.
 int child_failure(int code, const char* what)
@@ -363,14 +337,15 @@ GIPC_TEST("under a seccomp profile that refuses epoll_pwait2, waits, sleeps and 
 {
     for (int err : {EPERM, ENOSYS, EACCES}) {
         CAPTURE(err);
-        const int status = run_helper_bounded("epoll_pwait2_refused", {std::to_string(err)}, 30.0);
-        REQUIRE_MESSAGE(status != -1, "the child hung and was killed");
-        REQUIRE(WIFEXITED(status));
-        if (WEXITSTATUS(status) == 77) {
+        const auto result = gipc_test::run_helper("epoll_pwait2_refused", {std::to_string(err)}, 30s);
+        INFO("helper output:\n" << result.output);
+        REQUIRE_MESSAGE(result.status != -1000, "the child hung and was killed");
+        REQUIRE(result.status >= 0); // exited, not killed by a signal
+        if (result.status == 77) {
             MESSAGE("the kernel refuses seccomp filters here: skipped");
             return;
         }
-        CHECK(WEXITSTATUS(status) == 0);
+        CHECK(result.status == 0);
     }
 }
 
