@@ -3,7 +3,7 @@
 # Runs serverclient with 100 and then the default 1000 clients and checks what it prints.
 set -euo pipefail
 for n in 100 ""; do
-    out=$("$1" $n)
+    out=$("$@" $n)
     if [[ ! "$out" =~ ^${n:-1000}\ clients\ served\ within\ [0-9]+\.[0-9]{2}\ s\.$ ]]; then
         printf 'unexpected output: %s\n' "$out" >&2
         exit 1

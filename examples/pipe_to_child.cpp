@@ -6,7 +6,7 @@
 // parent stops the writer fiber, closes the pipe, terminates the child if it is still
 // running, and joins it.
 //
-//   usage: pipe_to_child [COUNT [INTERVAL_MS]]     (COUNT 0: until Ctrl-C; default 0 1000)
+//   usage: pipe_to_child [--spawn] [COUNT [INTERVAL_MS]]     (COUNT 0: until Ctrl-C; default 0 1000)
 
 #include <gipc/gipc.hpp>
 
@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 
 using namespace std::chrono_literals;
 
@@ -39,6 +40,14 @@ void child_process(gipc::reader reader)
 
 int main(int argc, char** argv)
 {
+    gipc::spawn_main(argc, argv); // a child started with --spawn runs its target here
+    // --spawn: start the child with spawn_process (a new execution of this program) instead
+    // of start_process (fork).
+    const bool spawn = argc > 1 && std::string_view(argv[1]) == "--spawn";
+    if (spawn) {
+        --argc;
+        ++argv;
+    }
     const int count = argc > 1 ? std::atoi(argv[1]) : 0;
     const auto interval = std::chrono::milliseconds(argc > 2 ? std::atoi(argv[2]) : 1000);
 
@@ -55,7 +64,8 @@ int main(int argc, char** argv)
     auto ends = gipc::pipe();
     gipc::reader& r = ends.first;
     gipc::writer& w = ends.second;
-    gipc::process child = gipc::start_process(child_process, std::move(r));
+    gipc::process child =
+        spawn ? gipc::spawn_process(child_process, std::move(r)) : gipc::start_process(child_process, std::move(r));
 
     bool stop = false;
     boost::fibers::mutex mutex;

@@ -8,7 +8,7 @@
 // 4. The child prints how long serving all clients took and exits.
 // 5. The parent joins the child, then stops the server.
 //
-//   usage: serverclient [N_CLIENTS]     (default 1000)
+//   usage: serverclient [--spawn] [N_CLIENTS]     (default 1000)
 
 #include <gipc/gipc.hpp>
 
@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <string_view>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -76,6 +77,14 @@ int clientprocess(std::uint16_t port, int n_clients)
 
 int main(int argc, char** argv)
 {
+    gipc::spawn_main(argc, argv); // a child started with --spawn runs its target here
+    // --spawn: start the child with spawn_process (a new execution of this program) instead
+    // of start_process (fork).
+    const bool spawn = argc > 1 && std::string_view(argv[1]) == "--spawn";
+    if (spawn) {
+        --argc;
+        ++argv;
+    }
     const int n_clients = argc > 1 ? std::atoi(argv[1]) : 1000;
 
     // Up to N connections are open at once on each side: allow enough descriptors.
@@ -101,7 +110,8 @@ int main(int argc, char** argv)
     });
 
     // The listener is not an argument, so the child does not inherit it.
-    gipc::process c = gipc::start_process(clientprocess, port, n_clients);
+    gipc::process c = spawn ? gipc::spawn_process(clientprocess, port, n_clients)
+                            : gipc::start_process(clientprocess, port, n_clients);
     c.join();
     stop = true; // the server fiber ends at its next accept timeout
     server_fiber.join();

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 double now_seconds()
 {
@@ -26,10 +27,20 @@ void writer_process(gipc::duplex cend)
     cend.put(now_seconds());
 }
 
-int main()
+// usage: synchronization [--spawn]
+int main(int argc, char** argv)
 {
+    gipc::spawn_main(argc, argv); // a child started with --spawn runs its target here
+    // --spawn: start the child with spawn_process (a new execution of this program) instead
+    // of start_process (fork).
+    const bool spawn = argc > 1 && std::string_view(argv[1]) == "--spawn";
+    if (spawn) {
+        --argc;
+        ++argv;
+    }
     auto [cend, pend] = gipc::duplex_pipe(); // cend for the child, pend for the parent
-    gipc::process p = gipc::start_process(writer_process, std::move(cend));
+    gipc::process p = spawn ? gipc::spawn_process(writer_process, std::move(cend))
+                            : gipc::start_process(writer_process, std::move(cend));
     // Synchronize with the child.
     pend.put(std::string("SYN"));
     if (pend.get<std::string>() != "ACK")

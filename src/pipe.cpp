@@ -204,6 +204,31 @@ read_end::read_end(posix::unique_fd fd, std::size_t max_message_size) noexcept
 {
 }
 
+std::string read_end::unread_bytes() const
+{
+    std::string bytes;
+    // A large frame being assembled (a get() timed out in it) goes first, header included; a
+    // whole one was returned already (released by the next get()).
+    if (large_active_ && large_filled_ < large_len_) {
+        const char header[4] = {char(large_len_ >> 24), char(large_len_ >> 16), char(large_len_ >> 8),
+                                char(large_len_)};
+        bytes.append(header, 4);
+        bytes.append(large_.data(), large_filled_);
+    }
+    if (tail_ > head_)
+        bytes.append(buf_.get() + head_, tail_ - head_);
+    return bytes;
+}
+
+void read_end::preload(std::string_view bytes)
+{
+    if (bytes.empty())
+        return;
+    reserve_for(bytes.size());
+    std::memcpy(buf_.get() + tail_, bytes.data(), bytes.size());
+    tail_ += bytes.size();
+}
+
 void read_end::reserve_for(std::size_t needed)
 {
     if (cap_ - head_ >= needed)

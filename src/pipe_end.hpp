@@ -41,6 +41,8 @@ public:
     end_base& operator=(const end_base&) = delete;
 
     int fd() const noexcept { return fd_.get(); }
+    // message_limit is max_message_size of the pipe_options the end was made with (0: a socket).
+    std::size_t message_limit() const noexcept { return max_size_; }
     bool closed() const noexcept { return (state_.load(std::memory_order_acquire) & closed_bit) != 0; }
     // name is how messages refer to the end, e.g. "reader (fd 7)".
     std::string name() const;
@@ -151,6 +153,12 @@ public:
 
     void close();
     void abandon_after_fork() noexcept override;
+
+    // unread_bytes is what the end has read from its pipe but not returned yet (a frame being
+    // assembled included), as the bytes of the stream: a spawned child that receives the end
+    // preloads them, so a transfer loses nothing. Only while no fiber uses the end.
+    std::string unread_bytes() const;
+    void preload(std::string_view bytes);
 
 private:
     void reserve_for(std::size_t needed);

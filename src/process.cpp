@@ -6,6 +6,7 @@
 #include "socket_end.hpp"
 #include "posix/fd.hpp"
 #include "posix/spawn.hpp"
+#include "process_start.hpp"
 #include "scheduler.hpp"
 
 #include <gipc/process.hpp>
@@ -322,8 +323,6 @@ void watch_parent_death(pid_t parent)
         ::_exit(1);
 }
 
-// fork_context: what the fork thread needs to fork, and the child to start. It lives on the
-// stack of the thread that called start_process, which the child's memory holds a copy of.
 // for_each_transfer calls f with every end a start_process call transfers (f takes a pointer to
 // read_end, write_end and socket_end, or to end_base).
 template <class F>
@@ -337,19 +336,6 @@ void for_each_transfer(const transfer_list& transfers, F&& f)
         f(s);
 }
 
-struct fork_context {
-    const process_options* options;
-    std::string name;
-    std::unique_ptr<child_entry>* entry; // moved from in the child only
-    const transfer_list* transfers;
-    pid_t parent;
-    // The start protocol (see spawn): a socketpair whose child_fd end the child keeps until its
-    // target starts. The fork thread closes the parent's copy of child_fd right after fork()
-    // and, once it holds the child's pidfd, sends the go byte on parent_fd.
-    int parent_fd;
-    int child_fd;
-    int pidfd = -1; // set by the fork thread: the child's pidfd, or -errno
-};
 
 // finish_child is how a child ends once its target is done: flush what writers still hold
 // (queued frames leave before the child exits), wait for its own non-daemon children and
@@ -402,53 +388,17 @@ void on_exit_in_child(int status, void*) noexcept
 // fiber scheduler: no fiber of the parent exists on this thread, and the scheduler and reactor
 // are made fresh on first use, like on any thread (the first gipc call installs gipc's), so a
 // target that uses neither fibers nor gipc does not pay for them. It never returns.
-[[noreturn]] void run_target(fork_context& ctx, std::unique_ptr<child_entry> entry)
+[[noreturn]] void run_target(start_context& ctx, std::unique_ptr<child_entry> entry)
 {
-    int code = 0;
-    try {
-        code = entry->run();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: %s\n", ctx.name.c_str(),
-                     int(::getpid()), e.what());
-        code = 1;
-    } catch (...) {
-        std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: unknown exception\n",
-                     ctx.name.c_str(), int(::getpid()));
-        code = 1;
-    }
-    // Arguments (and the handles among them) are destroyed here, which flushes and closes.
-    entry.reset();
-    finish_child();
-    ::_exit(code);
-}
-
-// The start protocol's messages from the child: one byte, started_byte once its target is
-// about to run, or failed_byte followed by a setup_failure.
-constexpr char go_byte = 'g';
-constexpr char started_byte = 's';
-constexpr char failed_byte = 'f';
-struct setup_failure {
-    int err;
-    char what[240];
-};
-
-// report_setup_failure tells the parent why this child cannot run its target, and ends it.
-[[noreturn]] void report_setup_failure(fork_context& ctx, int err, const char* what) noexcept
-{
-    char msg[1 + sizeof(setup_failure)];
-    msg[0] = failed_byte;
-    setup_failure f{};
-    f.err = err;
-    std::snprintf(f.what, sizeof f.what, "%s", what);
-    std::memcpy(msg + 1, &f, sizeof f);
-    posix::retry_eintr([&] { return ::send(ctx.child_fd, msg, sizeof msg, MSG_NOSIGNAL); });
-    ::_exit(127);
+    run_child_target(
+        ctx.name, [](void* e) { return static_cast<std::unique_ptr<child_entry>*>(e)->get()->run(); },
+        [](void* e) noexcept { static_cast<std::unique_ptr<child_entry>*>(e)->reset(); }, &entry);
 }
 
 // take_fork_locks / release_fork_locks hold every gipc lock across fork() (in this order, and
 // released in reverse), so that the child never inherits one held by a thread that does not
 // exist there. Both the parent and the child release them after the fork.
-void take_fork_locks(fork_context& ctx)
+void take_fork_locks(start_context& ctx)
 {
     end_registry_mutex().lock();
     epoll_reactor::lock_registry();
@@ -462,7 +412,7 @@ void take_fork_locks(fork_context& ctx)
     orphan_writers_mutex().lock();
 }
 
-void release_fork_locks(fork_context& ctx)
+void release_fork_locks(start_context& ctx)
 {
     orphan_writers_mutex().unlock();
     g_death->mtx.unlock();
@@ -479,7 +429,7 @@ void release_fork_locks(fork_context& ctx)
 // child_bootstrap is all the fork hygiene of a child, in order. Runs right after fork() in
 // the child, on the copy of the fork thread (the only thread of the child), with every gipc
 // lock held (taken before fork()) and every signal blocked.
-[[noreturn]] void child_bootstrap(fork_context& ctx)
+[[noreturn]] void child_bootstrap(start_context& ctx)
 {
     // 1. Release the locks quiesced across fork(): this thread took them in the parent.
     release_fork_locks(ctx);
@@ -534,20 +484,17 @@ void release_fork_locks(fork_context& ctx)
         g_death->parent_read_end.reset();
         posix::unique_fd read_end = std::move(g_death->read_end);
         g_death = new death_pipe;
-        if (ctx.options->daemon) {
-            g_death->parent_read_end = std::move(read_end);
-            watch_parent_death(ctx.parent);
-        }
+        if (ctx.options->daemon)
+            become_daemon_child(ctx.parent, std::move(read_end));
 
         // 8. exit() in the target ends the child as a return does (see on_exit_in_child).
-        if (::on_exit(on_exit_in_child, nullptr) != 0)
-            throw std::system_error(ENOMEM, std::system_category(), "gipc: on_exit");
+        end_on_exit_like_a_child();
     } catch (const std::system_error& e) {
-        report_setup_failure(ctx, e.code().value(), e.what());
+        report_setup_failure(ctx.child_fd, e.code().value(), e.what());
     } catch (const std::bad_alloc&) {
-        report_setup_failure(ctx, ENOMEM, "gipc: out of memory while starting the child");
+        report_setup_failure(ctx.child_fd, ENOMEM, "gipc: out of memory while starting the child");
     } catch (const std::exception& e) {
-        report_setup_failure(ctx, EIO, e.what());
+        report_setup_failure(ctx.child_fd, EIO, e.what());
     }
 
     // 9. Wait until the parent holds this child's pidfd (EOF: it could not get one and will
@@ -560,7 +507,7 @@ void release_fork_locks(fork_context& ctx)
 
     // 10. Run the target on this thread, whose fiber world is fresh. (The parent's fork thread
     //     does not exist here: a pthread_atfork handler replaced its object.)
-    run_target(ctx, std::move(*ctx.entry));
+    run_target(ctx, std::move(*static_cast<std::unique_ptr<child_entry>*>(ctx.way)));
 }
 
 // t_in_gipc_fork is true on the fork thread while it forks: the pthread_atfork handlers that
@@ -574,7 +521,7 @@ thread_local bool t_in_gipc_fork = false;
 // copy of the child's end of the start socket and, once it holds the child's pidfd (in
 // ctx.pidfd, or -errno there), lets the child go on: until then the child cannot exit, so
 // nobody else can reap it and its pid cannot be reused before gipc holds its pidfd.
-pid_t fork_locked(fork_context& ctx)
+pid_t fork_locked(start_context& ctx)
 {
     take_fork_locks(ctx);
     t_in_gipc_fork = true;
@@ -672,8 +619,9 @@ public:
         return *t;
     }
 
-    // fork runs fork_locked(ctx) on the fork thread; returns the pid or -errno.
-    pid_t fork(fork_context& ctx)
+    // run runs ctx.start(ctx) (fork_locked, or the exec way of spawn.cpp) on the fork thread;
+    // returns the pid or -errno.
+    pid_t run(start_context& ctx)
     {
         std::lock_guard one_at_a_time(users_);
         std::unique_lock lk(mtx_);
@@ -723,9 +671,9 @@ private:
         std::unique_lock lk(mtx_);
         for (;;) {
             posted_.wait(lk, [&] { return request_ != nullptr; });
-            fork_context& ctx = *request_;
+            start_context& ctx = *request_;
             lk.unlock();
-            const pid_t pid = fork_locked(ctx);
+            const pid_t pid = ctx.start(ctx);
             lk.lock();
             result_ = pid;
             request_ = nullptr;
@@ -736,7 +684,7 @@ private:
     std::mutex users_; // held by the one caller whose request is in progress
     std::mutex mtx_;   // guards what follows
     std::condition_variable posted_, finished_;
-    fork_context* request_ = nullptr; // the request in progress; reset when it is done
+    start_context* request_ = nullptr; // the request in progress; reset when it is done
     pid_t result_ = 0;
     bool started_ = false;
 
@@ -748,6 +696,50 @@ std::atomic<fork_thread*> fork_thread::g_current{nullptr};
 bool fork_thread::g_reset_registered = false;
 
 } // namespace
+
+void report_setup_failure(int fd, int err, const char* what) noexcept
+{
+    char msg[1 + sizeof(setup_failure)];
+    msg[0] = failed_byte;
+    setup_failure f{};
+    f.err = err;
+    std::snprintf(f.what, sizeof f.what, "%s", what);
+    std::memcpy(msg + 1, &f, sizeof f);
+    posix::retry_eintr([&] { return ::send(fd, msg, sizeof msg, MSG_NOSIGNAL); });
+    ::_exit(127);
+}
+
+void become_daemon_child(pid_t parent, posix::unique_fd death_read_end)
+{
+    g_death->parent_read_end = std::move(death_read_end);
+    watch_parent_death(parent);
+}
+
+void end_on_exit_like_a_child()
+{
+    if (::on_exit(on_exit_in_child, nullptr) != 0)
+        throw std::system_error(ENOMEM, std::system_category(), "gipc: on_exit");
+}
+
+void run_child_target(const std::string& name, int (*run)(void*), void (*destroy)(void*) noexcept, void* arg)
+{
+    int code = 0;
+    try {
+        code = run(arg);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: %s\n", name.c_str(),
+                     int(::getpid()), e.what());
+        code = 1;
+    } catch (...) {
+        std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: unknown exception\n",
+                     name.c_str(), int(::getpid()));
+        code = 1;
+    }
+    // Arguments (and the handles among them) are destroyed here, which flushes and closes.
+    destroy(arg);
+    finish_child();
+    ::_exit(code);
+}
 
 std::optional<int> child_state::poll()
 {
@@ -909,11 +901,20 @@ int receive_start_report(int fd, std::string& what) noexcept
 
 process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers)
 {
+    return process_maker::start(std::move(options), transfers, fork_locked, &entry);
+}
+
+std::string next_child_name() { return "Process-" + std::to_string(g_name_counter.fetch_add(1) + 1); }
+
+process process_maker::start(process_options options, const transfer_list& transfers,
+                             pid_t (*ctx_start)(start_context&), void* way, void (*prepare)(start_context&))
+{
+    const bool forks = ctx_start == fork_locked;
+    const char* const api = forks ? "start_process" : "spawn_process";
     thread_algorithm(); // every gipc call installs gipc's algorithm where the default runs
     register_exit_duties();
     retry_deferred_reaping();
-    const std::string name =
-        options.name.empty() ? "Process-" + std::to_string(g_name_counter.fetch_add(1) + 1) : options.name;
+    const std::string name = options.name.empty() ? next_child_name() : options.name;
 
     // Transferred handles must be open and idle; their queued frames go out first, so that
     // they precede whatever the child writes.
@@ -934,7 +935,7 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
     // until gipc holds its pidfd.
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        throw std::system_error(errno, std::system_category(), "gipc: start_process: socketpair");
+        throw std::system_error(errno, std::system_category(), std::string("gipc: ") + api + ": socketpair");
     posix::unique_fd parent_end(sv[0]);
     posix::unique_fd child_end(sv[1]);
 
@@ -949,24 +950,31 @@ process spawn(process_options options, std::unique_ptr<child_entry> entry, const
                 daemon_gone();
         }
     } death_use;
+    int death_read_fd = -1;
     if (options.daemon) {
         ensure_death_pipe();
         death_use.counted = true;
+        std::lock_guard lk(g_death->mtx);
+        death_read_fd = g_death->read_end.get(); // open while a daemon is counted
     }
 
-    fork_context ctx{&options, name, &entry, &transfers, ::getpid(), parent_end.get(), child_end.get()};
-    const pid_t pid = fork_thread::current().fork(ctx);
+    start_context ctx{&options, name, &transfers, ::getpid(), parent_end.get(), child_end.get(), -1,
+                      death_read_fd, ctx_start, way};
+    if (prepare)
+        prepare(ctx);
+    const pid_t pid = fork_thread::current().run(ctx);
     if (ctx.child_fd < 0)
         (void)child_end.release(); // the fork thread closed it
     if (pid < 0)
-        throw std::system_error(-pid, std::system_category(), "gipc: fork");
+        throw std::system_error(-pid, std::system_category(),
+                                forks ? std::string("gipc: fork") : std::string("gipc: spawn_process: exec of ") + self_exe_path);
     if (ctx.pidfd < 0) {
         // The child cannot be watched: it waits for a go byte that never comes, sees EOF and
         // ends without running its target. gipc holds no pidfd, so it sends no signal.
         parent_end.reset();
         reap_unstarted(pid, -1);
         throw std::system_error(-ctx.pidfd, std::system_category(),
-                                "gipc: start_process: pidfd_open (Linux 5.3 or later needed)");
+                                std::string("gipc: ") + api + ": pidfd_open (Linux 5.3 or later needed)");
     }
     posix::unique_fd pidfd(ctx.pidfd);
 

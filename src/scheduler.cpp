@@ -136,10 +136,13 @@ void reactor_algorithm::run_before_switch(std::shared_ptr<switch_task> task)
     before_switch_.push_back(std::move(task));
 }
 
+void check_spawn_main_called() noexcept; // spawn.cpp
+
 reactor_algorithm* thread_algorithm()
 {
     if (t_current)
         return t_current;
+    check_spawn_main_called(); // a spawned child whose main() forgot spawn_main stops here
     if (!runs_default_algorithm())
         return nullptr;
     int err = 0;

@@ -95,6 +95,9 @@ class process;
 
 namespace detail {
 class child_state;
+class process_maker;
+struct spawn_request;
+class spawned_handles;
 
 // child_entry: the target and its arguments, as run in the child.
 class child_entry {
@@ -188,7 +191,35 @@ struct detail_access {
     {
     }
 
+    // spawn_process: add_spawned lists a handle argument for transfer and returns its index;
+    // in the child, take_spawned rebuilds it (spawn.cpp).
+    static std::size_t add_spawned(detail::spawn_request& request, const reader& r);
+    static std::size_t add_spawned(detail::spawn_request& request, const writer& w);
+    static std::size_t add_spawned(detail::spawn_request& request, const duplex& d);
+    static std::size_t add_spawned(detail::spawn_request& request, const net::stream& s);
+    static std::size_t add_spawned(detail::spawn_request& request, const net::listener& l);
+    template <class H>
+    static H take_spawned(detail::spawned_handles& handles, std::size_t index)
+    {
+        H h;
+        if constexpr (std::is_same_v<H, reader>)
+            h.end_ = take_read_end(handles, index, 'r');
+        else if constexpr (std::is_same_v<H, writer>)
+            h.end_ = take_write_end(handles, index, 'w');
+        else if constexpr (std::is_same_v<H, duplex>) {
+            h.in_ = take_read_end(handles, index, 'd');
+            h.out_ = take_write_end(handles, index, 'd');
+        } else if constexpr (std::is_same_v<H, net::stream>)
+            h.end_ = take_socket_end(handles, index, 's');
+        else
+            h.end_ = take_socket_end(handles, index, 'l');
+        return h;
+    }
+
 private:
+    static std::shared_ptr<detail::read_end> take_read_end(detail::spawned_handles&, std::size_t, char kind);
+    static std::shared_ptr<detail::write_end> take_write_end(detail::spawned_handles&, std::size_t, char kind);
+    static std::shared_ptr<detail::socket_end> take_socket_end(detail::spawned_handles&, std::size_t, char kind);
     static void add_socket(detail::transfer_list& list, const std::shared_ptr<detail::socket_end>& end)
     {
         if (end)
@@ -201,6 +232,8 @@ private:
 namespace detail {
 // spawn forks and runs entry in the child. Defined in process.cpp.
 process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers);
+// spawn_exec starts a new execution of the program for a spawn_process call (spawn.cpp).
+process spawn_exec(process_options options, spawn_request& request);
 } // namespace detail
 
 /// start_process starts target(args...) in a child process and returns its handle. Callable
@@ -258,6 +291,7 @@ public:
 
 private:
     friend process detail::spawn(process_options, std::unique_ptr<detail::child_entry>, const detail::transfer_list&);
+    friend class detail::process_maker;
     explicit process(std::shared_ptr<detail::child_state> state) noexcept;
     bool join_until(detail::steady_time deadline);
     void check() const;
@@ -280,4 +314,60 @@ process start_process(F&& target, Args&&... args)
     return start_process(process_options{}, std::forward<F>(target), std::forward<Args>(args)...);
 }
 
+/// spawn_main must be the first statement of main() in a program that calls spawn_process.
+/// In a child started by spawn_process it runs the target and ends the child: it never returns
+/// there. In any other process it returns at once and costs nothing. A spawned child whose
+/// main() does not call it prints "gipc: a spawned child needs gipc::spawn_main(argc, argv) at
+/// the start of main()" and exits with 70 at its first gipc call or when main() returns, so a
+/// forgotten call never starts children recursively.
+///
+/// @code{.cpp}
+/// int square(int x) { return x * x; }
+/// int main(int argc, char** argv)
+/// {
+///     gipc::spawn_main(argc, argv);
+///     gipc::process p = gipc::spawn_process(square, 7);
+///     p.join();                   // p.exitcode() == 49
+/// }
+/// @endcode
+void spawn_main(int argc, char** argv);
+
+/// spawn_process starts target(args...) in a new execution of the program's own file (on Linux
+/// /proc/self/exe, started with posix_spawn, never fork(), with the parent's argv[0]), which
+/// shares nothing with the parent but stdin, stdout, stderr and the handles it is given: no
+/// other fd, no memory, thread or lock. Its static initializers run, then main(), whose
+/// spawn_main call runs the target on the child's only thread.
+///
+/// The target is a function pointer or a lambda without captures (anything else does not
+/// compile), of the program or of a shared library it linked. Each argument is either a gipc
+/// handle for a parameter of that handle type (reader, writer, duplex, net::stream,
+/// net::listener, or a std::vector of one of them; by value or std::ref), which is transferred:
+/// open in the child, closed in the parent once spawn_process returns, with its pipe_options
+/// and any bytes its reader had read ahead; or a value that converts to the parameter's type,
+/// which is packed with msgpack-cxx as that type and arrives converted (numbers, strings,
+/// standard containers, pairs, tuples, optionals, enums declared with MSGPACK_ADD_ENUM,
+/// classes with MSGPACK_DEFINE; pointers are refused at compile time).
+///
+/// Everything else is as for start_process: the process handle, names ("Process-N" counts
+/// forked and spawned children together), daemons (a daemon child also dies with its parent:
+/// PR_SET_PDEATHSIG and the parent-death pipe are set before its target runs), the exit code,
+/// the uncaught-exception line, signal rules (handlers are reset by the exec, ignored signals
+/// stay ignored, SIGPIPE is ignored, the mask is cleared), exit duties, no zombies, queued frames
+/// delivered once. spawn_process blocks the calling thread until the child reports that its
+/// target starts (about a millisecond: the exec, the dynamic linker and static initializers).
+///
+/// Throws std::system_error with the errno of the step that failed when the child cannot be
+/// started (EACCES when the exec is refused, EAGAIN at a process limit, EMFILE) or when its
+/// setup fails, closed_error / locked_error for a closed / busy handle argument, gipc::error when
+/// the target is not in a file the child can load (code made at run time); then no child is
+/// left behind and the handle arguments stay open in the parent.
+template <class F, class... Args>
+process spawn_process(process_options options, F target, Args&&... args);
+
+/// spawn_process with default process_options: a non-daemon child named "Process-N".
+template <class F, class... Args>
+process spawn_process(F target, Args&&... args);
+
 } // namespace gipc
+
+#include <gipc/detail/spawn.hpp>

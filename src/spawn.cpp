@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: MIT
+// spawn_process: the exec way into the process-start layer (process_start.hpp), and the
+// spawned child's bootstrap, spawn_main.
+//
+// The parent, on the calling thread (exec_prepare): packs the call (the target's and its
+// invoker's locations, the arguments, the handles' kinds, limits and read-ahead bytes), dups
+// each fd the child gets above the range it will occupy there, and builds posix_spawn's file
+// actions (each fd to its place: the start socket to 3, the handles' fds from 4, the
+// parent-death pipe after them; every other fd closed), attributes (signal mask cleared) and
+// environment (GIPC_SPAWN_FD=3). On the fork thread (exec_start, which allocates nothing):
+// posix_spawn of /proc/self/exe, pidfd_open, and the go message carrying the call. The child's
+// spawn_main reads it, sets itself up, reports, and runs the target.
+#include "linux/pidfd.hpp"
+#include "pipe_end.hpp"
+#include "posix/fd.hpp"
+#include "process_start.hpp"
+#include "scheduler.hpp"
+#include "socket_end.hpp"
+
+#include <gipc/process.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <vector>
+
+extern char** environ;
+
+namespace gipc::detail {
+
+namespace {
+
+constexpr const char* spawn_env = "GIPC_SPAWN_FD";
+constexpr int start_fd_in_child = 3;
+constexpr const char* call_magic = "gipc-spawn-1";
+
+// The call's header, packed before the arguments: everything the child needs but them.
+struct handle_header {
+    char kind = 0;
+    std::vector<int> fds; // in the child
+    std::uint64_t limit = 0;
+    std::string unread; // bytes a reader had read ahead
+    MSGPACK_DEFINE(kind, fds, limit, unread)
+};
+struct call_header {
+    std::string magic;
+    std::string name;
+    bool daemon = false;
+    int parent = 0;
+    int death_fd = -1;
+    code_location invoker;
+    code_location target;
+    std::vector<handle_header> handles;
+    MSGPACK_DEFINE(magic, name, daemon, parent, death_fd, invoker, target, handles)
+};
+
+// exec_plan: what exec_prepare makes for exec_start.
+struct exec_plan {
+    spawn_request* request;
+    std::string message; // the go message: go_byte, length (32-bit, big-endian), header, arguments
+    std::vector<posix::unique_fd> staged; // the child's fds, dup'ed above its range
+    std::vector<std::string> env_storage;
+    std::vector<char*> envp;
+    char* argv[2] = {nullptr, nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    bool actions_made = false, attr_made = false;
+    ~exec_plan()
+    {
+        if (actions_made)
+            posix_spawn_file_actions_destroy(&actions);
+        if (attr_made)
+            posix_spawnattr_destroy(&attr);
+    }
+};
+
+[[noreturn]] void throw_spawn_errno(int err, const char* what)
+{
+    throw std::system_error(err, std::system_category(), std::string("gipc: spawn_process: ") + what);
+}
+
+// stage dups fd to the lowest free number at or above floor, close-on-exec: above every place
+// the child's fds take, so that no dup2 of the file actions overwrites a source not yet placed.
+posix::unique_fd stage(int fd, int floor)
+{
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (copy < 0)
+        throw_spawn_errno(errno, "dup of a transferred fd");
+    return posix::unique_fd(copy);
+}
+
+void check(int rc, const char* what)
+{
+    if (rc != 0)
+        throw_spawn_errno(rc, what);
+}
+
+#if !defined(__GLIBC__) || !__GLIBC_PREREQ(2, 34)
+// Without posix_spawn_file_actions_addclosefrom_np: close, in the child, every fd at or above
+// first that would survive the exec (the close-on-exec ones close anyway).
+void add_close_inherited(posix_spawn_file_actions_t* actions, int first, const std::vector<posix::unique_fd>& staged)
+{
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir)
+        throw_spawn_errno(errno, "listing /proc/self/fd");
+    const int own = ::dirfd(dir);
+    std::vector<int> open;
+    while (const dirent* e = ::readdir(dir)) {
+        const int fd = std::atoi(e->d_name);
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd < first || fd == own)
+            continue;
+        const int flags = ::fcntl(fd, F_GETFD);
+        if (flags >= 0 && !(flags & FD_CLOEXEC))
+            open.push_back(fd);
+    }
+    ::closedir(dir);
+    for (int fd : open)
+        if (std::none_of(staged.begin(), staged.end(), [&](const auto& s) { return s.get() == fd; }))
+            check(posix_spawn_file_actions_addclose(actions, fd), "file actions");
+}
+#endif
+
+// exec_prepare runs on the calling thread once the transfers are reserved.
+void exec_prepare(start_context& ctx, exec_plan& plan)
+{
+    spawn_request& req = *plan.request;
+
+    // The child's fds: the start socket, then each transferred end's (once), then the
+    // parent-death pipe.
+    std::vector<int> sources{ctx.child_fd};
+    std::vector<end_base*> ends;
+    call_header header;
+    header.magic = call_magic;
+    header.name = ctx.name;
+    header.daemon = ctx.options->daemon;
+    header.parent = ctx.parent;
+    header.invoker = locate_code(req.invoker);
+    header.target = locate_code(req.target);
+    for (const auto& h : req.handles) {
+        handle_header hh;
+        hh.kind = h.kind;
+        for (end_base* e : h.ends) {
+            auto at = std::find(ends.begin(), ends.end(), e);
+            if (at == ends.end()) {
+                ends.push_back(e);
+                sources.push_back(e->fd());
+                at = ends.end() - 1;
+            }
+            hh.fds.push_back(start_fd_in_child + 1 + int(at - ends.begin()));
+            hh.limit = e->message_limit();
+            if (auto* r = dynamic_cast<read_end*>(e))
+                hh.unread = r->unread_bytes();
+            else if (auto* s = dynamic_cast<socket_end*>(e))
+                hh.unread = s->buffer.substr(s->head);
+        }
+        header.handles.push_back(std::move(hh));
+    }
+    if (ctx.death_read_fd >= 0) {
+        header.death_fd = start_fd_in_child + int(sources.size());
+        sources.push_back(ctx.death_read_fd);
+    }
+    const int first_free = start_fd_in_child + int(sources.size());
+
+    msgpack::sbuffer packed;
+    msgpack::pack(packed, header);
+    const std::size_t size = packed.size() + req.args.size();
+    if (size > 0xffffffffu)
+        throw error("gipc: spawn_process: the arguments are too large (4 GiB or more packed)");
+    plan.message.reserve(5 + size);
+    plan.message.push_back(go_byte);
+    for (int shift = 24; shift >= 0; shift -= 8)
+        plan.message.push_back(char(size >> shift));
+    plan.message.append(packed.data(), packed.size());
+    plan.message.append(req.args.data(), req.args.size());
+
+    for (int fd : sources)
+        plan.staged.push_back(stage(fd, first_free));
+
+    check(posix_spawn_file_actions_init(&plan.actions), "file actions");
+    plan.actions_made = true;
+    for (std::size_t i = 0; i < plan.staged.size(); ++i)
+        check(posix_spawn_file_actions_adddup2(&plan.actions, plan.staged[i].get(), start_fd_in_child + int(i)),
+              "file actions");
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+    check(posix_spawn_file_actions_addclosefrom_np(&plan.actions, first_free), "file actions");
+#else
+    add_close_inherited(&plan.actions, first_free, plan.staged);
+#endif
+
+    check(posix_spawnattr_init(&plan.attr), "attributes");
+    plan.attr_made = true;
+    sigset_t none;
+    sigemptyset(&none);
+    check(posix_spawnattr_setsigmask(&plan.attr, &none), "attributes");
+    check(posix_spawnattr_setflags(&plan.attr, POSIX_SPAWN_SETSIGMASK), "attributes");
+
+    // The environment, with GIPC_SPAWN_FD naming the start socket (and no inherited one).
+    const std::size_t env_len = std::strlen(spawn_env);
+    for (char** e = environ; e && *e; ++e)
+        if (!(std::strncmp(*e, spawn_env, env_len) == 0 && (*e)[env_len] == '='))
+            plan.envp.push_back(*e);
+    plan.env_storage.push_back(std::string(spawn_env) + "=" + std::to_string(start_fd_in_child));
+    plan.envp.push_back(plan.env_storage.back().data());
+    plan.envp.push_back(nullptr);
+    plan.argv[0] = program_invocation_name;
+}
+
+// exec_start runs on the fork thread and allocates nothing (see fork_thread in process.cpp).
+pid_t exec_start(start_context& ctx)
+{
+    auto& plan = *static_cast<exec_plan*>(ctx.way);
+    pid_t pid = -1;
+    const int err = ::posix_spawn(&pid, self_exe_path, &plan.actions, &plan.attr, plan.argv, plan.envp.data());
+    // The staged copies are the child's now: the parent's copy of the start socket's child end
+    // must go, or the parent would never see EOF from a child that ends during its setup.
+    for (auto& fd : plan.staged)
+        fd.reset();
+    if (err != 0)
+        return -err; // glibc reaps a child whose exec failed
+    posix::close_fd(std::exchange(ctx.child_fd, -1));
+    ctx.pidfd = linux_pidfd::open(pid);
+    if (ctx.pidfd >= 0) {
+        const char* p = plan.message.data();
+        std::size_t left = plan.message.size();
+        while (left > 0) {
+            const auto n = posix::retry_eintr([&] { return ::send(ctx.parent_fd, p, left, MSG_NOSIGNAL); });
+            if (n <= 0)
+                break; // the child is gone: its start report says so
+            p += n;
+            left -= std::size_t(n);
+        }
+    }
+    return pid;
+}
+
+// ---- in the child -------------------------------------------------------------------------------
+
+// Set at static initialisation in a spawned child, cleared by spawn_main: a child whose main()
+// does not call it stops at its first gipc call or when main() returns.
+std::atomic<bool> g_spawn_main_missing{false};
+
+[[noreturn]] void stop_without_spawn_main() noexcept
+{
+    static const char msg[] = "gipc: a spawned child needs gipc::spawn_main(argc, argv) at the start of main()\n";
+    [[maybe_unused]] auto r = ::write(2, msg, sizeof msg - 1);
+    ::_exit(70);
+}
+
+[[maybe_unused]] const bool g_spawn_check = [] {
+    if (std::getenv(spawn_env)) {
+        g_spawn_main_missing.store(true, std::memory_order_relaxed);
+        std::atexit([] {
+            if (g_spawn_main_missing.load(std::memory_order_relaxed))
+                stop_without_spawn_main();
+        });
+    }
+    return true;
+}();
+
+bool read_exactly(int fd, char* p, std::size_t n) noexcept
+{
+    while (n > 0) {
+        const auto got = posix::retry_eintr([&] { return ::recv(fd, p, n, 0); });
+        if (got <= 0)
+            return false;
+        p += got;
+        n -= std::size_t(got);
+    }
+    return true;
+}
+
+// adopt_fd makes an fd the parent placed in this child one of gipc's: close-on-exec and
+// non-blocking, as gipc's own fds are.
+posix::unique_fd adopt_fd(int fd)
+{
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        throw std::system_error(errno, std::system_category(), "gipc: a transferred fd of the spawned child");
+    return posix::unique_fd(fd);
+}
+
+// The spawned call, as rebuilt in the child.
+struct spawned_call {
+    std::string name;
+    spawn_invoker invoker = nullptr;
+    std::uintptr_t target = 0;
+    msgpack::object_handle args;
+    spawned_handles* handles = nullptr;
+};
+
+} // namespace
+
+class spawned_handles {
+public:
+    struct entry {
+        char kind = 0;
+        std::shared_ptr<read_end> r;
+        std::shared_ptr<write_end> w;
+        std::shared_ptr<socket_end> s;
+    };
+    std::vector<entry> items;
+
+    entry& at(std::size_t index, char kind)
+    {
+        if (index >= items.size() || items[index].kind != kind)
+            throw error("gipc: a spawned child received a handle that does not fit its target's parameter");
+        return items[index];
+    }
+};
+
+namespace {
+
+spawned_handles rebuild_handles(const std::vector<handle_header>& headers)
+{
+    spawned_handles out;
+    for (const auto& h : headers) {
+        spawned_handles::entry e;
+        e.kind = h.kind;
+        const std::size_t want = h.kind == 'd' ? 2 : 1;
+        if (h.fds.size() != want)
+            throw error("gipc: a spawned child received a malformed handle");
+        switch (h.kind) {
+        case 'r':
+        case 'd': {
+            auto r = std::make_shared<read_end>(adopt_fd(h.fds[0]), std::size_t(h.limit));
+            r->preload(h.unread);
+            r->register_open();
+            e.r = std::move(r);
+            if (h.kind == 'd') {
+                auto w = std::make_shared<write_end>(adopt_fd(h.fds[1]), std::size_t(h.limit));
+                w->register_open();
+                e.w = std::move(w);
+            }
+            break;
+        }
+        case 'w': {
+            auto w = std::make_shared<write_end>(adopt_fd(h.fds[0]), std::size_t(h.limit));
+            w->register_open();
+            e.w = std::move(w);
+            break;
+        }
+        case 's':
+        case 'l': {
+            auto s = std::make_shared<socket_end>(adopt_fd(h.fds[0]), h.kind == 's' ? "stream" : "listener");
+            s->buffer = h.unread;
+            s->register_open();
+            e.s = std::move(s);
+            break;
+        }
+        default:
+            throw error("gipc: a spawned child received a handle of an unknown kind");
+        }
+        out.items.push_back(std::move(e));
+    }
+    return out;
+}
+
+} // namespace
+
+process spawn_exec(process_options options, spawn_request& request)
+{
+    exec_plan plan;
+    plan.request = &request;
+    return process_maker::start(
+        std::move(options), request.transfers, exec_start, &plan,
+        [](start_context& ctx) { exec_prepare(ctx, *static_cast<exec_plan*>(ctx.way)); });
+}
+
+void check_spawn_main_called() noexcept
+{
+    if (g_spawn_main_missing.load(std::memory_order_relaxed))
+        stop_without_spawn_main();
+}
+
+} // namespace gipc::detail
+
+namespace gipc {
+
+using detail::spawned_handles;
+
+namespace {
+std::size_t add_handle(detail::spawn_request& req, char kind, std::vector<detail::end_base*> ends)
+{
+    for (std::size_t i = 0; i < req.handles.size(); ++i)
+        if (req.handles[i].kind == kind && req.handles[i].ends == ends)
+            return i; // the same handle again (std::ref twice): transferred once
+    req.handles.push_back({kind, std::move(ends)});
+    return req.handles.size() - 1;
+}
+} // namespace
+
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const reader& r)
+{
+    add(req.transfers, r);
+    return add_handle(req, 'r', {r.end_.get()});
+}
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const writer& w)
+{
+    add(req.transfers, w);
+    return add_handle(req, 'w', {w.end_.get()});
+}
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const duplex& d)
+{
+    add(req.transfers, d);
+    return add_handle(req, 'd', {d.in_.get(), d.out_.get()});
+}
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const net::stream& s)
+{
+    add(req.transfers, s);
+    return add_handle(req, 's', {s.end_.get()});
+}
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const net::listener& l)
+{
+    add(req.transfers, l);
+    return add_handle(req, 'l', {l.end_.get()});
+}
+
+std::shared_ptr<detail::read_end> detail_access::take_read_end(spawned_handles& h, std::size_t index, char kind)
+{
+    return std::move(h.at(index, kind).r);
+}
+std::shared_ptr<detail::write_end> detail_access::take_write_end(spawned_handles& h, std::size_t index, char kind)
+{
+    return std::move(h.at(index, kind).w);
+}
+std::shared_ptr<detail::socket_end> detail_access::take_socket_end(spawned_handles& h, std::size_t index, char kind)
+{
+    return std::move(h.at(index, kind).s);
+}
+
+void spawn_main(int, char**)
+{
+    using namespace detail;
+    const char* value = std::getenv(spawn_env);
+    if (!value)
+        return;
+    g_spawn_main_missing.store(false, std::memory_order_relaxed);
+    const int fd = std::atoi(value);
+    ::unsetenv(spawn_env); // grandchildren must not see it
+    if (fd != start_fd_in_child) {
+        std::fprintf(stderr, "gipc: %s=%s names no start socket of gipc\n", spawn_env, value);
+        ::_exit(70);
+    }
+
+    // The go message: the parent holds this child's pidfd, and sends the call.
+    char head[5];
+    if (!read_exactly(fd, head, sizeof head) || head[0] != go_byte)
+        ::_exit(127); // the parent could not watch this child: it must not run
+    const std::uint32_t size = (std::uint32_t(std::uint8_t(head[1])) << 24) | (std::uint32_t(std::uint8_t(head[2])) << 16) |
+                               (std::uint32_t(std::uint8_t(head[3])) << 8) | std::uint32_t(std::uint8_t(head[4]));
+
+    // SIGPIPE is ignored in every gipc child (the exec reset handlers and kept ignored signals
+    // ignored; posix_spawn cleared the mask).
+    struct sigaction ignore{};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    ::sigaction(SIGPIPE, &ignore, nullptr);
+
+    spawned_call call;
+    spawned_handles handles;
+    try {
+        std::string data(size, '\0');
+        if (!read_exactly(fd, data.data(), data.size()))
+            ::_exit(127);
+        std::size_t offset = 0;
+        msgpack::object_handle oh = msgpack::unpack(data.data(), data.size(), offset);
+        const auto header = oh.get().as<call_header>();
+        if (header.magic != call_magic)
+            throw error("gipc: a spawned child received a call from another version of gipc");
+        call.args = msgpack::unpack(data.data(), data.size(), offset);
+        call.name = header.name;
+        if (header.daemon)
+            become_daemon_child(pid_t(header.parent), posix::unique_fd(header.death_fd));
+        end_on_exit_like_a_child();
+        handles = rebuild_handles(header.handles);
+        call.handles = &handles;
+        call.invoker = reinterpret_cast<spawn_invoker>(find_code(header.invoker));
+        call.target = find_code(header.target);
+    } catch (const std::system_error& e) {
+        report_setup_failure(fd, e.code().value(), e.what());
+    } catch (const std::bad_alloc&) {
+        report_setup_failure(fd, ENOMEM, "gipc: out of memory while starting the child");
+    } catch (const std::exception& e) {
+        report_setup_failure(fd, EIO, e.what());
+    }
+    posix::retry_eintr([&] { return ::send(fd, &started_byte, 1, MSG_NOSIGNAL); });
+    posix::close_fd(fd);
+
+    run_child_target(
+        call.name,
+        [](void* c) {
+            auto& sc = *static_cast<spawned_call*>(c);
+            return sc.invoker(sc.target, sc.args.get(), *sc.handles);
+        },
+        [](void* c) noexcept {
+            auto& sc = *static_cast<spawned_call*>(c);
+            sc.args = msgpack::object_handle();
+            *sc.handles = spawned_handles(); // untaken handles close
+        },
+        &call);
+}
+
+} // namespace gipc
