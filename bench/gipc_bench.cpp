@@ -24,6 +24,8 @@
 #include <netinet/tcp.h>
 #include <dirent.h>
 #include <sched.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -340,6 +342,57 @@ double raw_spawn(long n)
     }
     return seconds_since(t0);
 }
+
+// ---- spawn_process_join -------------------------------------------------------------------------
+
+int bench_noop() { return 0; }
+
+double gipc_spawn_exec(long n)
+{
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        auto p = gipc::spawn_process(bench_noop);
+        p.join();
+    }
+    return seconds_since(t0);
+}
+
+// The baseline: posix_spawn of this same binary with --exit-at-once, which main() obeys before
+// any gipc state is made, and waitpid.
+double raw_spawn_exec(long n)
+{
+    char arg0[] = "gipc_bench";
+    char arg1[] = "--exit-at-once";
+    char* args[] = {arg0, arg1, nullptr};
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        pid_t pid;
+        if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, args, environ) != 0)
+            die("posix_spawn");
+        wait_child(pid);
+    }
+    return seconds_since(t0);
+}
+
+// big_parent: 1 GiB of touched memory held while it lives (what fork() has to copy the page
+// tables of, and exec does not care about).
+class big_parent {
+public:
+    big_parent()
+    {
+        mem_ = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem_ == MAP_FAILED)
+            die("mmap");
+        std::memset(mem_, 1, size);
+    }
+    ~big_parent() { ::munmap(mem_, size); }
+    big_parent(const big_parent&) = delete;
+    big_parent& operator=(const big_parent&) = delete;
+
+private:
+    static constexpr std::size_t size = std::size_t(1) << 30;
+    void* mem_;
+};
 
 // ---- fan_in_100 ----------------------------------------------------------------------------------
 
@@ -671,6 +724,9 @@ bool wanted(int argc, char** argv, const char* figure)
 
 int main(int argc, char** argv)
 {
+    gipc::spawn_main(argc, argv); // a spawn_process child runs its target here
+    if (argc == 2 && std::strcmp(argv[1], "--exit-at-once") == 0)
+        ::_exit(0); // the raw baseline of spawn_process_join
     rlimit rl{};
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
@@ -713,6 +769,44 @@ int main(int argc, char** argv)
         const auto [g, b] = paired_median3([] { return rate(gipc_spawn, 50); },
                                            [&] { return rate(raw.runner(baselines::spawns), 50); });
         print("spawn_join", g, "spawns/s", b, g / b);
+    }
+    double small_spawn_exec = 0;
+    if (wanted(argc, argv, "spawn_process_join") || wanted(argc, argv, "spawn_process_join_1g")) {
+        double b = 0;
+        std::tie(small_spawn_exec, b) = paired_median3([] { return rate(gipc_spawn_exec, 50); },
+                                                       [] { return rate(raw_spawn_exec, 50); });
+        if (wanted(argc, argv, "spawn_process_join"))
+            print("spawn_process_join", small_spawn_exec, "spawns/s", b, small_spawn_exec / b);
+    }
+    if (wanted(argc, argv, "start_process_join_1g") || wanted(argc, argv, "spawn_process_join_1g")) {
+        // Each against its own rate from this small parent, measured alternately with it.
+        double small_fork = 0, big_fork = 0, big_exec = 0;
+        const bool fork_wanted = wanted(argc, argv, "start_process_join_1g");
+        if (fork_wanted) {
+            double f[3], F[3];
+            for (int i = 0; i < 3; ++i) {
+                f[i] = rate(gipc_spawn, 50);
+                big_parent big;
+                F[i] = rate(gipc_spawn, 20);
+            }
+            std::sort(f, f + 3);
+            std::sort(F, F + 3);
+            small_fork = f[1];
+            big_fork = F[1];
+            print("start_process_join_1g", big_fork, "spawns/s", small_fork, big_fork / small_fork);
+        }
+        if (wanted(argc, argv, "spawn_process_join_1g")) {
+            double e[3], E[3];
+            for (int i = 0; i < 3; ++i) {
+                e[i] = rate(gipc_spawn_exec, 50);
+                big_parent big;
+                E[i] = rate(gipc_spawn_exec, 50);
+            }
+            std::sort(e, e + 3);
+            std::sort(E, E + 3);
+            big_exec = E[1];
+            print("spawn_process_join_1g", big_exec, "spawns/s", e[1], big_exec / e[1]);
+        }
     }
     if (wanted(argc, argv, "fan_in_100")) {
         const double g = median3([] { return rate(gipc_fan_in, 100000); });
