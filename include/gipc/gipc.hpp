@@ -7,5 +7,6 @@
 #include <gipc/error.hpp>
 #include <gipc/net.hpp>
 #include <gipc/pipe.hpp>
+#include <gipc/pool.hpp>
 #include <gipc/process.hpp>
 #include <gipc/runtime.hpp>

@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: MIT
+// gipc::pool: worker processes reached over duplex pipes, one dispatcher fiber per worker on
+// the pool's thread.
+//
+// A task travels as one frame, a msgpack array [id, invoker, target, arguments] (invoker and
+// target as code_location, so forked and spawned workers run it alike); its result comes back
+// as [id, true, result] or [id, false, call_failure]. A dispatcher takes a batch of tasks from
+// the queue (one task while no more wait than there are workers, else its share, at most
+// max_batch), puts them all (the writer's coalescing makes that one write), then reads their
+// results in order. A worker writes each result before it starts its next task, so when it
+// dies the parent knows which task was running: the first without a result. When its worker dies, the running task fails with worker_lost_error and
+// the tasks of the batch it had not started go back to the front of the queue.
+#include <gipc/pool.hpp>
+
+#include <gipc/detail/call.hpp>
+#include <gipc/pipe.hpp>
+#include <gipc/process.hpp>
+
+#include <boost/fiber/all.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace gipc::detail {
+
+namespace {
+
+constexpr std::size_t max_batch = 64;
+
+// Locations of code, by address: found once per process (dl_iterate_phdr walks every object).
+code_location cached_location(std::uintptr_t address)
+{
+    static std::mutex mtx;
+    static std::map<std::uintptr_t, code_location> known;
+    {
+        std::lock_guard lk(mtx);
+        if (auto it = known.find(address); it != known.end())
+            return it->second;
+    }
+    code_location where = locate_code(address);
+    std::lock_guard lk(mtx);
+    known.emplace(address, where);
+    return where;
+}
+
+struct queued_task {
+    std::uint64_t id = 0;
+    std::string frame;
+    std::unique_ptr<pool_sink> sink;
+};
+
+// describe_end says how a process ended, for worker_lost_error.
+std::string describe_end(std::optional<int> code)
+{
+    if (!code)
+        return "did not end";
+    if (*code < 0) {
+        const char* name = ::sigdescr_np(-*code);
+        return "was killed by signal " + std::to_string(-*code) + (name ? std::string(" (") + name + ")" : "");
+    }
+    return "exited with code " + std::to_string(*code);
+}
+
+} // namespace
+
+// pool_worker_main is a worker's target: run tasks until the pool closes the pipe.
+int pool_worker_main(gipc::duplex d)
+{
+    std::map<std::pair<std::string, std::uint64_t>, std::uintptr_t> found;
+    auto address_of = [&](const code_location& where) {
+        auto key = std::make_pair(where.object, where.offset);
+        if (auto it = found.find(key); it != found.end())
+            return it->second;
+        const std::uintptr_t a = find_code(where);
+        found.emplace(std::move(key), a);
+        return a;
+    };
+    msgpack::sbuffer result;
+    msgpack::sbuffer reply;
+    for (;;) {
+        std::string frame;
+        try {
+            frame = d.get_bytes();
+        } catch (const eof_error&) {
+            return 0; // the pool is done with this worker
+        }
+        const msgpack::object_handle oh = msgpack::unpack(frame.data(), frame.size());
+        const msgpack::object& task = oh.get();
+        if (task.type != msgpack::type::ARRAY || task.via.array.size != 4)
+            throw error("gipc: a pool worker received a malformed task");
+        const auto id = task.via.array.ptr[0].as<std::uint64_t>();
+        result.clear();
+        bool ok = true;
+        try {
+            auto invoker = reinterpret_cast<pool_invoker>(address_of(task.via.array.ptr[1].as<code_location>()));
+            invoker(address_of(task.via.array.ptr[2].as<code_location>()), task.via.array.ptr[3], result);
+        } catch (...) {
+            ok = false;
+            result.clear();
+            msgpack::pack(result, describe_current_exception());
+        }
+        reply.clear();
+        msgpack::packer<msgpack::sbuffer> pk(reply);
+        pk.pack_array(3);
+        pk.pack(id);
+        pk.pack(ok);
+        reply.write(result.data(), result.size());
+        // Written before the next task starts: should that task kill the worker, the parent
+        // knows exactly which task was running (the first one without a result).
+        d.put_bytes(std::string_view(reply.data(), reply.size()));
+        d.flush();
+    }
+}
+
+class pool_state : public std::enable_shared_from_this<pool_state> {
+public:
+    explicit pool_state(pool_options o) : options(std::move(o)) {}
+
+    pool_options options;
+    std::size_t size = 1;
+    boost::fibers::mutex mtx;
+    boost::fibers::condition_variable changed;
+    std::deque<queued_task> queue;
+    std::vector<process*> alive; // the workers' processes, for terminate()
+    bool closed = false;
+    bool terminated = false;
+    unsigned dispatchers = 0;
+    unsigned next_worker = 0;
+    std::uint64_t next_id = 0;
+
+    // worker: one worker process and the parent's end of its pipe.
+    struct worker {
+        worker(process proc, duplex end) : p(std::move(proc)), d(std::move(end)) {}
+        process p;
+        duplex d;
+        unsigned done = 0;
+    };
+
+    // start_worker starts a worker (throws as start_process / spawn_process do).
+    std::unique_ptr<worker> start_worker()
+    {
+        process_options po;
+        {
+            std::lock_guard lk(mtx);
+            po.name = options.name + "-" + std::to_string(++next_worker);
+        }
+        po.daemon = true; // workers die with the pool's process
+        auto [mine, theirs] = duplex_pipe();
+        auto w = std::make_unique<worker>(options.spawn ? spawn_process(po, pool_worker_main, std::move(theirs))
+                                                        : start_process(po, pool_worker_main, std::move(theirs)),
+                                          std::move(mine));
+        std::lock_guard lk(mtx);
+        alive.push_back(&w->p);
+        return w;
+    }
+
+    // retire ends a worker: the pipe closed (it exits at EOF; killed when kill is set), joined.
+    void retire(std::unique_ptr<worker>& w, bool kill)
+    {
+        if (!w)
+            return;
+        {
+            std::lock_guard lk(mtx);
+            alive.erase(std::remove(alive.begin(), alive.end(), &w->p), alive.end());
+        }
+        if (kill)
+            w->p.kill();
+        try {
+            w->d.close();
+        } catch (const std::exception&) {
+        }
+        if (!w->p.join(std::chrono::seconds(10))) {
+            w->p.kill();
+            w->p.join();
+        }
+        w.reset();
+    }
+
+    // requeue puts the tasks a worker had not started back at the front of the queue.
+    void requeue(std::vector<queued_task>& batch, std::size_t from)
+    {
+        std::lock_guard lk(mtx);
+        for (std::size_t i = batch.size(); i > from; --i)
+            queue.push_front(std::move(batch[i - 1]));
+        batch.clear();
+        changed.notify_all();
+    }
+
+    void dispatch(std::unique_ptr<worker> w) noexcept;
+};
+
+void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
+{
+    std::vector<queued_task> batch;
+    for (;;) {
+        {
+            std::unique_lock lk(mtx);
+            changed.wait(lk, [&] { return !queue.empty() || closed || terminated; });
+            if (terminated || queue.empty())
+                break;
+            std::size_t take = 1;
+            if (queue.size() > size)
+                take = std::min(max_batch, queue.size() / size);
+            if (options.max_tasks_per_worker > 0 && w)
+                take = std::min<std::size_t>(take, options.max_tasks_per_worker - w->done);
+            for (std::size_t i = 0; i < take; ++i) {
+                batch.push_back(std::move(queue.front()));
+                queue.pop_front();
+            }
+        }
+        if (!w) {
+            try {
+                w = start_worker();
+            } catch (...) {
+                // No worker can start now: the first task fails with why, the others wait.
+                batch.front().sink->fail(std::current_exception());
+                requeue(batch, 1);
+                boost::this_fiber::sleep_for(std::chrono::milliseconds(10));
+                continue;
+            }
+        }
+        std::size_t i = 0;
+        try {
+            for (auto& t : batch)
+                w->d.put_bytes(t.frame);
+            for (; i < batch.size(); ++i) {
+                std::string frame = options.task_timeout.count() > 0 ? w->d.get_bytes(options.task_timeout)
+                                                                      : w->d.get_bytes();
+                const msgpack::object_handle oh = msgpack::unpack(frame.data(), frame.size());
+                const msgpack::object& r = oh.get();
+                if (r.type != msgpack::type::ARRAY || r.via.array.size != 3 ||
+                    r.via.array.ptr[0].as<std::uint64_t>() != batch[i].id)
+                    throw decode_error("gipc: a pool worker sent a malformed result");
+                if (r.via.array.ptr[1].as<bool>()) {
+                    batch[i].sink->deliver(r.via.array.ptr[2]);
+                } else {
+                    const auto f = r.via.array.ptr[2].as<call_failure>();
+                    batch[i].sink->fail(std::make_exception_ptr(task_error(f.type, f.what)));
+                }
+                batch[i].sink.reset();
+                ++w->done;
+            }
+            batch.clear();
+            if (options.max_tasks_per_worker > 0 && w->done >= options.max_tasks_per_worker)
+                retire(w, false); // recycled: the next batch starts a new one
+        } catch (const timeout_error&) {
+            const std::string name = w->p.name();
+            retire(w, true);
+            batch[i].sink->fail(std::make_exception_ptr(
+                timeout_error("gipc: the task ran longer than the pool's task_timeout; worker " + name + " was killed")));
+            requeue(batch, i + 1);
+        } catch (const std::exception& e) {
+            // The worker died (EOF, a broken pipe) or sent garbage: the task it ran fails.
+            const std::string name = w->p.name();
+            const pid_t pid = w->p.pid();
+            const bool died = w->p.join(std::chrono::seconds(5));
+            const std::optional<int> code = died ? w->p.exitcode() : std::nullopt;
+            retire(w, true);
+            bool was_terminated;
+            {
+                std::lock_guard lk(mtx);
+                was_terminated = terminated;
+            }
+            if (was_terminated)
+                batch[i].sink->fail(std::make_exception_ptr(error("gipc: the pool was terminated")));
+            else if (died)
+                batch[i].sink->fail(std::make_exception_ptr(worker_lost_error(
+                    "gipc: worker " + name + " (pid " + std::to_string(pid) + ") running the task " + describe_end(code))));
+            else
+                batch[i].sink->fail(std::make_exception_ptr(worker_lost_error(
+                    "gipc: worker " + name + " (pid " + std::to_string(pid) + ") failed: " + e.what())));
+            requeue(batch, i + 1);
+        }
+    }
+    retire(w, false);
+    std::lock_guard lk(mtx);
+    if (terminated) {
+        for (auto& t : queue)
+            t.sink->fail(std::make_exception_ptr(error("gipc: the pool was terminated")));
+        queue.clear();
+    }
+    --dispatchers;
+    changed.notify_all();
+}
+
+void pool_submit(pool_state& state, pool_request request)
+{
+    queued_task t;
+    msgpack::sbuffer frame;
+    msgpack::packer<msgpack::sbuffer> pk(frame);
+    pk.pack_array(4);
+    std::unique_lock lk(state.mtx, std::defer_lock);
+    {
+        // The id first: frames of one pool are numbered in submit order.
+        std::lock_guard id_lock(state.mtx);
+        if (state.closed || state.terminated)
+            throw error("gipc: the pool takes no more tasks (closed or terminated)");
+        t.id = ++state.next_id;
+    }
+    pk.pack(t.id);
+    pk.pack(cached_location(request.invoker));
+    pk.pack(cached_location(request.target));
+    frame.write(request.args.data(), request.args.size());
+    t.frame.assign(frame.data(), frame.size());
+    t.sink = std::move(request.sink);
+    lk.lock();
+    if (state.closed || state.terminated)
+        throw error("gipc: the pool takes no more tasks (closed or terminated)");
+    state.queue.push_back(std::move(t));
+    lk.unlock();
+    state.changed.notify_all();
+}
+
+} // namespace gipc::detail
+
+namespace gipc {
+
+pool::pool(pool_options options)
+{
+    if (options.name.empty())
+        throw error("gipc: pool_options::name must not be empty");
+    state_ = std::make_shared<detail::pool_state>(std::move(options));
+    auto& st = *state_;
+    st.size = st.options.workers > 0 ? st.options.workers : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<detail::pool_state::worker>> started;
+    try {
+        for (std::size_t i = 0; i < st.size; ++i)
+            started.push_back(st.start_worker());
+    } catch (...) {
+        for (auto& w : started)
+            st.retire(w, true);
+        throw;
+    }
+    st.dispatchers = unsigned(st.size);
+    for (auto& w : started)
+        boost::fibers::fiber([s = state_, w = std::move(w)]() mutable { s->dispatch(std::move(w)); }).detach();
+}
+
+pool::~pool()
+{
+    close();
+    join();
+}
+
+void pool::close()
+{
+    std::lock_guard lk(state_->mtx);
+    state_->closed = true;
+    state_->changed.notify_all();
+}
+
+void pool::join()
+{
+    std::unique_lock lk(state_->mtx);
+    state_->changed.wait(lk, [&] { return state_->dispatchers == 0; });
+}
+
+void pool::terminate()
+{
+    std::lock_guard lk(state_->mtx);
+    state_->terminated = true;
+    for (process* p : state_->alive) {
+        try {
+            p->kill();
+        } catch (const std::exception&) {
+        }
+    }
+    state_->changed.notify_all();
+}
+
+std::size_t pool::workers() const noexcept { return state_->size; }
+
+} // namespace gipc

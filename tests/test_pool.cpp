@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: MIT
+// gipc::pool: results, failures of tasks and of workers, timeouts, recycling, closing and
+// terminating, from forked and from spawned workers.
+#include "test_support.hpp"
+
+#include <gipc/gipc.hpp>
+
+#include <boost/fiber/all.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int square(int x) { return x * x; }
+std::string greet(std::string who, int times)
+{
+    std::string out;
+    for (int i = 0; i < times; ++i)
+        out += "hi " + who + ";";
+    return out;
+}
+std::map<std::string, std::vector<int>> make_map(int n)
+{
+    std::map<std::string, std::vector<int>> m;
+    for (int i = 0; i < n; ++i)
+        m[std::to_string(i)] = std::vector<int>(std::size_t(i), i);
+    return m;
+}
+std::tuple<int, double, std::optional<std::string>> make_tuple_of(int x)
+{
+    return {x, x / 2.0, x % 2 ? std::optional<std::string>("odd") : std::nullopt};
+}
+std::atomic<int> g_side_effects{0};
+void no_result(int) { ++g_side_effects; }
+int my_pid() { return int(::getpid()); }
+int throws_out_of_range(int x)
+{
+    if (x == 3)
+        throw std::out_of_range("three is out of range");
+    return x;
+}
+int dies(int how)
+{
+    if (how == 1)
+        ::raise(SIGKILL);
+    if (how == 2)
+        std::abort();
+    if (how == 3)
+        std::exit(3);
+    return how;
+}
+int sleeps_ms(int ms)
+{
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+}
+
+gipc::pool_options opts(unsigned workers, bool spawn)
+{
+    gipc::pool_options o;
+    o.workers = workers;
+    o.spawn = spawn;
+    return o;
+}
+
+} // namespace
+
+TEST_SUITE("pool") {
+
+GIPC_TEST("results of many types and void, from forked and spawned workers")
+{
+    for (bool spawn : {false, true}) {
+        INFO("spawn " << spawn);
+        gipc::pool p(opts(2, spawn));
+        CHECK(p.workers() == 2);
+        auto a = p.submit(square, 12);
+        auto b = p.submit(greet, "you", 2);
+        auto c = p.submit(make_map, 4);
+        auto d = p.submit(make_tuple_of, 3);
+        auto e = p.submit(no_result, 1);
+        auto f = p.submit([](long x) { return x + 1; }, 41L);
+        CHECK(a.get() == 144);
+        CHECK(b.get() == "hi you;hi you;");
+        CHECK(c.get() == make_map(4));
+        CHECK(d.get() == make_tuple_of(3));
+        e.get();
+        CHECK(g_side_effects == 0); // it ran in a worker, not here
+        CHECK(f.get() == 42);
+    }
+}
+
+GIPC_TEST("map returns results in input order and rethrows the first failure after every task ended")
+{
+    gipc::pool p(opts(2, false));
+    std::vector<int> inputs(500);
+    for (int i = 0; i < 500; ++i)
+        inputs[std::size_t(i)] = i;
+    auto squares = p.map(square, inputs);
+    REQUIRE(squares.size() == 500);
+    for (int i = 0; i < 500; ++i)
+        CHECK(squares[std::size_t(i)] == i * i);
+
+    try {
+        p.map(throws_out_of_range, std::vector<int>{1, 2, 3, 4, 5});
+        FAIL("map did not throw");
+    } catch (const gipc::task_error& e) {
+        CHECK(e.type() == "std::out_of_range");
+        CHECK(std::string(e.what()) == "three is out of range");
+    }
+    // The pool goes on.
+    CHECK(p.submit(square, 3).get() == 9);
+}
+
+GIPC_TEST("submits from 4 threads x 10 fibers at once")
+{
+    gipc::pool p(opts(2, false));
+    std::atomic<int> ok{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            std::vector<boost::fibers::fiber> fibers;
+            for (int f = 0; f < 10; ++f)
+                fibers.emplace_back([&, t, f] {
+                    for (int k = 0; k < 10; ++k) {
+                        const int x = t * 1000 + f * 10 + k;
+                        if (p.submit(square, x).get() == x * x)
+                            ++ok;
+                    }
+                });
+            for (auto& f : fibers)
+                f.join();
+        });
+    // This thread's fibers dispatch: wait cooperatively for the submitters.
+    while (ok.load() < 400) {
+        boost::this_fiber::sleep_for(1ms);
+        static const auto start = std::chrono::steady_clock::now();
+        if (gipc_test::seconds_since(start) > 60)
+            break;
+    }
+    for (auto& t : threads)
+        t.join();
+    CHECK(ok == 400);
+}
+
+GIPC_TEST("a task that throws fails with task_error; its worker stays")
+{
+    gipc::pool p(opts(1, false));
+    const int pid = p.submit(my_pid).get();
+    auto f = p.submit(throws_out_of_range, 3);
+    CHECK_THROWS_AS(f.get(), gipc::task_error);
+    CHECK(p.submit(my_pid).get() == pid);
+}
+
+GIPC_TEST("a worker that dies fails only its task, is replaced, and every other task completes")
+{
+    for (bool spawn : {false, true}) {
+        INFO("spawn " << spawn);
+        gipc::pool p(opts(2, spawn));
+        std::vector<boost::fibers::future<int>> fine;
+        std::vector<boost::fibers::future<int>> fatal;
+        for (int i = 0; i < 60; ++i) {
+            if (i % 20 == 5)
+                fatal.push_back(p.submit(dies, 1 + (i / 20) % 3)); // SIGKILL, abort, exit(3)
+            else
+                fine.push_back(p.submit(square, i));
+        }
+        int good = 0;
+        for (auto& f : fine) {
+            f.get();
+            ++good;
+        }
+        CHECK(good == 57);
+        std::vector<std::string> messages;
+        for (auto& f : fatal) {
+            try {
+                f.get();
+                messages.push_back("no error");
+            } catch (const gipc::worker_lost_error& e) {
+                messages.push_back(e.what());
+            }
+        }
+        REQUIRE(messages.size() == 3);
+        CHECK(messages[0].find("killed by signal 9") != std::string::npos);
+        CHECK(messages[1].find("killed by signal 6") != std::string::npos);
+        CHECK(messages[2].find("exited with code 3") != std::string::npos);
+        CHECK(p.submit(square, 5).get() == 25);
+    }
+}
+
+GIPC_TEST("task_timeout kills the overrunning worker, fails that task with timeout_error, and replaces it")
+{
+    gipc::pool_options o = opts(1, false);
+    o.task_timeout = 300ms;
+    gipc::pool p(o);
+    const int before = p.submit(my_pid).get();
+    auto slow = p.submit(sleeps_ms, 5000);
+    auto after = p.submit(sleeps_ms, 10);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(slow.get(), gipc::timeout_error);
+    CHECK(gipc_test::seconds_since(start) < 4);
+    CHECK(after.get() == 10);
+    CHECK(p.submit(my_pid).get() != before);
+}
+
+GIPC_TEST("max_tasks_per_worker recycles workers")
+{
+    gipc::pool_options o = opts(1, false);
+    o.max_tasks_per_worker = 2;
+    gipc::pool p(o);
+    std::vector<int> pids;
+    for (int i = 0; i < 6; ++i)
+        pids.push_back(p.submit(my_pid).get());
+    CHECK(pids[0] == pids[1]);
+    CHECK(pids[2] == pids[3]);
+    CHECK(pids[4] == pids[5]);
+    CHECK(std::set<int>(pids.begin(), pids.end()).size() == 3);
+}
+
+GIPC_TEST("close() refuses new tasks; the destructor completes submitted ones")
+{
+    std::vector<boost::fibers::future<int>> futures;
+    {
+        gipc::pool p(opts(2, false));
+        for (int i = 0; i < 20; ++i)
+            futures.push_back(p.submit(sleeps_ms, 5));
+        p.close();
+        CHECK_THROWS_AS(p.submit(square, 1), gipc::error);
+    }
+    for (auto& f : futures)
+        CHECK(f.get() == 5);
+}
+
+GIPC_TEST("terminate() fails unfinished tasks with gipc::error and join() returns")
+{
+    gipc::pool p(opts(2, false));
+    std::vector<boost::fibers::future<int>> futures;
+    for (int i = 0; i < 10; ++i)
+        futures.push_back(p.submit(sleeps_ms, 2000));
+    boost::this_fiber::sleep_for(200ms); // the workers have started their tasks
+    const auto start = std::chrono::steady_clock::now();
+    p.terminate();
+    p.join();
+    CHECK(gipc_test::seconds_since(start) < 5);
+    int failed = 0;
+    for (auto& f : futures) {
+        try {
+            f.get();
+        } catch (const gipc::worker_lost_error&) {
+            FAIL("a terminated task failed as lost");
+        } catch (const gipc::error&) {
+            ++failed;
+        }
+    }
+    CHECK(failed == 10);
+    CHECK_THROWS_AS(p.submit(square, 1), gipc::error);
+}
+
+GIPC_TEST("an empty pool name is refused")
+{
+    gipc::pool_options o;
+    o.name = "";
+    CHECK_THROWS_AS(gipc::pool p(o), gipc::error);
+}
+
+} // TEST_SUITE
