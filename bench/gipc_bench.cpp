@@ -394,6 +394,94 @@ private:
     void* mem_;
 };
 
+// ---- pool_tasks ------------------------------------------------------------------------------------
+
+int bench_square(int x) { return x * x; }
+
+// Trivial tasks through a 2-worker pool: submit them all, then get every future. The pool is
+// made before the clock starts.
+double gipc_pool_tasks(long n)
+{
+    gipc::pool_options o;
+    o.workers = 2;
+    gipc::pool p(o);
+    p.submit(bench_square, 1).get(); // the workers run
+    std::vector<boost::fibers::future<int>> futures;
+    futures.reserve(std::size_t(n));
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i)
+        futures.push_back(p.submit(bench_square, int(i % 1000)));
+    for (long i = 0; i < n; ++i)
+        if (futures[std::size_t(i)].get() != int(i % 1000) * int(i % 1000)) {
+            std::fprintf(stderr, "pool task: wrong result\n");
+            std::exit(2);
+        }
+    return seconds_since(t0);
+}
+
+double gipc_pool_map(long n)
+{
+    gipc::pool_options o;
+    o.workers = 2;
+    gipc::pool p(o);
+    p.submit(bench_square, 1).get();
+    std::vector<int> inputs(static_cast<std::size_t>(n), 3);
+    auto t0 = bench_clock::now();
+    if (p.map(bench_square, inputs).size() != inputs.size())
+        die("pool map");
+    return seconds_since(t0);
+}
+
+// The baseline: 2 raw children, each answering one 4-byte task per blocking round trip over a
+// pair of pipes; the parent keeps both busy (a task to each, then both answers).
+double raw_pool_tasks(long n)
+{
+    int to[2][2], from[2][2];
+    pid_t pid[2];
+    for (int c = 0; c < 2; ++c) {
+        if (::pipe(to[c]) != 0 || ::pipe(from[c]) != 0)
+            die("pipe");
+        pid[c] = ::fork();
+        if (pid[c] == 0) {
+            ::close(to[c][1]); // only the parent writes tasks and reads answers
+            ::close(from[c][0]);
+            for (int earlier = 0; earlier < c; ++earlier) { // nor the other child's ends
+                ::close(to[earlier][1]);
+                ::close(from[earlier][0]);
+            }
+            int x;
+            for (;;) {
+                ssize_t got = ::read(to[c][0], &x, sizeof x);
+                if (got != sizeof x)
+                    ::_exit(0);
+                x = bench_square(x);
+                if (::write(from[c][1], &x, sizeof x) != sizeof x)
+                    ::_exit(1);
+            }
+        }
+        ::close(to[c][0]);
+        ::close(from[c][1]);
+    }
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; i += 2) {
+        for (int c = 0; c < 2; ++c) {
+            int x = int((i + c) % 1000);
+            write_full(to[c][1], reinterpret_cast<const char*>(&x), sizeof x);
+        }
+        for (int c = 0; c < 2; ++c) {
+            int x;
+            read_full(from[c][0], reinterpret_cast<char*>(&x), sizeof x);
+        }
+    }
+    const double s = seconds_since(t0);
+    for (int c = 0; c < 2; ++c) {
+        ::close(to[c][1]);
+        ::close(from[c][0]);
+        wait_child(pid[c]);
+    }
+    return s;
+}
+
 // ---- fan_in_100 ----------------------------------------------------------------------------------
 
 double gipc_fan_in(long n)
@@ -807,6 +895,16 @@ int main(int argc, char** argv)
             big_exec = E[1];
             print("spawn_process_join_1g", big_exec, "spawns/s", e[1], big_exec / e[1]);
         }
+    }
+    if (wanted(argc, argv, "pool_tasks")) {
+        const auto [g, b] = paired_median3([] { return rate(gipc_pool_tasks, 1000); },
+                                           [] { return rate(raw_pool_tasks, 1000); });
+        print("pool_tasks", g, "tasks/s", b, g / b);
+    }
+    if (wanted(argc, argv, "pool_map")) {
+        const auto [g, b] = paired_median3([] { return rate(gipc_pool_map, 1000); },
+                                           [] { return rate(raw_pool_tasks, 1000); });
+        print("pool_map", g, "tasks/s", b, g / b);
     }
     if (wanted(argc, argv, "fan_in_100")) {
         const double g = median3([] { return rate(gipc_fan_in, 100000); });
