@@ -282,8 +282,8 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         // Readiness counts are kept by gipc's algorithm's reactor only: on a thread of another
         // algorithm the read simply tries.
         reactor_algorithm* algo = thread_algorithm();
-        epoll_reactor* reactor = algo ? &algo->reactor() : nullptr;
-        if (reactor && drained_on_ == reactor->id() && reactor->readiness(fd_.get(), io_dir::read) == drained_seq_) {
+        reactor* loop = algo ? &algo->reactor() : nullptr;
+        if (loop && drained_on_ == loop->id() && loop->readiness(fd_.get(), io_dir::read) == drained_seq_) {
             // The last read drained the pipe and no data was announced since: the read would
             // fail, so wait first. The wait flushes this thread's queued frames, which is
             // what a request/reply exchange is waiting for.
@@ -297,13 +297,13 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         const std::size_t space = cap_ - tail_;
         const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
         drained_on_ = 0;
-        if (reactor && n > 0 && static_cast<std::size_t>(n) < space) {
+        if (loop && n > 0 && static_cast<std::size_t>(n) < space) {
             // A short read from a pipe empties it. (Not a promise that the next read blocks:
             // after a hang-up it returns 0, which readiness() accounts for.) The fiber is still
-            // on the thread of reactor: gipc's algorithm never moves fibers between threads.
-            drained_seq_ = reactor->readiness(fd_.get(), io_dir::read);
-            if (drained_seq_ != epoll_reactor::no_readiness)
-                drained_on_ = reactor->id();
+            // on the thread of loop: gipc's algorithm never moves fibers between threads.
+            drained_seq_ = loop->readiness(fd_.get(), io_dir::read);
+            if (drained_seq_ != reactor::no_readiness)
+                drained_on_ = loop->id();
         }
         if (n > 0) {
             tail_ += static_cast<std::size_t>(n);
@@ -614,13 +614,13 @@ void write_end::after_stall() noexcept
             adopt(shared_from_this());
         return;
     }
-    epoll_reactor& reactor = algo->reactor();
-    if (stalled_on_ == reactor.id())
+    reactor& loop = algo->reactor();
+    if (stalled_on_ == loop.id())
         return;
-    if (reactor.call_when_writable(fd_.get(), shared_from_this()) == 0) {
-        stalled_on_ = reactor.id();
+    if (loop.call_when_writable(fd_.get(), shared_from_this()) == 0) {
+        stalled_on_ = loop.id();
         thread_local stalled_writers stalled;
-        stalled.add(shared_from_this(), reactor.id());
+        stalled.add(shared_from_this(), loop.id());
     }
 }
 
@@ -633,6 +633,8 @@ void write_end::run_before_switch() noexcept
     if (write_queued() > 0)
         after_stall();
 }
+
+void write_end::on_ready() noexcept { on_writable(); }
 
 void write_end::on_writable() noexcept
 {

@@ -3,7 +3,7 @@
 // The two kinds of pipe end behind gipc's handles, and the process-wide registry of open ends
 // (a forked child closes every end that was not transferred to it).
 
-#include "linux/epoll_reactor.hpp"
+#include "reactor.hpp"
 #include "posix/fd.hpp"
 #include "scheduler.hpp"
 
@@ -157,7 +157,7 @@ private:
     // read_large assembles a large frame's payload in large_, reading straight into it.
     void read_large(steady_time deadline);
     // wait_readable_until parks until the pipe is readable; timeout_error at the deadline.
-    void wait_readable_until(steady_time deadline, std::uint64_t since = epoll_reactor::no_readiness);
+    void wait_readable_until(steady_time deadline, std::uint64_t since = reactor::no_readiness);
     boost::fibers::timed_mutex rmtx_;
     std::string large_;              // payload of a large frame being assembled
     std::size_t large_len_ = 0;      // payload size of that frame (large_ grows up to it)
@@ -175,7 +175,7 @@ private:
 
 class write_end final : public end_base,
                         public switch_task,
-                        public writable_callback,
+                        public reactor_callback,
                         public std::enable_shared_from_this<write_end> {
 public:
     write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept;
@@ -203,7 +203,10 @@ public:
     void keep_in_child() noexcept;
 
     void run_before_switch() noexcept override;
-    void on_writable() noexcept override;
+    // on_ready (the reactor's callback) is on_writable: the pipe took data again, write the
+    // queue.
+    void on_ready() noexcept override;
+    void on_writable() noexcept;
 
     // stalled_on: the pipe is full and the reactor with this id holds the writable callback.
     bool stalled_on(std::uint64_t reactor_id) noexcept;

@@ -30,7 +30,7 @@ struct relay {
     // cv: starters wait for the thread to serve (or fail); the thread waits on it for
     // relay_linger at a time, to see whether it is still needed.
     boost::fibers::condition_variable_any cv;
-    epoll_reactor* reactor = nullptr; // the relay thread's, while it serves
+    detail::reactor* reactor = nullptr; // the relay thread's, while it serves
     bool running = false;             // a relay thread exists (starting, serving or ending)
     unsigned users = 0;               // relayed waits in progress or starting
     int start_error = 0;              // errno of the latest start that failed
@@ -61,7 +61,7 @@ relay& current_relay()
 // relay reactor and wakes the relayed waiters) and keeps the thread while waits use it.
 void serve(relay& r) noexcept
 {
-    epoll_reactor* reactor = nullptr;
+    detail::reactor* reactor = nullptr;
     int err = 0;
     try {
         reactor = &installed_algorithm().reactor();
@@ -133,7 +133,7 @@ int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent)
         r.cv.wait(lk);
     if (!r.reactor)
         throw std::system_error(r.start_error, std::system_category(), "gipc: cannot create the relay's reactor");
-    epoll_reactor* reactor = r.reactor;
+    detail::reactor* reactor = r.reactor;
     lk.unlock();
     return reactor->wait_any_thread(fd, dir, deadline, persistent);
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "gipc/runtime.hpp"
 
+#include "posix/fd.hpp"
 #include "scheduler.hpp"
 
 #include <poll.h>

@@ -59,8 +59,8 @@ bool runs_default_algorithm() noexcept
 
 } // namespace
 
-reactor_algorithm::reactor_algorithm(std::unique_ptr<epoll_reactor> reactor) noexcept
-    : reactor_(std::move(reactor))
+reactor_algorithm::reactor_algorithm(std::unique_ptr<detail::reactor> r) noexcept
+    : reactor_(std::move(r))
 {
     GIPC_ASSERT(reactor_ != nullptr, "a reactor_algorithm owns a reactor");
     t_current = this;
@@ -143,10 +143,10 @@ reactor_algorithm* thread_algorithm()
     if (!runs_default_algorithm())
         return nullptr;
     int err = 0;
-    auto reactor = epoll_reactor::create(err);
-    if (!reactor)
+    auto r = reactor::create(err);
+    if (!r)
         throw std::system_error(-err, std::system_category(), "gipc: cannot create the fiber reactor");
-    boost::fibers::use_scheduling_algorithm<reactor_algorithm>(std::move(reactor));
+    boost::fibers::use_scheduling_algorithm<reactor_algorithm>(std::move(r));
     GIPC_ASSERT(t_current != nullptr, "the algorithm just installed is the thread's");
     return t_current;
 }

@@ -68,7 +68,7 @@ struct epoll_reactor::entry {
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
     boost::fibers::condition_variable_any cv[2];
-    std::shared_ptr<writable_callback> on_writable;
+    std::shared_ptr<reactor_callback> on_writable;
 };
 
 int epoll_reactor::open_fds(posix::unique_fd& epfd, posix::unique_fd& evfd) noexcept
@@ -280,7 +280,7 @@ epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool pe
     return e;
 }
 
-int epoll_reactor::call_when_writable(int fd, std::shared_ptr<writable_callback> cb) noexcept
+int epoll_reactor::call_when_writable(int fd, std::shared_ptr<reactor_callback> cb) noexcept
 {
     if (fd < 0)
         return -EBADF;
@@ -463,7 +463,7 @@ void epoll_reactor::poll(steady_time deadline) noexcept
     }
     // Callbacks run without mtx_ held: they take locks of their own and may register again.
     for (auto& cb : due_)
-        cb->on_writable();
+        cb->on_ready();
     due_.clear();
 }
 
@@ -528,5 +528,33 @@ void epoll_reactor::discard_all_after_fork() noexcept
 
 void epoll_reactor::lock_registry() noexcept { registry_mutex().lock(); }
 void epoll_reactor::unlock_registry() noexcept { registry_mutex().unlock(); }
+
+// ---- reactor.hpp, implemented by this backend ----------------------------------------------
+
+namespace {
+epoll_reactor& self(reactor* r) noexcept { return *static_cast<epoll_reactor*>(r); }
+} // namespace
+
+std::unique_ptr<reactor> reactor::create(int& err) noexcept { return epoll_reactor::create(err); }
+int reactor::wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since) noexcept
+{
+    return self(this).wait(fd, dir, deadline, persistent, since);
+}
+int reactor::wait_any_thread(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
+{
+    return self(this).wait_any_thread(fd, dir, deadline, persistent);
+}
+std::uint64_t reactor::readiness(int fd, io_dir dir) noexcept { return self(this).readiness(fd, dir); }
+std::uint64_t reactor::id() const noexcept { return static_cast<const epoll_reactor*>(this)->id(); }
+int reactor::call_when_writable(int fd, std::shared_ptr<reactor_callback> cb) noexcept
+{
+    return self(this).call_when_writable(fd, std::move(cb));
+}
+void reactor::poll(steady_time deadline) noexcept { self(this).poll(deadline); }
+void reactor::wake() noexcept { self(this).wake(); }
+void reactor::forget_everywhere(int fd) noexcept { epoll_reactor::forget_everywhere(fd); }
+void reactor::discard_all_after_fork() noexcept { epoll_reactor::discard_all_after_fork(); }
+void reactor::lock_registry() noexcept { epoll_reactor::lock_registry(); }
+void reactor::unlock_registry() noexcept { epoll_reactor::unlock_registry(); }
 
 } // namespace gipc::detail
