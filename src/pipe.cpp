@@ -520,7 +520,7 @@ void run_helper() noexcept
     }
 }
 
-// adopt gives w to the helper thread, starting it if needed. Callable from a switch task and
+// adopt gives w to the helper thread, starting it if needed. Callable from a deferred task and
 // with w's qlock_ held: takes only the helper's mutex, never a fiber primitive.
 void adopt(std::shared_ptr<write_end> w) noexcept
 {
@@ -624,7 +624,7 @@ void write_end::after_stall() noexcept
     }
 }
 
-void write_end::run_before_switch() noexcept
+void write_end::run_deferred() noexcept
 {
     queued_on_.store(nullptr, std::memory_order_relaxed);
     std::lock_guard lk(qlock_);
@@ -714,11 +714,11 @@ void write_end::queue_frame(std::string_view head, std::string_view body)
         reactor_algorithm* algo = thread_algorithm();
         if (!algo) {
             // Another algorithm runs this thread: nothing would write the queue when the fiber
-            // suspends (the switch task needs gipc's algorithm), so put() writes at once.
+            // suspends (the deferred task needs gipc's algorithm), so put() writes at once.
             flush_blocking();
         } else if (queued_on_.load(std::memory_order_relaxed) != algo) {
             queued_on_.store(algo, std::memory_order_relaxed);
-            algo->run_before_switch(shared_from_this());
+            algo->defer(shared_from_this());
         }
     }
 }
@@ -778,7 +778,7 @@ void write_end::write_all_direct(const iovec* iov_in, int count)
 void write_end::close()
 {
     // Out of the registry and the reactors first, without qlock_ (see release_fd); then the
-    // fd closes under qlock_, which a switch task on another thread holds while it writes.
+    // fd closes under qlock_, which a deferred task on another thread holds while it writes.
     auto release = [this] {
         forget_from_everywhere();
         std::lock_guard lk(qlock_);

@@ -93,10 +93,9 @@ public:
 
 protected:
     // release_fd removes the end from the registry and the reactors, and closes the fd.
-    // Lock order: call it, and forget_from_everywhere, with no lock of the end held: a fiber
-    // suspending on another thread holds a Boost.Fiber spinlock while the scheduler runs its
-    // switch tasks (which take a writer's qlock_ and the reactors' mutexes), and forgetting
-    // an fd wakes its waiters through such a spinlock.
+    // Call it, and forget_from_everywhere, with no lock of the end held: forgetting takes the
+    // reactor registry and every reactor's mutex, and wakes the fd's waiters (see the lock
+    // order in thread_safety.hpp).
     void release_fd() noexcept;
     // forget_from_everywhere is the first half of release_fd: out of the registry of open
     // ends and of every reactor; the fd stays open (its number cannot be reused meanwhile).
@@ -174,7 +173,7 @@ private:
 };
 
 class write_end final : public end_base,
-                        public switch_task,
+                        public deferred_task,
                         public reactor_callback,
                         public std::enable_shared_from_this<write_end> {
 public:
@@ -202,7 +201,7 @@ public:
     void unlock_after_fork() noexcept { qlock_.unlock(); }
     void keep_in_child() noexcept;
 
-    void run_before_switch() noexcept override;
+    void run_deferred() noexcept override;
     // on_ready (the reactor's callback) is on_writable: the pipe took data again, write the
     // queue.
     void on_ready() noexcept override;
@@ -219,7 +218,8 @@ private:
     // Returns the bytes left queued; an error is stored in error_ and drops the queue.
     std::size_t write_queued() noexcept;
     // queue_frame appends one frame, given as two pieces, to the queue and writes the queue
-    // when it is long, or arranges for it to be written before the fiber switches. wmtx_ held.
+    // when it is long, or defers its writing to before another fiber of the thread runs (see
+    // deferred_task). wmtx_ held.
     void queue_frame(std::string_view head, std::string_view body);
     // after_stall arranges for the queue to be written when the pipe becomes writable.
     void after_stall() noexcept;
@@ -238,7 +238,7 @@ private:
     std::uint64_t stalled_on_ = 0;
     int pipe_size_ = 0;
     bool grow_refused_ = false;
-    std::atomic<const void*> queued_on_{nullptr}; // the scheduler whose switch tasks hold us
+    std::atomic<const void*> queued_on_{nullptr}; // the algorithm whose deferred tasks hold us
 };
 
 // close_handle implements a handle's close(): closed_error when end is null or closed,

@@ -20,15 +20,19 @@
 
 namespace gipc::detail {
 
-// switch_task: work that must run on a thread before one of its fibers next switches away
-// (gipc's write queues flush here). run_before_switch() is called from inside the scheduler,
-// so it must not block, suspend, or use Boost.Fiber primitives.
-class switch_task {
+// deferred_task: work that must run on a thread before another of its fibers runs (gipc's
+// write queues flush here). The scheduling algorithm never runs it inside pick_next() on behalf
+// of a suspending fiber (which may hold a Boost.Fiber spinlock there): pick_next() only hands
+// the thread to its dispatcher, which runs the queued tasks before it picks the next fiber or
+// polls (Redis's beforesleep), and gipc's own waits run them before they suspend. So
+// run_deferred() may take mutexes and make syscalls, but must not block, suspend, or use
+// Boost.Fiber primitives.
+class deferred_task {
 public:
-    virtual void run_before_switch() noexcept = 0;
+    virtual void run_deferred() noexcept = 0;
 
 protected:
-    ~switch_task() = default;
+    ~deferred_task() = default;
 };
 
 class reactor_algorithm final : public boost::fibers::algo::algorithm {
@@ -46,9 +50,15 @@ public:
 
     detail::reactor& reactor() noexcept { return *reactor_; }
 
-    // run_before_switch queues task to run once, the next time a fiber of this thread
-    // switches away. Only the owning thread calls it.
-    void run_before_switch(std::shared_ptr<switch_task> task);
+    // defer queues task to run once, before the next fiber of this thread runs: when the
+    // calling fiber next suspends, pick_next() hands the thread to the dispatcher first, which
+    // runs it. Only the owning thread calls it.
+    void defer(std::shared_ptr<deferred_task> task);
+
+    // run_deferred runs the queued tasks now. On the owning thread, from its dispatcher or from
+    // a fiber at one of gipc's own suspension points (about to wait in the reactor): never
+    // from inside a Boost.Fiber primitive.
+    void run_deferred() noexcept;
 
     // current is the calling thread's algorithm, or nullptr when gipc's is not installed.
     static reactor_algorithm* current() noexcept;
@@ -56,8 +66,10 @@ public:
 private:
     boost::fibers::scheduler::ready_queue_type ready_;
     std::unique_ptr<detail::reactor> reactor_;
-    std::vector<std::shared_ptr<switch_task>> before_switch_;
-    std::vector<std::shared_ptr<switch_task>> running_; // reused to avoid allocations
+    std::vector<std::shared_ptr<deferred_task>> deferred_;
+    std::vector<std::shared_ptr<deferred_task>> running_; // reused to avoid allocations
+    // The thread's dispatcher context, seen in awakened(); nullptr until then.
+    boost::fibers::context* dispatcher_ = nullptr;
     unsigned switches_since_poll_ = 0;
     const std::thread::id owner_ = std::this_thread::get_id();
 };

@@ -495,9 +495,9 @@ void epoll_reactor::forget(int fd, unsigned gen) noexcept
             return;
         e->dead = true;
     }
-    // Notified without mtx_ (lock order: a fiber that suspends holds the condition variable's
-    // spinlock while the scheduler runs its switch tasks, which take mtx_). A waiter that saw
-    // dead unset is already queued on the condition variable (wait() holds mtx_ until then).
+    // Notified after mtx_ is released, which keeps the hold short (forget runs on any thread,
+    // against the owner's poll()). A waiter that saw dead unset is already queued on the
+    // condition variable (wait() holds mtx_ until then).
     e->cv[0].notify_all();
     e->cv[1].notify_all();
 }
