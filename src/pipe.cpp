@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
+#include "errors.hpp"
 #include "pipe_end.hpp"
 
 #include <gipc/pipe.hpp>
 
-#include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -41,10 +40,6 @@ constexpr std::size_t large_read_ahead = 4096;
 // header alone (a peer that announces a gigabyte and sends nothing) costs no memory.
 constexpr std::size_t large_initial = 1024 * 1024;
 
-[[noreturn]] void throw_errno(int err, const char* what)
-{
-    throw std::system_error(err, std::system_category(), what);
-}
 
 void store_be32(char* p, std::uint32_t v) noexcept
 {
@@ -292,7 +287,7 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
             drained_on_ = 0;
             const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, drained_seq_);
             if (w != 0 && w != -ETIMEDOUT)
-                throw_errno(-w, "gipc: wait for pipe");
+                throw_errno(w, "gipc: wait for pipe");
         }
         const std::size_t space = cap_ - tail_;
         const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
@@ -318,7 +313,7 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
             continue;
         }
         if (n != -EAGAIN)
-            throw_errno(static_cast<int>(-n), "gipc: read from pipe");
+            throw_errno(static_cast<int>(n), "gipc: read from pipe");
         wait_readable_until(deadline);
     }
 }
@@ -343,7 +338,7 @@ void read_end::wait_readable_until(steady_time deadline, std::uint64_t since)
     if (w == -ETIMEDOUT)
         throw timeout_error("gipc: " + name() + ": get() timed out");
     if (w != 0)
-        throw_errno(-w, "gipc: wait for pipe");
+        throw_errno(w, "gipc: wait for pipe");
 }
 
 void read_end::read_large(steady_time deadline)
@@ -375,7 +370,7 @@ void read_end::read_large(steady_time deadline)
             continue;
         }
         if (n != -EAGAIN)
-            throw_errno(static_cast<int>(-n), "gipc: read from pipe");
+            throw_errno(static_cast<int>(n), "gipc: read from pipe");
         wait_readable_until(deadline);
     }
 }
@@ -400,7 +395,7 @@ void read_end::abandon_after_fork() noexcept
 write_end::write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept
     : end_base(std::move(fd), "writer", max_message_size)
 {
-    int size = ::fcntl(fd_.get(), F_GETPIPE_SZ);
+    const int size = posix::pipe_size(fd_.get());
     pipe_size_ = size > 0 ? size : 65536;
 }
 
@@ -433,7 +428,7 @@ std::size_t write_end::write_queued() noexcept
         if (n == -EAGAIN)
             return q_.size() - qhead_;
         // A pipe error drops what is queued: it can never be delivered.
-        error_ = n == 0 ? EIO : static_cast<int>(-n);
+        error_ = n == 0 ? -EIO : static_cast<int>(n);
         q_.clear();
         qhead_ = 0;
         return 0;
@@ -670,7 +665,7 @@ void write_end::flush_blocking()
             return;
         const int w = wait_owned_fd(fd_.get(), io_dir::write, steady_time::max());
         if (w != 0)
-            throw_errno(-w, "gipc: wait for pipe");
+            throw_errno(w, "gipc: wait for pipe");
     }
 }
 
@@ -768,10 +763,10 @@ void write_end::write_all_direct(const iovec* iov_in, int count)
             }
             const int w = wait_owned_fd(fd_.get(), io_dir::write, steady_time::max());
             if (w != 0)
-                throw_errno(-w, "gipc: wait for pipe");
+                throw_errno(w, "gipc: wait for pipe");
             continue;
         }
-        throw_errno(n == 0 ? EIO : static_cast<int>(-n), "gipc: write to pipe");
+        throw_errno(n == 0 ? -EIO : static_cast<int>(n), "gipc: write to pipe");
     }
 }
 

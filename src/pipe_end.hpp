@@ -231,7 +231,7 @@ private:
     std::mutex qlock_; // guards everything below: other threads flush from their schedulers
     std::vector<char> q_;
     std::size_t qhead_ = 0;
-    int error_ = 0;       // errno of a failed write of queued frames, not yet reported
+    int error_ = 0;       // -errno of a failed write of queued frames, not yet reported
     // The pipe was full, and the reactor with this id (0: none) holds a writable callback.
     // That reactor's thread may end before the callback runs, dropping it: another thread
     // that finds the pipe full registers its own (ids are never reused).

@@ -2,6 +2,7 @@
 #include "relay.hpp"
 
 #include "assert.hpp"
+#include "errors.hpp"
 #include "posix/spawn.hpp"
 #include "scheduler.hpp"
 
@@ -33,7 +34,7 @@ struct relay {
     detail::reactor* reactor = nullptr; // the relay thread's, while it serves
     bool running = false;             // a relay thread exists (starting, serving or ending)
     unsigned users = 0;               // relayed waits in progress or starting
-    int start_error = 0;              // errno of the latest start that failed
+    int start_error = 0;              // -errno of the latest start that failed
     steady_time last_use{};           // when the latest relayed wait ended
 };
 
@@ -46,7 +47,7 @@ relay& current_relay()
 {
     static const int at_fork = ::pthread_atfork(nullptr, nullptr, forget_relay_after_fork);
     if (at_fork != 0)
-        throw std::system_error(at_fork, std::system_category(), "gipc: pthread_atfork");
+        throw_errno(-at_fork, "gipc: pthread_atfork");
     relay* r = g_relay.load(std::memory_order_acquire);
     while (!r) {
         auto* made = new relay;
@@ -66,13 +67,13 @@ void serve(relay& r) noexcept
     try {
         reactor = &installed_algorithm().reactor();
     } catch (const std::system_error& e) {
-        err = e.code().value();
+        err = -e.code().value();
     } catch (...) {
-        err = ENOMEM;
+        err = -ENOMEM;
     }
     std::unique_lock lk(r.mtx);
     if (!reactor) {
-        r.start_error = err != 0 ? err : ENOMEM;
+        r.start_error = err < 0 ? err : -ENOMEM;
         r.running = false;
         r.cv.notify_all();
         return;
@@ -90,7 +91,7 @@ void serve(relay& r) noexcept
     r.running = false;
 }
 
-// start_locked starts the relay thread. r.mtx held. Returns 0 or an errno value.
+// start_locked starts the relay thread. r.mtx held. Returns 0 or -errno.
 int start_locked(relay& r) noexcept
 {
     const int err = posix::start_quiet_thread(
@@ -100,7 +101,7 @@ int start_locked(relay& r) noexcept
         },
         &r);
     if (err != 0)
-        return -err;
+        return err;
     r.running = true;
     return 0;
 }
@@ -127,12 +128,12 @@ int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent)
     } counted{r, lk};
     if (!r.running) {
         if (const int err = start_locked(r); err != 0)
-            throw std::system_error(err, std::system_category(), "gipc: cannot start the relay thread");
+            throw_errno(err, "gipc: cannot start the relay thread");
     }
     while (!r.reactor && r.running)
         r.cv.wait(lk);
     if (!r.reactor)
-        throw std::system_error(r.start_error, std::system_category(), "gipc: cannot create the relay's reactor");
+        throw_errno(r.start_error, "gipc: cannot create the relay's reactor");
     detail::reactor* reactor = r.reactor;
     lk.unlock();
     return reactor->wait_any_thread(fd, dir, deadline, persistent);

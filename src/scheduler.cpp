@@ -2,6 +2,7 @@
 #include "scheduler.hpp"
 
 #include "assert.hpp"
+#include "errors.hpp"
 #include "relay.hpp"
 
 #include <gipc/error.hpp>
@@ -10,7 +11,6 @@
 #include <boost/fiber/operations.hpp>
 
 #include <cerrno>
-#include <system_error>
 #include <typeinfo>
 
 namespace gipc::detail {
@@ -161,7 +161,7 @@ reactor_algorithm* thread_algorithm()
     int err = 0;
     auto r = reactor::create(err);
     if (!r)
-        throw std::system_error(-err, std::system_category(), "gipc: cannot create the fiber reactor");
+        throw_errno(err, "gipc: cannot create the fiber reactor");
     boost::fibers::use_scheduling_algorithm<reactor_algorithm>(std::move(r));
     GIPC_ASSERT(t_current != nullptr, "the algorithm just installed is the thread's");
     return t_current;

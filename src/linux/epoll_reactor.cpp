@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "linux/epoll_reactor.hpp"
 
+#include "assert.hpp"
+
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -443,6 +445,12 @@ void epoll_reactor::poll(steady_time deadline) noexcept
             ms = static_cast<int>(std::min<long long>(total, INT_MAX));
         }
         n = ::epoll_wait(epfd_.get(), events, 128, ms);
+        // epoll_wait on an epoll instance of this reactor's fails with EINTR only: anything
+        // else (EBADF, EINVAL, or a seccomp profile that refuses it) would make every poll
+        // return at once, forever, a busy loop that never dispatches an event. Nothing can be
+        // done without it.
+        if (n < 0 && errno != EINTR)
+            fatal_errno(-errno, "epoll_wait failed, the fiber reactor cannot wait");
     }
     // n <= 0: a timeout, or EINTR; the dispatcher simply calls again.
     if (n > 0) {
