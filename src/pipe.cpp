@@ -417,8 +417,9 @@ bool write_end::grow_pipe_locked() noexcept
 std::size_t write_end::write_queued() noexcept
 {
     while (qhead_ < q_.size()) {
-        const ssize_t n = posix::retry_eintr(
-            [&] { return ::write(fd_.get(), q_.data() + qhead_, q_.size() - qhead_); });
+        const char* data = q_.data() + qhead_;
+        const std::size_t len = q_.size() - qhead_;
+        const ssize_t n = posix::retry_eintr([&] { return ::write(fd_.get(), data, len); });
         if (n > 0) {
             qhead_ += static_cast<std::size_t>(n);
             continue;
@@ -456,10 +457,10 @@ thread_local bool thread_ending = false;
 // The helper thread's state. Never destroyed: the detached thread may use it while the process
 // exits.
 struct orphan_helper {
-    std::mutex m;
-    std::vector<std::shared_ptr<write_end>> pending; // adopted, not yet taken by the thread
-    bool running = false;
-    pid_t pid = 0; // the process the thread runs in (a forked child has no helper thread)
+    mutex m;
+    std::vector<std::shared_ptr<write_end>> pending GIPC_GUARDED_BY(m); // adopted, not yet taken by the thread
+    bool running GIPC_GUARDED_BY(m) = false;
+    pid_t pid GIPC_GUARDED_BY(m) = 0; // the process the thread runs in (a forked child has no helper thread)
 };
 
 orphan_helper& helper() noexcept
@@ -470,7 +471,7 @@ orphan_helper& helper() noexcept
 
 } // namespace
 
-std::mutex& orphan_writers_mutex() noexcept { return helper().m; }
+std::mutex& orphan_writers_mutex() noexcept { return helper().m.native(); }
 
 namespace {
 
@@ -487,7 +488,7 @@ void run_helper() noexcept
         id = installed_algorithm().reactor().id();
     } catch (...) {
         std::vector<std::shared_ptr<write_end>> dropped; // destroyed after h.m is released
-        std::lock_guard lk(h.m);
+        lock_guard lk(h.m);
         dropped.swap(h.pending); // no reactor: nothing can be done for them
         h.running = false;
         return;
@@ -495,7 +496,7 @@ void run_helper() noexcept
     for (;;) {
         std::vector<std::shared_ptr<write_end>> fresh;
         {
-            std::lock_guard lk(h.m);
+            lock_guard lk(h.m);
             fresh.swap(h.pending);
         }
         for (auto& w : fresh) {
@@ -504,7 +505,7 @@ void run_helper() noexcept
         }
         std::erase_if(adopted, [id](const std::shared_ptr<write_end>& w) { return !w->stalled_on(id); });
         if (adopted.empty()) {
-            std::lock_guard lk(h.m);
+            lock_guard lk(h.m);
             if (h.pending.empty()) {
                 h.running = false;
                 return;
@@ -523,7 +524,7 @@ void adopt(std::shared_ptr<write_end> w) noexcept
     // Writers dropped here are destroyed after h.m is released (closing one takes the registry
     // of open ends, which comes before h.m in the lock order of fork).
     std::vector<std::shared_ptr<write_end>> inherited, dropped;
-    std::lock_guard lk(h.m);
+    lock_guard lk(h.m);
     if (h.pid != ::getpid()) {
         // A forked child: the writers listed belong to the parent's helper thread, which the
         // child does not have (its copies of them were closed or keep no queue).
@@ -582,14 +583,14 @@ private:
 
 bool write_end::stalled_on(std::uint64_t reactor_id) noexcept
 {
-    std::lock_guard lk(qlock_);
+    lock_guard lk(qlock_);
     return stalled_on_ == reactor_id && fd_ && !closed();
 }
 
 void write_end::hand_over_if_stalled_on(std::uint64_t reactor_id) noexcept
 {
     {
-        std::lock_guard lk(qlock_);
+        lock_guard lk(qlock_);
         if (stalled_on_ != reactor_id || !fd_ || closed())
             return;
         stalled_on_ = 0; // the reactor that held the callback is going away
@@ -622,7 +623,7 @@ void write_end::after_stall() noexcept
 void write_end::run_deferred() noexcept
 {
     queued_on_.store(nullptr, std::memory_order_relaxed);
-    std::lock_guard lk(qlock_);
+    lock_guard lk(qlock_);
     if (!fd_ || closed())
         return;
     if (write_queued() > 0)
@@ -633,7 +634,7 @@ void write_end::on_ready() noexcept { on_writable(); }
 
 void write_end::on_writable() noexcept
 {
-    std::lock_guard lk(qlock_);
+    lock_guard lk(qlock_);
     stalled_on_ = 0;
     if (!fd_ || closed())
         return;
@@ -645,7 +646,7 @@ void write_end::throw_pending()
 {
     int err;
     {
-        std::lock_guard lk(qlock_);
+        lock_guard lk(qlock_);
         err = std::exchange(error_, 0);
     }
     if (err)
@@ -657,7 +658,7 @@ void write_end::flush_blocking()
     for (;;) {
         std::size_t left;
         {
-            std::lock_guard lk(qlock_);
+            lock_guard lk(qlock_);
             left = write_queued();
         }
         throw_pending();
@@ -695,7 +696,7 @@ void write_end::queue_frame(std::string_view head, std::string_view body)
 {
     std::size_t queued;
     {
-        std::lock_guard lk(qlock_);
+        lock_guard lk(qlock_);
         q_.insert(q_.end(), head.begin(), head.end());
         q_.insert(q_.end(), body.begin(), body.end());
         queued = q_.size() - qhead_;
@@ -757,7 +758,7 @@ void write_end::write_all_direct(const iovec* iov_in, int count)
         }
         if (n == -EAGAIN) {
             {
-                std::lock_guard lk(qlock_);
+                lock_guard lk(qlock_);
                 if (grow_pipe_locked())
                     continue;
             }
@@ -776,7 +777,7 @@ void write_end::close()
     // fd closes under qlock_, which a deferred task on another thread holds while it writes.
     auto release = [this] {
         forget_from_everywhere();
-        std::lock_guard lk(qlock_);
+        lock_guard lk(qlock_);
         fd_.reset();
         q_.clear();
         q_.shrink_to_fit();
@@ -787,7 +788,7 @@ void write_end::close()
         for (;;) {
             std::size_t left;
             {
-                std::lock_guard lk(qlock_);
+                lock_guard lk(qlock_);
                 left = write_queued();
                 if (error_) {
                     error_ = 0;

@@ -6,6 +6,7 @@
 #include "reactor.hpp"
 #include "posix/fd.hpp"
 #include "scheduler.hpp"
+#include "thread_safety.hpp"
 
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
@@ -52,7 +53,11 @@ public:
     // begin_op / end_op bracket every get/put/flush: close() refuses (locked_error) while an
     // operation is in progress. begin_op throws closed_error on a closed end.
     void begin_op();
-    void end_op() noexcept { state_.fetch_sub(1, std::memory_order_acq_rel); }
+    void end_op() noexcept
+    {
+        [[maybe_unused]] const std::uint32_t was = state_.fetch_sub(1, std::memory_order_acq_rel);
+        GIPC_ASSERT((was & ~(closed_bit | closing_bit)) > 0, "end_op ends an operation begin_op began");
+    }
 
     enum class close_check { ok, already_closed, in_use };
     // try_mark_closed marks the end closed unless it is closed or in use.
@@ -197,9 +202,11 @@ public:
 
     // Around fork(): the queue lock is held so that the child never inherits it locked;
     // a transferred writer's child copy drops what is queued (the parent delivers it).
-    void lock_for_fork() noexcept { qlock_.lock(); }
-    void unlock_after_fork() noexcept { qlock_.unlock(); }
-    void keep_in_child() noexcept;
+    void lock_for_fork() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS { qlock_.lock(); }
+    void unlock_after_fork() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS { qlock_.unlock(); }
+    // keep_in_child: in the forked child, which is single-threaded (the queue lock, held
+    // across fork(), is released by the caller after this).
+    void keep_in_child() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS;
 
     void run_deferred() noexcept override;
     // on_ready (the reactor's callback) is on_writable: the pipe took data again, write the
@@ -216,28 +223,28 @@ public:
 private:
     // write_queued writes as much of the queue as the pipe takes now. qlock_ must be held.
     // Returns the bytes left queued; an error is stored in error_ and drops the queue.
-    std::size_t write_queued() noexcept;
+    std::size_t write_queued() noexcept GIPC_REQUIRES(qlock_);
     // queue_frame appends one frame, given as two pieces, to the queue and writes the queue
     // when it is long, or defers its writing to before another fiber of the thread runs (see
     // deferred_task). wmtx_ held.
     void queue_frame(std::string_view head, std::string_view body);
     // after_stall arranges for the queue to be written when the pipe becomes writable.
-    void after_stall() noexcept;
+    void after_stall() noexcept GIPC_REQUIRES(qlock_);
     // grow_pipe_locked enlarges the pipe after a full-pipe EAGAIN; false when it cannot.
-    bool grow_pipe_locked() noexcept;
+    bool grow_pipe_locked() noexcept GIPC_REQUIRES(qlock_);
     void write_all_direct(const ::iovec* iov, int count);
 
     boost::fibers::mutex wmtx_;
-    std::mutex qlock_; // guards everything below: other threads flush from their schedulers
-    std::vector<char> q_;
-    std::size_t qhead_ = 0;
-    int error_ = 0;       // -errno of a failed write of queued frames, not yet reported
+    detail::mutex qlock_; // guards everything below: other threads flush from their dispatchers
+    std::vector<char> q_ GIPC_GUARDED_BY(qlock_);
+    std::size_t qhead_ GIPC_GUARDED_BY(qlock_) = 0;
+    int error_ GIPC_GUARDED_BY(qlock_) = 0; // -errno of a failed write of queued frames, not yet reported
     // The pipe was full, and the reactor with this id (0: none) holds a writable callback.
     // That reactor's thread may end before the callback runs, dropping it: another thread
     // that finds the pipe full registers its own (ids are never reused).
-    std::uint64_t stalled_on_ = 0;
-    int pipe_size_ = 0;
-    bool grow_refused_ = false;
+    std::uint64_t stalled_on_ GIPC_GUARDED_BY(qlock_) = 0;
+    int pipe_size_ GIPC_GUARDED_BY(qlock_) = 0;
+    bool grow_refused_ GIPC_GUARDED_BY(qlock_) = false;
     std::atomic<const void*> queued_on_{nullptr}; // the algorithm whose deferred tasks hold us
 };
 

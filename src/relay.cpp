@@ -5,6 +5,7 @@
 #include "errors.hpp"
 #include "posix/spawn.hpp"
 #include "scheduler.hpp"
+#include "thread_safety.hpp"
 
 #include <pthread.h>
 
@@ -27,15 +28,15 @@ namespace {
 struct relay {
     // mtx guards every member. Fibers of any thread hold it only briefly (never across a
     // suspension: cv's waits release it), so a std::mutex, which blocks the thread, is fine.
-    std::mutex mtx;
+    mutex mtx;
     // cv: starters wait for the thread to serve (or fail); the thread waits on it for
     // relay_linger at a time, to see whether it is still needed.
     boost::fibers::condition_variable_any cv;
-    detail::reactor* reactor = nullptr; // the relay thread's, while it serves
-    bool running = false;             // a relay thread exists (starting, serving or ending)
-    unsigned users = 0;               // relayed waits in progress or starting
-    int start_error = 0;              // -errno of the latest start that failed
-    steady_time last_use{};           // when the latest relayed wait ended
+    detail::reactor* reactor GIPC_GUARDED_BY(mtx) = nullptr; // the relay thread's, while it serves
+    bool running GIPC_GUARDED_BY(mtx) = false;  // a relay thread exists (starting, serving or ending)
+    unsigned users GIPC_GUARDED_BY(mtx) = 0;    // relayed waits in progress or starting
+    int start_error GIPC_GUARDED_BY(mtx) = 0;   // -errno of the latest start that failed
+    steady_time last_use GIPC_GUARDED_BY(mtx){}; // when the latest relayed wait ended
 };
 
 std::atomic<relay*> g_relay{nullptr};
@@ -71,7 +72,7 @@ void serve(relay& r) noexcept
     } catch (...) {
         err = -ENOMEM;
     }
-    std::unique_lock lk(r.mtx);
+    unique_lock lk(r.mtx);
     if (!reactor) {
         r.start_error = err < 0 ? err : -ENOMEM;
         r.running = false;
@@ -92,8 +93,9 @@ void serve(relay& r) noexcept
 }
 
 // start_locked starts the relay thread. r.mtx held. Returns 0 or -errno.
-int start_locked(relay& r) noexcept
+int start_locked(relay& r) noexcept GIPC_REQUIRES(r.mtx)
 {
+    r.mtx.assert_held();
     const int err = posix::start_quiet_thread(
         [](void* arg) -> void* {
             serve(*static_cast<relay*>(arg));
@@ -111,13 +113,14 @@ int start_locked(relay& r) noexcept
 int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent)
 {
     relay& r = current_relay();
-    std::unique_lock lk(r.mtx);
+    unique_lock lk(r.mtx);
     // Counted from here on: a serving thread does not end while this wait needs it.
     ++r.users;
     struct release {
         relay& r;
-        std::unique_lock<std::mutex>& lk;
-        ~release()
+        unique_lock& lk;
+        // lk is r.mtx's lock, which the analysis cannot tell from a reference.
+        ~release() GIPC_NO_THREAD_SAFETY_ANALYSIS
         {
             if (!lk.owns_lock())
                 lk.lock();

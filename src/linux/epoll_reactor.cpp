@@ -20,9 +20,9 @@ namespace {
 
 constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
 
-std::mutex& registry_mutex()
+mutex& registry_mutex()
 {
-    static std::mutex m;
+    static mutex m;
     return m;
 }
 
@@ -107,7 +107,7 @@ std::unique_ptr<epoll_reactor> epoll_reactor::create(int& err) noexcept
         err = -ENOMEM;
         return nullptr;
     }
-    std::lock_guard lk(registry_mutex());
+    lock_guard lk(registry_mutex());
     // Every fork() from now on, plain or gipc's own, starts a new generation in the child.
     static bool at_fork_installed = false;
     if (!at_fork_installed) {
@@ -141,7 +141,7 @@ epoll_reactor::~epoll_reactor()
         t_own = nullptr;
     epoll_reactor* self = this;
     fork_survivor.compare_exchange_strong(self, nullptr);
-    std::lock_guard lk(registry_mutex());
+    lock_guard lk(registry_mutex());
     auto& r = registry();
     r.erase(std::remove(r.begin(), r.end(), this), r.end());
 }
@@ -157,6 +157,7 @@ void epoll_reactor::after_fork_child() noexcept
 
 void epoll_reactor::prune_dead_locked(unsigned gen, const epoll_reactor* survivor) noexcept
 {
+    registry_mutex().assert_held();
     auto& r = registry();
     r.erase(std::remove_if(r.begin(), r.end(),
                            [&](epoll_reactor* x) {
@@ -175,8 +176,8 @@ void epoll_reactor::renew() noexcept
     // threads that did not survive the fork held no reactor's mutex but their own (the
     // registry is held across fork(), which keeps them out of forget_everywhere), and threads
     // made in the child only enter through forget_everywhere.
-    std::lock_guard reg(registry_mutex());
-    std::lock_guard lk(mtx_);
+    lock_guard reg(registry_mutex());
+    lock_guard lk(mtx_);
     const unsigned gen = current_fork_gen();
     if (fork_gen_.load(std::memory_order_relaxed) == gen)
         return;
@@ -229,7 +230,8 @@ void epoll_reactor::renew() noexcept
 
 void epoll_reactor::wake_orphans() noexcept
 {
-    std::lock_guard lk(mtx_);
+    GIPC_ASSERT(on_owner_thread(), "orphans are woken by the owning thread's dispatcher");
+    lock_guard lk(mtx_);
     for (auto& e : orphans_) {
         if (!e)
             continue;
@@ -243,6 +245,7 @@ void epoll_reactor::wake_orphans() noexcept
 
 epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept
 {
+    mtx_.assert_held();
     const auto index = static_cast<std::size_t>(fd);
     bool fresh = false;
     try {
@@ -284,10 +287,11 @@ epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool pe
 
 int epoll_reactor::call_when_writable(int fd, std::shared_ptr<reactor_callback> cb) noexcept
 {
+    GIPC_ASSERT(on_owner_thread(), "only the owning thread registers callbacks");
     if (fd < 0)
         return -EBADF;
     renew_if_forked();
-    std::lock_guard lk(mtx_);
+    lock_guard lk(mtx_);
     int err = 0;
     entry* e = register_locked(fd, io_dir::write, true, err);
     if (!e)
@@ -298,8 +302,9 @@ int epoll_reactor::call_when_writable(int fd, std::shared_ptr<reactor_callback> 
 
 std::uint64_t epoll_reactor::readiness(int fd, io_dir dir) noexcept
 {
+    GIPC_ASSERT(on_owner_thread(), "only the owning thread reads readiness counts");
     renew_if_forked();
-    std::lock_guard lk(mtx_);
+    lock_guard lk(mtx_);
     const auto index = static_cast<std::size_t>(fd);
     if (fd < 0 || index >= table_.size() || !table_[index] || !(table_[index]->events & dir_events(dir)) ||
         table_[index]->hung_up)
@@ -310,6 +315,7 @@ std::uint64_t epoll_reactor::readiness(int fd, io_dir dir) noexcept
 int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since,
                              bool recheck) noexcept
 {
+    GIPC_ASSERT(recheck || on_owner_thread(), "only fibers of the owning thread wait in a reactor");
     if (fd < 0)
         return -EBADF;
     const unsigned d = static_cast<unsigned>(dir);
@@ -317,7 +323,7 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
     // mtx_ stays held from the check of the entry's state into the condition variable's wait,
     // which releases it only once the fiber is queued: a forget() on another thread, which
     // sets dead and notifies under mtx_, cannot slip in between and go unnoticed.
-    std::unique_lock lk(mtx_);
+    unique_lock lk(mtx_);
     int err = 0;
     if (!register_locked(fd, dir, persistent, err))
         return err;
@@ -341,6 +347,7 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
         }
     }
 
+    GIPC_ASSERT(e->waiters[d] > 0, "a waiter leaves an entry it was counted in");
     --e->waiters[d];
     const bool dead = e->dead;
     if (!dead && !e->orphaned && !e->persistent && e->waiters[0] + e->waiters[1] == 0) {
@@ -357,7 +364,7 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
 
 void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
 {
-    std::lock_guard lk(mtx_);
+    lock_guard lk(mtx_);
     for (int i = 0; i < n; ++i) {
         const std::uint64_t tag = events[i].data.u64;
         if (tag == wake_tag)
@@ -396,6 +403,7 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
 
 void epoll_reactor::poll(steady_time deadline) noexcept
 {
+    GIPC_ASSERT(on_owner_thread(), "only the owning thread's dispatcher polls");
     renew_if_forked();
     if (!epfd_) {
         // A renewal after fork could not make its descriptors (EMFILE...): wait a little, not
@@ -492,7 +500,7 @@ void epoll_reactor::forget(int fd, unsigned gen) noexcept
 {
     std::shared_ptr<entry> e;
     {
-        std::lock_guard lk(mtx_);
+        lock_guard lk(mtx_);
         if (fd < 0 || static_cast<std::size_t>(fd) >= table_.size() || !table_[static_cast<std::size_t>(fd)])
             return;
         e = std::move(table_[static_cast<std::size_t>(fd)]);
@@ -512,7 +520,7 @@ void epoll_reactor::forget(int fd, unsigned gen) noexcept
 
 void epoll_reactor::forget_everywhere(int fd) noexcept
 {
-    std::lock_guard lk(registry_mutex());
+    lock_guard lk(registry_mutex());
     const unsigned gen = current_fork_gen();
     const epoll_reactor* survivor = fork_survivor.load(std::memory_order_relaxed);
     for (epoll_reactor* r : registry()) {

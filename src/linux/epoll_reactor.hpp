@@ -26,6 +26,7 @@
 
 #include "posix/fd.hpp"
 #include "reactor.hpp"
+#include "thread_safety.hpp"
 
 #include <sys/epoll.h>
 
@@ -35,7 +36,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <thread>
 #include <vector>
 
 namespace gipc::detail {
@@ -83,14 +84,14 @@ public:
     // inherited epoll fd would change the parent's set) and without destroying anything the
     // inherited fibers may refer to. Only in a child right after fork, single-threaded. A
     // discarded reactor that is used all the same is renewed like any other inherited one.
-    static void discard_all_after_fork() noexcept;
+    static void discard_all_after_fork() noexcept; // single-threaded: takes no lock
 
     // lock_registry / unlock_registry hold the process-wide reactor registry across fork() so
     // that the child never inherits it locked. Holding it also keeps every other thread out
     // of the reactors' mutexes but their own (forget_everywhere is the only way in), which
     // the renewal in the child relies on.
-    static void lock_registry() noexcept;
-    static void unlock_registry() noexcept;
+    static void lock_registry() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS; // held across fork()
+    static void unlock_registry() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS;
 
     // idle_limit is how many events in a row, with no fiber waiting and no callback, a
     // persistent registration may deliver before it is taken out of the epoll set.
@@ -124,7 +125,7 @@ private:
     void dispatch(const ::epoll_event* events, int n) noexcept;
     // register_locked finds or creates fd's entry and makes sure epoll reports dir for it.
     // mtx_ must be held. Returns nullptr with err set on failure.
-    entry* register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept;
+    entry* register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept GIPC_REQUIRES(mtx_);
     // wait_impl is wait(); with recheck, as wait_any_thread().
     int wait_impl(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since,
                   bool recheck) noexcept;
@@ -132,14 +133,23 @@ private:
     posix::unique_fd epfd_;
     posix::unique_fd evfd_;
     std::atomic<bool> wake_pending_{false};
-    // mtx_ guards table_ and every entry; forget() may run on any thread.
-    std::mutex mtx_;
-    std::vector<std::shared_ptr<entry>> table_; // indexed by fd
-    std::uint32_t next_gen_ = 1;
-    std::vector<std::shared_ptr<reactor_callback>> due_; // reused by dispatch()
+    // on_owner_thread: the caller is the thread that made the reactor (a forked child's
+    // surviving thread keeps its id).
+    bool on_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+
+    // mtx_ guards table_ and every entry (its fields are not annotated: an entry does not
+    // name its reactor); forget() may run on any thread.
+    mutex mtx_;
+    std::vector<std::shared_ptr<entry>> table_ GIPC_GUARDED_BY(mtx_); // indexed by fd
+    std::uint32_t next_gen_ GIPC_GUARDED_BY(mtx_) = 1;
+    // Callbacks due, filled by dispatch() and wake_orphans() under mtx_ and run by poll()
+    // without it: the owning thread's dispatcher only.
+    std::vector<std::shared_ptr<reactor_callback>> due_;
     // Entries registered in the parent's epoll set that had waiters or a callback when this
-    // reactor was renewed after a fork; poll() wakes them. Guarded by mtx_.
+    // reactor was renewed after a fork; poll() wakes them. The owning thread only (renew()
+    // and poll()); changed with mtx_ held, as the entries it holds are.
     std::vector<std::shared_ptr<entry>> orphans_;
+    const std::thread::id owner_ = std::this_thread::get_id();
     std::uint64_t id_;
     // The fork generation this reactor's descriptors belong to. Written by the owning thread
     // (renew), read by any thread (wake, forget_everywhere).
