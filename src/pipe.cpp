@@ -139,6 +139,7 @@ void end_base::begin_op()
     for (;;) {
         if (s & closed_bit)
             throw closed_error(closed_message("is closed"));
+        GIPC_ASSERT((s & ~(closed_bit | closing_bit)) + 1 < closing_bit, "the operation count stays below the state bits");
         if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel))
             return;
         if (s & closing_bit)

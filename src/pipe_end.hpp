@@ -3,6 +3,7 @@
 // The two kinds of pipe end behind gipc's handles, and the process-wide registry of open ends
 // (a forked child closes every end that was not transferred to it).
 
+#include "assert.hpp"
 #include "reactor.hpp"
 #include "posix/fd.hpp"
 #include "scheduler.hpp"
@@ -74,8 +75,16 @@ public:
     // would wait for it forever); a duplex close holds it for a few instructions, a transfer
     // for the length of a fork() and the child's start report.
     close_check try_reserve_close() noexcept;
-    void commit_close() noexcept { state_.store(closed_bit, std::memory_order_release); }
-    void cancel_close() noexcept { state_.store(0, std::memory_order_release); }
+    void commit_close() noexcept
+    {
+        GIPC_ASSERT(state_.load(std::memory_order_relaxed) == closing_bit, "only a reserved end commits a close");
+        state_.store(closed_bit, std::memory_order_release);
+    }
+    void cancel_close() noexcept
+    {
+        GIPC_ASSERT(state_.load(std::memory_order_relaxed) == closing_bit, "only a reserved end cancels a close");
+        state_.store(0, std::memory_order_release);
+    }
 
     // abandon_after_fork closes the fd in a forked child without flushing or touching the
     // (discarded) reactors; queued and buffered data stay the parent's to deliver.
