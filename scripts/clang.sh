@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # clang.sh [builddir]: build gipc, its tests, examples and benchmarks with clang++ (Debian 12:
-# clang 14) and warnings as errors (default builddir: build-clang), and run the test suite but
+# clang 14) and warnings as errors (default builddir: build-clang), libgipc with clang's
+# thread-safety analysis (-Wthread-safety, added by meson.build for clang: the annotations of
+# src/thread_safety.hpp are checked, and a violation is an error), and run the test suite but
 # for the install check, which builds a program of its own with c++ (the g++ build of
 # scripts/test.sh covers it). Exits non-zero when the build or a test fails.
 set -euo pipefail

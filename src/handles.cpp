@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The public pipe handles: thin owners of a read_end / write_end.
+#include "errors.hpp"
 #include "pipe_end.hpp"
 #include "scheduler.hpp"
 
@@ -9,7 +10,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-#include <system_error>
 
 namespace gipc {
 
@@ -48,7 +48,7 @@ make_ends(const pipe_options& options)
     ignore_sigpipe();
     posix::unique_fd r, w;
     if (int err = posix::make_pipe(r, w, true); err < 0)
-        throw std::system_error(-err, std::system_category(), "gipc: pipe");
+        detail::throw_errno(err, "gipc: pipe");
     auto re = std::make_shared<detail::read_end>(std::move(r), options.max_message_size);
     auto we = std::make_shared<detail::write_end>(std::move(w), options.max_message_size);
     re->register_open();

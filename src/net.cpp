@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: MIT
+#include "errors.hpp"
+#include "posix/socket.hpp"
 #include "socket_end.hpp"
 
 #include <gipc/net.hpp>
 
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <boost/fiber/operations.hpp>
 
@@ -26,11 +24,7 @@ using detail::end_base;
 using detail::io_dir;
 using detail::socket_end;
 using detail::steady_time;
-
-[[noreturn]] void throw_errno(int err, const std::string& what)
-{
-    throw std::system_error(err, std::system_category(), "gipc: " + what);
-}
+using detail::throw_errno;
 
 std::shared_ptr<socket_end> make_end(posix::unique_fd fd, const char* kind)
 {
@@ -41,10 +35,10 @@ std::shared_ptr<socket_end> make_end(posix::unique_fd fd, const char* kind)
 
 posix::unique_fd new_socket(int family)
 {
-    posix::unique_fd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd)
-        throw_errno(errno, "socket");
-    return fd;
+    const int fd = posix::open_stream_socket(family);
+    if (fd < 0)
+        throw_errno(fd, "gipc: socket");
+    return posix::unique_fd(fd);
 }
 
 // wait_for waits for dir on fd until deadline; timeout_error names the operation.
@@ -54,7 +48,7 @@ void wait_for(int fd, io_dir dir, steady_time deadline, const char* operation)
     if (w == -ETIMEDOUT)
         throw timeout_error(std::string("gipc: ") + operation + " timed out");
     if (w != 0)
-        throw_errno(-w, operation);
+        throw_errno(w, std::string("gipc: ") + operation);
 }
 
 // connecting_socket owns a socket until it is connected. A connect that waited has registered
@@ -72,19 +66,19 @@ struct connecting_socket {
     }
 };
 
-// connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or an errno;
+// connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or -errno;
 // throws timeout_error at the deadline. After EINTR the attempt goes on in the background, as
 // after EINPROGRESS: it is followed up like one, not started again.
 int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline)
 {
     std::chrono::milliseconds pause{1};
     for (;;) {
-        if (::connect(fd, addr, len) == 0)
+        const int err = posix::start_connect(fd, addr, len);
+        if (err == 0)
             return 0;
-        const int err = errno;
-        if (err == EINPROGRESS || err == EINTR)
+        if (err == -EINPROGRESS)
             break;
-        if (err != EAGAIN || addr->sa_family != AF_UNIX)
+        if (err != -EAGAIN || addr->sa_family != AF_UNIX)
             return err;
         // A Unix listener's backlog is full. The kernel announces no readiness for that, so
         // ask again after a pause (1 ms, doubling up to 64 ms), until the deadline.
@@ -96,16 +90,10 @@ int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline
     }
     // Over loopback the handshake is done by the time connect() returns EINPROGRESS: asking
     // again (EISCONN) saves a wait in the reactor and the SO_ERROR query.
-    if (::connect(fd, addr, len) == 0 || errno == EISCONN)
-        return 0;
-    if (errno != EALREADY && errno != EINPROGRESS && errno != EINTR)
-        return errno;
+    if (const int err = posix::poll_connect(fd, addr, len); err != -EINPROGRESS)
+        return err;
     wait_for(fd, io_dir::write, deadline, "connect");
-    int err = 0;
-    socklen_t err_len = sizeof err;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0)
-        return errno;
-    return err;
+    return posix::connect_result(fd);
 }
 
 // resolve looks host:port up for a stream socket (passive: for binding; "" is every address).
@@ -162,17 +150,16 @@ stream stream::connect_until(const std::string& host, std::uint16_t port, steady
     detail::thread_algorithm();
     const auto list = resolve(host, port, false);
     const std::string service = std::to_string(port);
-    int last_error = EADDRNOTAVAIL;
+    int last_error = -EADDRNOTAVAIL;
     for (addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
         connecting_socket sock(ai->ai_family);
         last_error = connect_fd(sock.fd.get(), ai->ai_addr, ai->ai_addrlen, deadline);
         if (last_error == 0) {
-            int one = 1;
-            ::setsockopt(sock.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            posix::set_nodelay(sock.fd.get());
             return stream(make_end(std::move(sock.fd), "stream"));
         }
     }
-    throw_errno(last_error, "connect to " + host + ":" + service);
+    throw_errno(last_error, "gipc: connect to " + host + ":" + service);
 }
 
 stream stream::connect_unix(const std::string& path) { return connect_unix_until(path, steady_time::max()); }
@@ -187,17 +174,16 @@ stream stream::connect_unix_until(const std::string& path, steady_time deadline)
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     connecting_socket sock(AF_UNIX);
     if (int err = connect_fd(sock.fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, deadline))
-        throw_errno(err, "connect to " + path);
+        throw_errno(err, "gipc: connect to " + path);
     return stream(make_end(std::move(sock.fd), "stream"));
 }
 
 std::pair<stream, stream> stream::pair()
 {
     detail::thread_algorithm();
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
-        throw_errno(errno, "socketpair");
-    posix::unique_fd a(fds[0]), b(fds[1]);
+    posix::unique_fd a, b;
+    if (const int err = posix::open_socket_pair(a, b); err < 0)
+        throw_errno(err, "gipc: socketpair");
     return {stream(make_end(std::move(a), "stream")), stream(make_end(std::move(b), "stream"))};
 }
 
@@ -214,11 +200,11 @@ std::size_t stream::read_some_until(void* data, std::size_t size, steady_time de
         return n;
     }
     for (;;) {
-        const ssize_t n = posix::retry_eintr([&] { return ::recv(e.fd(), data, size, 0); });
+        const ssize_t n = posix::receive_some(e.fd(), data, size);
         if (n >= 0)
             return static_cast<std::size_t>(n);
         if (n != -EAGAIN)
-            throw_errno(static_cast<int>(-n), "read from " + e.name());
+            throw_errno(static_cast<int>(n), "gipc: read from " + e.name());
         wait_for(e.fd(), io_dir::read, deadline, "read");
     }
 }
@@ -257,8 +243,7 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
         const std::size_t old_size = e.buffer.size();
         const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 * 1024);
         e.buffer.resize(old_size + room);
-        const ssize_t n =
-            posix::retry_eintr([&] { return ::recv(e.fd(), e.buffer.data() + old_size, room, 0); });
+        const ssize_t n = posix::receive_some(e.fd(), e.buffer.data() + old_size, room);
         e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
         if (n > 0)
             continue;
@@ -270,7 +255,7 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
                             std::to_string(partial) + " bytes without a newline)");
         }
         if (n != -EAGAIN)
-            throw_errno(static_cast<int>(-n), "read from " + e.name());
+            throw_errno(static_cast<int>(n), "gipc: read from " + e.name());
         wait_for(e.fd(), io_dir::read, deadline, "read_line");
     }
 }
@@ -282,13 +267,13 @@ void stream::write_all_until(std::string_view data, steady_time deadline)
     detail::op_guard op(end_.get());
     const int fd = end_->fd();
     while (!data.empty()) {
-        const ssize_t n = posix::retry_eintr([&] { return ::send(fd, data.data(), data.size(), MSG_NOSIGNAL); });
+        const ssize_t n = posix::send_some(fd, data.data(), data.size());
         if (n > 0) {
             data.remove_prefix(static_cast<std::size_t>(n));
             continue;
         }
         if (n != -EAGAIN)
-            throw_errno(n == 0 ? EIO : static_cast<int>(-n), "write to " + end_->name());
+            throw_errno(n == 0 ? -EIO : static_cast<int>(n), "gipc: write to " + end_->name());
         wait_for(fd, io_dir::write, deadline, "write");
     }
 }
@@ -296,8 +281,8 @@ void stream::write_all_until(std::string_view data, steady_time deadline)
 void stream::shutdown(int how)
 {
     detail::op_guard op(end_.get());
-    if (::shutdown(end_->fd(), how) != 0)
-        throw_errno(errno, "shutdown " + end_->name());
+    if (const int err = posix::shutdown_socket(end_->fd(), how); err < 0)
+        throw_errno(err, "gipc: shutdown " + end_->name());
 }
 
 void stream::close()
@@ -326,34 +311,30 @@ listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 {
     detail::thread_algorithm();
     const std::string service = std::to_string(port);
-    int last_error = EADDRNOTAVAIL;
+    int last_error = -EADDRNOTAVAIL;
     auto listen_on_first = [&](addrinfo* list) -> posix::unique_fd {
         for (addrinfo* ai = list; ai; ai = ai->ai_next) {
-            posix::unique_fd fd(::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-            if (!fd) {
-                last_error = errno;
+            const int s = posix::open_stream_socket(ai->ai_family);
+            if (s < 0) {
+                last_error = s;
                 continue;
             }
-            int one = 1, zero = 0;
-            ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (ai->ai_family == AF_INET6 && host.empty())
-                ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-            if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), backlog) != 0) {
-                last_error = errno;
-                continue;
-            }
-            return fd;
+            posix::unique_fd fd(s);
+            last_error = posix::listen_on(fd.get(), ai->ai_addr, ai->ai_addrlen, backlog, true,
+                                          ai->ai_family == AF_INET6 && host.empty());
+            if (last_error == 0)
+                return fd;
         }
         return {};
     };
     // "" is every address: IPv6's wildcard, which takes IPv4 too; IPv4's alone only where IPv6
     // is unavailable (no IPv6 sockets or addresses), not when the port is taken.
     posix::unique_fd fd = listen_on_first(resolve(host, port, true, host.empty() ? AF_INET6 : AF_UNSPEC).get());
-    const bool no_ipv6 = last_error == EAFNOSUPPORT || last_error == EPROTONOSUPPORT || last_error == EADDRNOTAVAIL;
+    const bool no_ipv6 = last_error == -EAFNOSUPPORT || last_error == -EPROTONOSUPPORT || last_error == -EADDRNOTAVAIL;
     if (!fd && host.empty() && no_ipv6)
         fd = listen_on_first(resolve(host, port, true, AF_INET).get());
     if (!fd)
-        throw_errno(last_error, "listen on " + host + ":" + service);
+        throw_errno(last_error, "gipc: listen on " + host + ":" + service);
     return listener(make_end(std::move(fd), "listener"));
 }
 
@@ -366,8 +347,9 @@ listener listener::unix_socket(const std::string& path, int backlog)
         throw error("gipc: Unix socket path too long: " + path);
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     posix::unique_fd fd = new_socket(AF_UNIX);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), backlog) != 0)
-        throw_errno(errno, "listen on " + path);
+    if (const int err = posix::listen_on(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, backlog, false, false);
+        err < 0)
+        throw_errno(err, "gipc: listen on " + path);
     return listener(make_end(std::move(fd), "listener"));
 }
 
@@ -377,19 +359,13 @@ stream listener::accept_until(steady_time deadline)
 {
     detail::op_guard op(end_.get());
     for (;;) {
-        const int fd = posix::retry_eintr(
-            [&] { return ::accept4(end_->fd(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
-        if (fd >= 0) {
-            posix::unique_fd owned(fd);
-            int one = 1;
-            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); // fails harmlessly on Unix sockets
-            return stream(make_end(std::move(owned), "stream"));
-        }
-        const int err = -fd;
-        if (err == ECONNABORTED)
+        const int fd = posix::accept_stream(end_->fd());
+        if (fd >= 0)
+            return stream(make_end(posix::unique_fd(fd), "stream"));
+        if (fd == -ECONNABORTED)
             continue; // the peer gave up while queued: take the next one
-        if (err != EAGAIN)
-            throw_errno(err, "accept on " + end_->name());
+        if (fd != -EAGAIN)
+            throw_errno(fd, "gipc: accept on " + end_->name());
         wait_for(end_->fd(), io_dir::read, deadline, "accept");
     }
 }
@@ -398,15 +374,10 @@ std::uint16_t listener::port() const
 {
     if (closed())
         throw closed_error("gipc: listener is closed");
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (::getsockname(end_->fd(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-        throw_errno(errno, "getsockname");
-    if (addr.ss_family == AF_INET)
-        return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    if (addr.ss_family == AF_INET6)
-        return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-    return 0;
+    const int port = posix::local_port(end_->fd());
+    if (port < 0)
+        throw_errno(port, "gipc: getsockname");
+    return static_cast<std::uint16_t>(port);
 }
 
 void listener::close()

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
+#include "errors.hpp"
 #include "pipe_end.hpp"
 
 #include <gipc/pipe.hpp>
 
-#include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -41,10 +40,6 @@ constexpr std::size_t large_read_ahead = 4096;
 // header alone (a peer that announces a gigabyte and sends nothing) costs no memory.
 constexpr std::size_t large_initial = 1024 * 1024;
 
-[[noreturn]] void throw_errno(int err, const char* what)
-{
-    throw std::system_error(err, std::system_category(), what);
-}
 
 void store_be32(char* p, std::uint32_t v) noexcept
 {
@@ -144,6 +139,7 @@ void end_base::begin_op()
     for (;;) {
         if (s & closed_bit)
             throw closed_error(closed_message("is closed"));
+        GIPC_ASSERT((s & ~(closed_bit | closing_bit)) + 1 < closing_bit, "the operation count stays below the state bits");
         if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel))
             return;
         if (s & closing_bit)
@@ -307,8 +303,8 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         // Readiness counts are kept by gipc's algorithm's reactor only: on a thread of another
         // algorithm the read simply tries.
         reactor_algorithm* algo = thread_algorithm();
-        epoll_reactor* reactor = algo ? &algo->reactor() : nullptr;
-        if (reactor && drained_on_ == reactor->id() && reactor->readiness(fd_.get(), io_dir::read) == drained_seq_) {
+        reactor* loop = algo ? &algo->reactor() : nullptr;
+        if (loop && drained_on_ == loop->id() && loop->readiness(fd_.get(), io_dir::read) == drained_seq_) {
             // The last read drained the pipe and no data was announced since: the read would
             // fail, so wait first. The wait flushes this thread's queued frames, which is
             // what a request/reply exchange is waiting for.
@@ -317,18 +313,18 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
             drained_on_ = 0;
             const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, drained_seq_);
             if (w != 0 && w != -ETIMEDOUT)
-                throw_errno(-w, "gipc: wait for pipe");
+                throw_errno(w, "gipc: wait for pipe");
         }
         const std::size_t space = cap_ - tail_;
         const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
         drained_on_ = 0;
-        if (reactor && n > 0 && static_cast<std::size_t>(n) < space) {
+        if (loop && n > 0 && static_cast<std::size_t>(n) < space) {
             // A short read from a pipe empties it. (Not a promise that the next read blocks:
             // after a hang-up it returns 0, which readiness() accounts for.) The fiber is still
-            // on the thread of reactor: gipc's algorithm never moves fibers between threads.
-            drained_seq_ = reactor->readiness(fd_.get(), io_dir::read);
-            if (drained_seq_ != epoll_reactor::no_readiness)
-                drained_on_ = reactor->id();
+            // on the thread of loop: gipc's algorithm never moves fibers between threads.
+            drained_seq_ = loop->readiness(fd_.get(), io_dir::read);
+            if (drained_seq_ != reactor::no_readiness)
+                drained_on_ = loop->id();
         }
         if (n > 0) {
             tail_ += static_cast<std::size_t>(n);
@@ -343,7 +339,7 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
             continue;
         }
         if (n != -EAGAIN)
-            throw_errno(static_cast<int>(-n), "gipc: read from pipe");
+            throw_errno(static_cast<int>(n), "gipc: read from pipe");
         wait_readable_until(deadline);
     }
 }
@@ -368,7 +364,7 @@ void read_end::wait_readable_until(steady_time deadline, std::uint64_t since)
     if (w == -ETIMEDOUT)
         throw timeout_error("gipc: " + name() + ": get() timed out");
     if (w != 0)
-        throw_errno(-w, "gipc: wait for pipe");
+        throw_errno(w, "gipc: wait for pipe");
 }
 
 void read_end::read_large(steady_time deadline)
@@ -400,7 +396,7 @@ void read_end::read_large(steady_time deadline)
             continue;
         }
         if (n != -EAGAIN)
-            throw_errno(static_cast<int>(-n), "gipc: read from pipe");
+            throw_errno(static_cast<int>(n), "gipc: read from pipe");
         wait_readable_until(deadline);
     }
 }
@@ -425,7 +421,7 @@ void read_end::abandon_after_fork() noexcept
 write_end::write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept
     : end_base(std::move(fd), "writer", max_message_size)
 {
-    int size = ::fcntl(fd_.get(), F_GETPIPE_SZ);
+    const int size = posix::pipe_size(fd_.get());
     pipe_size_ = size > 0 ? size : 65536;
 }
 
@@ -447,8 +443,9 @@ bool write_end::grow_pipe_locked() noexcept
 std::size_t write_end::write_queued() noexcept
 {
     while (qhead_ < q_.size()) {
-        const ssize_t n = posix::retry_eintr(
-            [&] { return ::write(fd_.get(), q_.data() + qhead_, q_.size() - qhead_); });
+        const char* data = q_.data() + qhead_;
+        const std::size_t len = q_.size() - qhead_;
+        const ssize_t n = posix::retry_eintr([&] { return ::write(fd_.get(), data, len); });
         if (n > 0) {
             qhead_ += static_cast<std::size_t>(n);
             continue;
@@ -458,7 +455,7 @@ std::size_t write_end::write_queued() noexcept
         if (n == -EAGAIN)
             return q_.size() - qhead_;
         // A pipe error drops what is queued: it can never be delivered.
-        error_ = n == 0 ? EIO : static_cast<int>(-n);
+        error_ = n == 0 ? -EIO : static_cast<int>(n);
         q_.clear();
         qhead_ = 0;
         return 0;
@@ -486,10 +483,10 @@ thread_local bool thread_ending = false;
 // The helper thread's state. Never destroyed: the detached thread may use it while the process
 // exits.
 struct orphan_helper {
-    std::mutex m;
-    std::vector<std::shared_ptr<write_end>> pending; // adopted, not yet taken by the thread
-    bool running = false;
-    pid_t pid = 0; // the process the thread runs in (a forked child has no helper thread)
+    mutex m;
+    std::vector<std::shared_ptr<write_end>> pending GIPC_GUARDED_BY(m); // adopted, not yet taken by the thread
+    bool running GIPC_GUARDED_BY(m) = false;
+    pid_t pid GIPC_GUARDED_BY(m) = 0; // the process the thread runs in (a forked child has no helper thread)
 };
 
 orphan_helper& helper() noexcept
@@ -500,7 +497,7 @@ orphan_helper& helper() noexcept
 
 } // namespace
 
-std::mutex& orphan_writers_mutex() noexcept { return helper().m; }
+std::mutex& orphan_writers_mutex() noexcept { return helper().m.native(); }
 
 namespace {
 
@@ -517,7 +514,7 @@ void run_helper() noexcept
         id = installed_algorithm().reactor().id();
     } catch (...) {
         std::vector<std::shared_ptr<write_end>> dropped; // destroyed after h.m is released
-        std::lock_guard lk(h.m);
+        lock_guard lk(h.m);
         dropped.swap(h.pending); // no reactor: nothing can be done for them
         h.running = false;
         return;
@@ -525,7 +522,7 @@ void run_helper() noexcept
     for (;;) {
         std::vector<std::shared_ptr<write_end>> fresh;
         {
-            std::lock_guard lk(h.m);
+            lock_guard lk(h.m);
             fresh.swap(h.pending);
         }
         for (auto& w : fresh) {
@@ -534,7 +531,7 @@ void run_helper() noexcept
         }
         std::erase_if(adopted, [id](const std::shared_ptr<write_end>& w) { return !w->stalled_on(id); });
         if (adopted.empty()) {
-            std::lock_guard lk(h.m);
+            lock_guard lk(h.m);
             if (h.pending.empty()) {
                 h.running = false;
                 return;
@@ -545,7 +542,7 @@ void run_helper() noexcept
     }
 }
 
-// adopt gives w to the helper thread, starting it if needed. Callable from a switch task and
+// adopt gives w to the helper thread, starting it if needed. Callable from a deferred task and
 // with w's qlock_ held: takes only the helper's mutex, never a fiber primitive.
 void adopt(std::shared_ptr<write_end> w) noexcept
 {
@@ -553,7 +550,7 @@ void adopt(std::shared_ptr<write_end> w) noexcept
     // Writers dropped here are destroyed after h.m is released (closing one takes the registry
     // of open ends, which comes before h.m in the lock order of fork).
     std::vector<std::shared_ptr<write_end>> inherited, dropped;
-    std::lock_guard lk(h.m);
+    lock_guard lk(h.m);
     if (h.pid != ::getpid()) {
         // A forked child: the writers listed belong to the parent's helper thread, which the
         // child does not have (its copies of them were closed or keep no queue).
@@ -612,14 +609,14 @@ private:
 
 bool write_end::stalled_on(std::uint64_t reactor_id) noexcept
 {
-    std::lock_guard lk(qlock_);
+    lock_guard lk(qlock_);
     return stalled_on_ == reactor_id && fd_ && !closed();
 }
 
 void write_end::hand_over_if_stalled_on(std::uint64_t reactor_id) noexcept
 {
     {
-        std::lock_guard lk(qlock_);
+        lock_guard lk(qlock_);
         if (stalled_on_ != reactor_id || !fd_ || closed())
             return;
         stalled_on_ = 0; // the reactor that held the callback is going away
@@ -639,29 +636,31 @@ void write_end::after_stall() noexcept
             adopt(shared_from_this());
         return;
     }
-    epoll_reactor& reactor = algo->reactor();
-    if (stalled_on_ == reactor.id())
+    reactor& loop = algo->reactor();
+    if (stalled_on_ == loop.id())
         return;
-    if (reactor.call_when_writable(fd_.get(), shared_from_this()) == 0) {
-        stalled_on_ = reactor.id();
+    if (loop.call_when_writable(fd_.get(), shared_from_this()) == 0) {
+        stalled_on_ = loop.id();
         thread_local stalled_writers stalled;
-        stalled.add(shared_from_this(), reactor.id());
+        stalled.add(shared_from_this(), loop.id());
     }
 }
 
-void write_end::run_before_switch() noexcept
+void write_end::run_deferred() noexcept
 {
     queued_on_.store(nullptr, std::memory_order_relaxed);
-    std::lock_guard lk(qlock_);
+    lock_guard lk(qlock_);
     if (!fd_ || closed())
         return;
     if (write_queued() > 0)
         after_stall();
 }
 
+void write_end::on_ready() noexcept { on_writable(); }
+
 void write_end::on_writable() noexcept
 {
-    std::lock_guard lk(qlock_);
+    lock_guard lk(qlock_);
     stalled_on_ = 0;
     if (!fd_ || closed())
         return;
@@ -673,7 +672,7 @@ void write_end::throw_pending()
 {
     int err;
     {
-        std::lock_guard lk(qlock_);
+        lock_guard lk(qlock_);
         err = std::exchange(error_, 0);
     }
     if (err)
@@ -685,7 +684,7 @@ void write_end::flush_blocking()
     for (;;) {
         std::size_t left;
         {
-            std::lock_guard lk(qlock_);
+            lock_guard lk(qlock_);
             left = write_queued();
         }
         throw_pending();
@@ -693,7 +692,7 @@ void write_end::flush_blocking()
             return;
         const int w = wait_owned_fd(fd_.get(), io_dir::write, steady_time::max());
         if (w != 0)
-            throw_errno(-w, "gipc: wait for pipe");
+            throw_errno(w, "gipc: wait for pipe");
     }
 }
 
@@ -723,7 +722,7 @@ void write_end::queue_frame(std::string_view head, std::string_view body)
 {
     std::size_t queued;
     {
-        std::lock_guard lk(qlock_);
+        lock_guard lk(qlock_);
         q_.insert(q_.end(), head.begin(), head.end());
         q_.insert(q_.end(), body.begin(), body.end());
         queued = q_.size() - qhead_;
@@ -737,11 +736,11 @@ void write_end::queue_frame(std::string_view head, std::string_view body)
         reactor_algorithm* algo = thread_algorithm();
         if (!algo) {
             // Another algorithm runs this thread: nothing would write the queue when the fiber
-            // suspends (the switch task needs gipc's algorithm), so put() writes at once.
+            // suspends (the deferred task needs gipc's algorithm), so put() writes at once.
             flush_blocking();
         } else if (queued_on_.load(std::memory_order_relaxed) != algo) {
             queued_on_.store(algo, std::memory_order_relaxed);
-            algo->run_before_switch(shared_from_this());
+            algo->defer(shared_from_this());
         }
     }
 }
@@ -785,26 +784,26 @@ void write_end::write_all_direct(const iovec* iov_in, int count)
         }
         if (n == -EAGAIN) {
             {
-                std::lock_guard lk(qlock_);
+                lock_guard lk(qlock_);
                 if (grow_pipe_locked())
                     continue;
             }
             const int w = wait_owned_fd(fd_.get(), io_dir::write, steady_time::max());
             if (w != 0)
-                throw_errno(-w, "gipc: wait for pipe");
+                throw_errno(w, "gipc: wait for pipe");
             continue;
         }
-        throw_errno(n == 0 ? EIO : static_cast<int>(-n), "gipc: write to pipe");
+        throw_errno(n == 0 ? -EIO : static_cast<int>(n), "gipc: write to pipe");
     }
 }
 
 void write_end::close()
 {
     // Out of the registry and the reactors first, without qlock_ (see release_fd); then the
-    // fd closes under qlock_, which a switch task on another thread holds while it writes.
+    // fd closes under qlock_, which a deferred task on another thread holds while it writes.
     auto release = [this] {
         forget_from_everywhere();
-        std::lock_guard lk(qlock_);
+        lock_guard lk(qlock_);
         fd_.reset();
         q_.clear();
         q_.shrink_to_fit();
@@ -815,7 +814,7 @@ void write_end::close()
         for (;;) {
             std::size_t left;
             {
-                std::lock_guard lk(qlock_);
+                lock_guard lk(qlock_);
                 left = write_queued();
                 if (error_) {
                     error_ = 0;

@@ -3,9 +3,11 @@
 // The two kinds of pipe end behind gipc's handles, and the process-wide registry of open ends
 // (a forked child closes every end that was not transferred to it).
 
-#include "linux/epoll_reactor.hpp"
+#include "assert.hpp"
+#include "reactor.hpp"
 #include "posix/fd.hpp"
 #include "scheduler.hpp"
+#include "thread_safety.hpp"
 
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
@@ -54,7 +56,11 @@ public:
     // begin_op / end_op bracket every get/put/flush: close() refuses (locked_error) while an
     // operation is in progress. begin_op throws closed_error on a closed end.
     void begin_op();
-    void end_op() noexcept { state_.fetch_sub(1, std::memory_order_acq_rel); }
+    void end_op() noexcept
+    {
+        [[maybe_unused]] const std::uint32_t was = state_.fetch_sub(1, std::memory_order_acq_rel);
+        GIPC_ASSERT((was & ~(closed_bit | closing_bit)) > 0, "end_op ends an operation begin_op began");
+    }
 
     enum class close_check { ok, already_closed, in_use };
     // try_mark_closed marks the end closed unless it is closed or in use.
@@ -71,8 +77,16 @@ public:
     // would wait for it forever); a duplex close holds it for a few instructions, a transfer
     // for the length of a fork() and the child's start report.
     close_check try_reserve_close() noexcept;
-    void commit_close() noexcept { state_.store(closed_bit, std::memory_order_release); }
-    void cancel_close() noexcept { state_.store(0, std::memory_order_release); }
+    void commit_close() noexcept
+    {
+        GIPC_ASSERT(state_.load(std::memory_order_relaxed) == closing_bit, "only a reserved end commits a close");
+        state_.store(closed_bit, std::memory_order_release);
+    }
+    void cancel_close() noexcept
+    {
+        GIPC_ASSERT(state_.load(std::memory_order_relaxed) == closing_bit, "only a reserved end cancels a close");
+        state_.store(0, std::memory_order_release);
+    }
 
     // abandon_after_fork closes the fd in a forked child without flushing or touching the
     // (discarded) reactors; queued and buffered data stay the parent's to deliver.
@@ -95,10 +109,9 @@ public:
 
 protected:
     // release_fd removes the end from the registry and the reactors, and closes the fd.
-    // Lock order: call it, and forget_from_everywhere, with no lock of the end held: a fiber
-    // suspending on another thread holds a Boost.Fiber spinlock while the scheduler runs its
-    // switch tasks (which take a writer's qlock_ and the reactors' mutexes), and forgetting
-    // an fd wakes its waiters through such a spinlock.
+    // Call it, and forget_from_everywhere, with no lock of the end held: forgetting takes the
+    // reactor registry and every reactor's mutex, and wakes the fd's waiters (see the lock
+    // order in thread_safety.hpp).
     void release_fd() noexcept;
     // forget_from_everywhere is the first half of release_fd: out of the registry of open
     // ends and of every reactor; the fd stays open (its number cannot be reused meanwhile).
@@ -165,7 +178,7 @@ private:
     // read_large assembles a large frame's payload in large_, reading straight into it.
     void read_large(steady_time deadline);
     // wait_readable_until parks until the pipe is readable; timeout_error at the deadline.
-    void wait_readable_until(steady_time deadline, std::uint64_t since = epoll_reactor::no_readiness);
+    void wait_readable_until(steady_time deadline, std::uint64_t since = reactor::no_readiness);
     boost::fibers::timed_mutex rmtx_;
     std::string large_;              // payload of a large frame being assembled
     std::size_t large_len_ = 0;      // payload size of that frame (large_ grows up to it)
@@ -182,8 +195,8 @@ private:
 };
 
 class write_end final : public end_base,
-                        public switch_task,
-                        public writable_callback,
+                        public deferred_task,
+                        public reactor_callback,
                         public std::enable_shared_from_this<write_end> {
 public:
     write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept;
@@ -206,12 +219,17 @@ public:
 
     // Around fork(): the queue lock is held so that the child never inherits it locked;
     // a transferred writer's child copy drops what is queued (the parent delivers it).
-    void lock_for_fork() noexcept { qlock_.lock(); }
-    void unlock_after_fork() noexcept { qlock_.unlock(); }
-    void keep_in_child() noexcept;
+    void lock_for_fork() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS { qlock_.lock(); }
+    void unlock_after_fork() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS { qlock_.unlock(); }
+    // keep_in_child: in the forked child, which is single-threaded (the queue lock, held
+    // across fork(), is released by the caller after this).
+    void keep_in_child() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS;
 
-    void run_before_switch() noexcept override;
-    void on_writable() noexcept override;
+    void run_deferred() noexcept override;
+    // on_ready (the reactor's callback) is on_writable: the pipe took data again, write the
+    // queue.
+    void on_ready() noexcept override;
+    void on_writable() noexcept;
 
     // stalled_on: the pipe is full and the reactor with this id holds the writable callback.
     bool stalled_on(std::uint64_t reactor_id) noexcept;
@@ -222,28 +240,29 @@ public:
 private:
     // write_queued writes as much of the queue as the pipe takes now. qlock_ must be held.
     // Returns the bytes left queued; an error is stored in error_ and drops the queue.
-    std::size_t write_queued() noexcept;
+    std::size_t write_queued() noexcept GIPC_REQUIRES(qlock_);
     // queue_frame appends one frame, given as two pieces, to the queue and writes the queue
-    // when it is long, or arranges for it to be written before the fiber switches. wmtx_ held.
+    // when it is long, or defers its writing to before another fiber of the thread runs (see
+    // deferred_task). wmtx_ held.
     void queue_frame(std::string_view head, std::string_view body);
     // after_stall arranges for the queue to be written when the pipe becomes writable.
-    void after_stall() noexcept;
+    void after_stall() noexcept GIPC_REQUIRES(qlock_);
     // grow_pipe_locked enlarges the pipe after a full-pipe EAGAIN; false when it cannot.
-    bool grow_pipe_locked() noexcept;
+    bool grow_pipe_locked() noexcept GIPC_REQUIRES(qlock_);
     void write_all_direct(const ::iovec* iov, int count);
 
     boost::fibers::mutex wmtx_;
-    std::mutex qlock_; // guards everything below: other threads flush from their schedulers
-    std::vector<char> q_;
-    std::size_t qhead_ = 0;
-    int error_ = 0;       // errno of a failed write of queued frames, not yet reported
+    detail::mutex qlock_; // guards everything below: other threads flush from their dispatchers
+    std::vector<char> q_ GIPC_GUARDED_BY(qlock_);
+    std::size_t qhead_ GIPC_GUARDED_BY(qlock_) = 0;
+    int error_ GIPC_GUARDED_BY(qlock_) = 0; // -errno of a failed write of queued frames, not yet reported
     // The pipe was full, and the reactor with this id (0: none) holds a writable callback.
     // That reactor's thread may end before the callback runs, dropping it: another thread
     // that finds the pipe full registers its own (ids are never reused).
-    std::uint64_t stalled_on_ = 0;
-    int pipe_size_ = 0;
-    bool grow_refused_ = false;
-    std::atomic<const void*> queued_on_{nullptr}; // the scheduler whose switch tasks hold us
+    std::uint64_t stalled_on_ GIPC_GUARDED_BY(qlock_) = 0;
+    int pipe_size_ GIPC_GUARDED_BY(qlock_) = 0;
+    bool grow_refused_ GIPC_GUARDED_BY(qlock_) = false;
+    std::atomic<const void*> queued_on_{nullptr}; // the algorithm whose deferred tasks hold us
 };
 
 // close_handle implements a handle's close(): closed_error when end is null or closed,

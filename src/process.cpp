@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // start_process: fork, the child bootstrap, exit watching, and process lifetime duties.
-#include "linux/epoll_reactor.hpp"
+#include "reactor.hpp"
 #include "linux/pidfd.hpp"
 #include "pipe_end.hpp"
 #include "socket_end.hpp"
@@ -401,7 +401,7 @@ void on_exit_in_child(int status, void*) noexcept
 void take_fork_locks(start_context& ctx)
 {
     end_registry_mutex().lock();
-    epoll_reactor::lock_registry();
+    reactor::lock_registry();
     g_children->mtx.lock();
     g_children->all_mtx.lock();
     const auto& ws = ctx.transfers->writers;
@@ -422,7 +422,7 @@ void release_fork_locks(start_context& ctx)
             ws[i]->unlock_after_fork();
     g_children->all_mtx.unlock();
     g_children->mtx.unlock();
-    epoll_reactor::unlock_registry();
+    reactor::unlock_registry();
     end_registry_mutex().unlock();
 }
 
@@ -445,7 +445,7 @@ void release_fork_locks(start_context& ctx)
 
     // 4. The inherited reactors belong to the parent's threads: close their fds without
     //    touching their epoll sets, which the parent shares.
-    epoll_reactor::discard_all_after_fork();
+    reactor::discard_all_after_fork();
 
     // 5. Close every inherited gipc handle that was not transferred by this call; transferred
     //    writers drop their queues, which the parent delivers.
@@ -552,7 +552,7 @@ void plain_fork_prepare() noexcept
     if (t_in_gipc_fork)
         return;
     end_registry_mutex().lock();
-    epoll_reactor::lock_registry();
+    reactor::lock_registry();
     g_children->mtx.lock();
     g_children->all_mtx.lock();
     g_death->mtx.lock();
@@ -567,7 +567,7 @@ void plain_fork_parent() noexcept
     g_death->mtx.unlock();
     g_children->all_mtx.unlock();
     g_children->mtx.unlock();
-    epoll_reactor::unlock_registry();
+    reactor::unlock_registry();
     end_registry_mutex().unlock();
 }
 

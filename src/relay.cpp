@@ -2,8 +2,10 @@
 #include "relay.hpp"
 
 #include "assert.hpp"
+#include "errors.hpp"
 #include "posix/spawn.hpp"
 #include "scheduler.hpp"
+#include "thread_safety.hpp"
 
 #include <pthread.h>
 
@@ -26,15 +28,15 @@ namespace {
 struct relay {
     // mtx guards every member. Fibers of any thread hold it only briefly (never across a
     // suspension: cv's waits release it), so a std::mutex, which blocks the thread, is fine.
-    std::mutex mtx;
+    mutex mtx;
     // cv: starters wait for the thread to serve (or fail); the thread waits on it for
     // relay_linger at a time, to see whether it is still needed.
     boost::fibers::condition_variable_any cv;
-    epoll_reactor* reactor = nullptr; // the relay thread's, while it serves
-    bool running = false;             // a relay thread exists (starting, serving or ending)
-    unsigned users = 0;               // relayed waits in progress or starting
-    int start_error = 0;              // errno of the latest start that failed
-    steady_time last_use{};           // when the latest relayed wait ended
+    detail::reactor* reactor GIPC_GUARDED_BY(mtx) = nullptr; // the relay thread's, while it serves
+    bool running GIPC_GUARDED_BY(mtx) = false;  // a relay thread exists (starting, serving or ending)
+    unsigned users GIPC_GUARDED_BY(mtx) = 0;    // relayed waits in progress or starting
+    int start_error GIPC_GUARDED_BY(mtx) = 0;   // -errno of the latest start that failed
+    steady_time last_use GIPC_GUARDED_BY(mtx){}; // when the latest relayed wait ended
 };
 
 std::atomic<relay*> g_relay{nullptr};
@@ -46,7 +48,7 @@ relay& current_relay()
 {
     static const int at_fork = ::pthread_atfork(nullptr, nullptr, forget_relay_after_fork);
     if (at_fork != 0)
-        throw std::system_error(at_fork, std::system_category(), "gipc: pthread_atfork");
+        throw_errno(-at_fork, "gipc: pthread_atfork");
     relay* r = g_relay.load(std::memory_order_acquire);
     while (!r) {
         auto* made = new relay;
@@ -61,18 +63,18 @@ relay& current_relay()
 // relay reactor and wakes the relayed waiters) and keeps the thread while waits use it.
 void serve(relay& r) noexcept
 {
-    epoll_reactor* reactor = nullptr;
+    detail::reactor* reactor = nullptr;
     int err = 0;
     try {
         reactor = &installed_algorithm().reactor();
     } catch (const std::system_error& e) {
-        err = e.code().value();
+        err = -e.code().value();
     } catch (...) {
-        err = ENOMEM;
+        err = -ENOMEM;
     }
-    std::unique_lock lk(r.mtx);
+    unique_lock lk(r.mtx);
     if (!reactor) {
-        r.start_error = err != 0 ? err : ENOMEM;
+        r.start_error = err < 0 ? err : -ENOMEM;
         r.running = false;
         r.cv.notify_all();
         return;
@@ -90,9 +92,10 @@ void serve(relay& r) noexcept
     r.running = false;
 }
 
-// start_locked starts the relay thread. r.mtx held. Returns 0 or an errno value.
-int start_locked(relay& r) noexcept
+// start_locked starts the relay thread. r.mtx held. Returns 0 or -errno.
+int start_locked(relay& r) noexcept GIPC_REQUIRES(r.mtx)
 {
+    r.mtx.assert_held();
     const int err = posix::start_quiet_thread(
         [](void* arg) -> void* {
             serve(*static_cast<relay*>(arg));
@@ -100,7 +103,7 @@ int start_locked(relay& r) noexcept
         },
         &r);
     if (err != 0)
-        return -err;
+        return err;
     r.running = true;
     return 0;
 }
@@ -110,13 +113,14 @@ int start_locked(relay& r) noexcept
 int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent)
 {
     relay& r = current_relay();
-    std::unique_lock lk(r.mtx);
+    unique_lock lk(r.mtx);
     // Counted from here on: a serving thread does not end while this wait needs it.
     ++r.users;
     struct release {
         relay& r;
-        std::unique_lock<std::mutex>& lk;
-        ~release()
+        unique_lock& lk;
+        // lk is r.mtx's lock, which the analysis cannot tell from a reference.
+        ~release() GIPC_NO_THREAD_SAFETY_ANALYSIS
         {
             if (!lk.owns_lock())
                 lk.lock();
@@ -127,13 +131,13 @@ int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent)
     } counted{r, lk};
     if (!r.running) {
         if (const int err = start_locked(r); err != 0)
-            throw std::system_error(err, std::system_category(), "gipc: cannot start the relay thread");
+            throw_errno(err, "gipc: cannot start the relay thread");
     }
     while (!r.reactor && r.running)
         r.cv.wait(lk);
     if (!r.reactor)
-        throw std::system_error(r.start_error, std::system_category(), "gipc: cannot create the relay's reactor");
-    epoll_reactor* reactor = r.reactor;
+        throw_errno(r.start_error, "gipc: cannot create the relay's reactor");
+    detail::reactor* reactor = r.reactor;
     lk.unlock();
     return reactor->wait_any_thread(fd, dir, deadline, persistent);
 }

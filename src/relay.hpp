@@ -3,7 +3,7 @@
 // The relay: gipc's fd waits for fibers of threads whose program installed a scheduling
 // algorithm of its own (work_stealing, shared_work...), which gipc keeps and so cannot make
 // sleep in a reactor of its own. Such a fiber registers its wait with the relay reactor, an
-// epoll_reactor of a process-wide helper thread that runs gipc's algorithm and does nothing
+// reactor of a process-wide helper thread that runs gipc's algorithm and does nothing
 // else, and parks on the registration's Boost.Fiber condition variable; the helper's
 // dispatcher, polling the reactor, notifies it from there (Boost.Fiber wakes a fiber of
 // another thread through that thread's scheduler, which then wakes its algorithm). Only the
@@ -16,7 +16,7 @@
 // forget_everywhere() reaches the relay reactor like every other, so a relayed wait on an fd
 // gipc forgets ends with -EBADF.
 
-#include "linux/epoll_reactor.hpp"
+#include "reactor.hpp"
 
 #include <chrono>
 
@@ -25,11 +25,11 @@ namespace gipc::detail {
 // relay_linger is how long the relay thread outlives its last wait (and it looks this often).
 inline constexpr std::chrono::milliseconds relay_linger{200};
 
-// relay_wait is epoll_reactor::wait for a fiber of any thread, through the relay reactor: it
+// relay_wait is reactor::wait for a fiber of any thread, through the relay reactor: it
 // parks the calling fiber until fd is ready for dir (at the call or after it: it checks the
 // fd once more after registering, since the relay may dispatch an edge between the caller's
-// EAGAIN and the registration) or until deadline. persistent as for epoll_reactor::wait.
-// Returns 0, -ETIMEDOUT, -EBADF, -EAGAIN or -errno as epoll_reactor::wait does; throws
+// EAGAIN and the registration) or until deadline. persistent as for reactor::wait.
+// Returns 0, -ETIMEDOUT, -EBADF, -EAGAIN or -errno as reactor::wait does; throws
 // std::system_error when the relay thread or its reactor cannot be made (EAGAIN, EMFILE).
 int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent);
 

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "gipc/runtime.hpp"
 
+#include "errors.hpp"
+#include "posix/fd.hpp"
 #include "scheduler.hpp"
 
 #include <poll.h>
 
-#include <system_error>
 
 namespace gipc {
 
@@ -17,9 +18,9 @@ bool ready_now(int fd, detail::io_dir dir)
     pollfd p{fd, static_cast<short>(dir == detail::io_dir::read ? POLLIN : POLLOUT), 0};
     int r = posix::retry_eintr([&] { return ::poll(&p, 1, 0); });
     if (r < 0)
-        throw std::system_error(-r, std::system_category(), "gipc: poll");
+        detail::throw_errno(r, "gipc: poll");
     if (p.revents & POLLNVAL)
-        throw std::system_error(EBADF, std::system_category(), "gipc: wait on an fd that is not open");
+        detail::throw_errno(-EBADF, "gipc: wait on an fd that is not open");
     return r > 0;
 }
 
@@ -42,7 +43,7 @@ bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block)
         if (r == -ETIMEDOUT)
             return false;
         if (r != -EAGAIN) // -EAGAIN: woken without news (after a fork): look again
-            throw std::system_error(-r, std::system_category(), "gipc: wait on fd");
+            throw_errno(r, "gipc: wait on fd");
     }
 }
 

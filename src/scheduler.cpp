@@ -2,6 +2,7 @@
 #include "scheduler.hpp"
 
 #include "assert.hpp"
+#include "errors.hpp"
 #include "relay.hpp"
 
 #include <gipc/error.hpp>
@@ -10,7 +11,6 @@
 #include <boost/fiber/operations.hpp>
 
 #include <cerrno>
-#include <system_error>
 #include <typeinfo>
 
 namespace gipc::detail {
@@ -59,8 +59,8 @@ bool runs_default_algorithm() noexcept
 
 } // namespace
 
-reactor_algorithm::reactor_algorithm(std::unique_ptr<epoll_reactor> reactor) noexcept
-    : reactor_(std::move(reactor))
+reactor_algorithm::reactor_algorithm(std::unique_ptr<detail::reactor> r) noexcept
+    : reactor_(std::move(r))
 {
     GIPC_ASSERT(reactor_ != nullptr, "a reactor_algorithm owns a reactor");
     t_current = this;
@@ -85,33 +85,49 @@ void reactor_algorithm::awakened(boost::fibers::context* ctx) noexcept
     if (!ctx)
         return;
     GIPC_ASSERT(!ctx->ready_is_linked(), "a fiber is queued at most once");
+    if (ctx->is_context(boost::fibers::type::dispatcher_context))
+        dispatcher_ = ctx;
     ctx->ready_link(ready_);
 }
 
 boost::fibers::context* reactor_algorithm::pick_next() noexcept
 {
     GIPC_ASSERT(std::this_thread::get_id() == owner_, "pick_next runs on the algorithm's thread");
-    // pick_next runs whenever a fiber of this thread switches away, so this is the place where
-    // work that must happen "before the fiber suspends" (flushing write queues) is done.
-    if (!before_switch_.empty()) {
-        running_.swap(before_switch_);
-        for (auto& task : running_)
-            task->run_before_switch();
-        running_.clear();
+    // pick_next runs whenever a context of this thread switches away: a fiber that suspends,
+    // possibly inside a Boost.Fiber primitive that holds its spinlock, or the dispatcher
+    // looking for work. Only the dispatcher does work here (runs deferred tasks, polls); a
+    // fiber that leaves tasks behind hands the thread to the dispatcher, ahead of the fibers
+    // queued before it, which then runs them and picks the fiber that was next.
+    const bool on_dispatcher = boost::fibers::context::active()->is_context(boost::fibers::type::dispatcher_context);
+    if (on_dispatcher) {
+        run_deferred();
+    } else if (!deferred_.empty() && dispatcher_ && dispatcher_->ready_is_linked()) {
+        dispatcher_->ready_unlink();
+        return dispatcher_;
     }
     if (ready_.empty())
         return nullptr;
-    // Poll the reactor only from the dispatcher: pick_next also runs inside a fiber that is
-    // suspending within a Boost.Fiber primitive and still holds its spinlock, and waking
-    // waiters from there deadlocks.
-    if (++switches_since_poll_ >= poll_every &&
-        boost::fibers::context::active()->is_context(boost::fibers::type::dispatcher_context)) {
+    // Poll the reactor only from the dispatcher: waking waiters from inside a fiber that is
+    // suspending within a Boost.Fiber primitive deadlocks.
+    if (++switches_since_poll_ >= poll_every && on_dispatcher) {
         switches_since_poll_ = 0;
         reactor_->poll(steady_time::min());
     }
     boost::fibers::context* ctx = &ready_.front();
     ready_.pop_front();
     return ctx;
+}
+
+void reactor_algorithm::run_deferred() noexcept
+{
+    GIPC_ASSERT(std::this_thread::get_id() == owner_, "deferred tasks run on the algorithm's thread");
+    if (deferred_.empty())
+        return;
+    GIPC_ASSERT(running_.empty(), "deferred tasks never run them again themselves");
+    running_.swap(deferred_);
+    for (auto& task : running_)
+        task->run_deferred();
+    running_.clear();
 }
 
 bool reactor_algorithm::has_ready_fibers() const noexcept
@@ -129,11 +145,11 @@ void reactor_algorithm::suspend_until(std::chrono::steady_clock::time_point cons
 
 void reactor_algorithm::notify() noexcept { reactor_->wake(); }
 
-void reactor_algorithm::run_before_switch(std::shared_ptr<switch_task> task)
+void reactor_algorithm::defer(std::shared_ptr<deferred_task> task)
 {
-    GIPC_ASSERT(std::this_thread::get_id() == owner_, "switch tasks are queued by the algorithm's thread");
-    GIPC_ASSERT(task != nullptr, "a switch task is an object");
-    before_switch_.push_back(std::move(task));
+    GIPC_ASSERT(std::this_thread::get_id() == owner_, "deferred tasks are queued by the algorithm's thread");
+    GIPC_ASSERT(task != nullptr, "a deferred task is an object");
+    deferred_.push_back(std::move(task));
 }
 
 void check_spawn_main_called() noexcept; // spawn.cpp
@@ -146,10 +162,10 @@ reactor_algorithm* thread_algorithm()
     if (!runs_default_algorithm())
         return nullptr;
     int err = 0;
-    auto reactor = epoll_reactor::create(err);
-    if (!reactor)
-        throw std::system_error(-err, std::system_category(), "gipc: cannot create the fiber reactor");
-    boost::fibers::use_scheduling_algorithm<reactor_algorithm>(std::move(reactor));
+    auto r = reactor::create(err);
+    if (!r)
+        throw_errno(err, "gipc: cannot create the fiber reactor");
+    boost::fibers::use_scheduling_algorithm<reactor_algorithm>(std::move(r));
     GIPC_ASSERT(t_current != nullptr, "the algorithm just installed is the thread's");
     return t_current;
 }
@@ -166,6 +182,8 @@ reactor_algorithm& installed_algorithm()
 int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
 {
     reactor_algorithm* algo = thread_algorithm();
+    if (algo)
+        algo->run_deferred(); // one of gipc's suspension points: no need to go by the dispatcher
     const int r = algo ? algo->reactor().wait(fd, dir, deadline, true, since) : relay_wait(fd, dir, deadline, true);
     // -EAGAIN (woken without news, after a fork) is what 0 already asks of the caller: try the
     // syscall, and wait again if it would block.
@@ -175,7 +193,10 @@ int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
 int wait_user_fd(int fd, io_dir dir, steady_time deadline)
 {
     reactor_algorithm* algo = thread_algorithm();
-    return algo ? algo->reactor().wait(fd, dir, deadline, false) : relay_wait(fd, dir, deadline, false);
+    if (!algo)
+        return relay_wait(fd, dir, deadline, false);
+    algo->run_deferred();
+    return algo->reactor().wait(fd, dir, deadline, false);
 }
 
 } // namespace gipc::detail

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 // reactor_algorithm: gipc's Boost.Fiber scheduling algorithm. A round-robin ready queue; when
-// nothing is ready the dispatcher sleeps in the thread's epoll_reactor until an fd event, the
+// nothing is ready the dispatcher sleeps in the thread's reactor until an fd event, the
 // next timer of Boost.Fiber's sleep queue, or notify() from another thread.
 //
 // gipc installs it only on threads that run Boost.Fiber's default round_robin (see
 // thread_algorithm). A thread whose program installed another algorithm keeps it; gipc's fd
 // waits there go to the relay (relay.hpp).
 
-#include "linux/epoll_reactor.hpp"
+#include "reactor.hpp"
 
 #include <boost/fiber/algo/algorithm.hpp>
 #include <boost/fiber/context.hpp>
@@ -20,20 +20,24 @@
 
 namespace gipc::detail {
 
-// switch_task: work that must run on a thread before one of its fibers next switches away
-// (gipc's write queues flush here). run_before_switch() is called from inside the scheduler,
-// so it must not block, suspend, or use Boost.Fiber primitives.
-class switch_task {
+// deferred_task: work that must run on a thread before another of its fibers runs (gipc's
+// write queues flush here). The scheduling algorithm never runs it inside pick_next() on behalf
+// of a suspending fiber (which may hold a Boost.Fiber spinlock there): pick_next() only hands
+// the thread to its dispatcher, which runs the queued tasks before it picks the next fiber or
+// polls (Redis's beforesleep), and gipc's own waits run them before they suspend. So
+// run_deferred() may take mutexes and make syscalls, but must not block, suspend, or use
+// Boost.Fiber primitives.
+class deferred_task {
 public:
-    virtual void run_before_switch() noexcept = 0;
+    virtual void run_deferred() noexcept = 0;
 
 protected:
-    ~switch_task() = default;
+    ~deferred_task() = default;
 };
 
 class reactor_algorithm final : public boost::fibers::algo::algorithm {
 public:
-    explicit reactor_algorithm(std::unique_ptr<epoll_reactor> reactor) noexcept;
+    explicit reactor_algorithm(std::unique_ptr<detail::reactor> r) noexcept;
     ~reactor_algorithm() override;
 
     // The algorithm's methods, but notify(), run on the owning thread only (the thread that
@@ -44,20 +48,28 @@ public:
     void suspend_until(std::chrono::steady_clock::time_point const& tp) noexcept override;
     void notify() noexcept override;
 
-    epoll_reactor& reactor() noexcept { return *reactor_; }
+    detail::reactor& reactor() noexcept { return *reactor_; }
 
-    // run_before_switch queues task to run once, the next time a fiber of this thread
-    // switches away. Only the owning thread calls it.
-    void run_before_switch(std::shared_ptr<switch_task> task);
+    // defer queues task to run once, before the next fiber of this thread runs: when the
+    // calling fiber next suspends, pick_next() hands the thread to the dispatcher first, which
+    // runs it. Only the owning thread calls it.
+    void defer(std::shared_ptr<deferred_task> task);
+
+    // run_deferred runs the queued tasks now. On the owning thread, from its dispatcher or from
+    // a fiber at one of gipc's own suspension points (about to wait in the reactor): never
+    // from inside a Boost.Fiber primitive.
+    void run_deferred() noexcept;
 
     // current is the calling thread's algorithm, or nullptr when gipc's is not installed.
     static reactor_algorithm* current() noexcept;
 
 private:
     boost::fibers::scheduler::ready_queue_type ready_;
-    std::unique_ptr<epoll_reactor> reactor_;
-    std::vector<std::shared_ptr<switch_task>> before_switch_;
-    std::vector<std::shared_ptr<switch_task>> running_; // reused to avoid allocations
+    std::unique_ptr<detail::reactor> reactor_;
+    std::vector<std::shared_ptr<deferred_task>> deferred_;
+    std::vector<std::shared_ptr<deferred_task>> running_; // reused to avoid allocations
+    // The thread's dispatcher context, seen in awakened(); nullptr until then.
+    boost::fibers::context* dispatcher_ = nullptr;
     unsigned switches_since_poll_ = 0;
     const std::thread::id owner_ = std::this_thread::get_id();
 };
@@ -80,7 +92,7 @@ reactor_algorithm& installed_algorithm();
 // -ETIMEDOUT or -errno. since (a readiness count of this thread's reactor) is ignored where
 // the thread runs another algorithm. Throws std::system_error when no reactor can be had.
 int wait_owned_fd(int fd, io_dir dir, steady_time deadline,
-                  std::uint64_t since = epoll_reactor::no_readiness);
+                  std::uint64_t since = reactor::no_readiness);
 
 // wait_user_fd is wait_owned_fd for an fd of the program's (gipc::wait_readable): registered
 // for the length of this wait only, since gipc cannot know when the program closes it. Returns
@@ -88,6 +100,6 @@ int wait_owned_fd(int fd, io_dir dir, steady_time deadline,
 int wait_user_fd(int fd, io_dir dir, steady_time deadline);
 
 // forget_fd must be called before gipc closes an fd that wait_owned_fd may have seen.
-inline void forget_fd(int fd) noexcept { epoll_reactor::forget_everywhere(fd); }
+inline void forget_fd(int fd) noexcept { reactor::forget_everywhere(fd); }
 
 } // namespace gipc::detail

@@ -1028,6 +1028,25 @@ GIPC_TEST("a queued frame reaches the pipe when the writing fiber yields")
     CHECK(r.get<int>() == 1);
 }
 
+GIPC_TEST("a queued frame is in the pipe before the next fiber of the thread runs")
+{
+    // The writer's queue is written by the dispatcher, which the yielding fiber hands the
+    // thread to ahead of the fibers already ready (pick_next() itself does no work).
+    auto ends = gipc::pipe();
+    gipc::reader& r = ends.first;
+    gipc::writer& w = ends.second;
+    int seen_by_next = -1;
+    boost::fibers::fiber writer_fiber([&] {
+        w.put(1);
+        boost::this_fiber::yield();
+    });
+    boost::fibers::fiber next_fiber([&] { seen_by_next = bytes_in_pipe(r.native_handle()); });
+    writer_fiber.join();
+    next_fiber.join();
+    CHECK(seen_by_next == 5);
+    CHECK(r.get<int>() == 1);
+}
+
 GIPC_TEST("a queued frame reaches the pipe when the writing fiber blocks, sleeps or ends")
 {
     auto ends = gipc::pipe();

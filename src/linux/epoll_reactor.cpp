@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "linux/epoll_reactor.hpp"
 
+#include "assert.hpp"
+
 #include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
@@ -18,9 +20,9 @@ namespace {
 
 constexpr std::uint64_t wake_tag = ~std::uint64_t{0};
 
-std::mutex& registry_mutex()
+mutex& registry_mutex()
 {
-    static std::mutex m;
+    static mutex m;
     return m;
 }
 
@@ -68,7 +70,7 @@ struct epoll_reactor::entry {
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
     boost::fibers::condition_variable_any cv[2];
-    std::shared_ptr<writable_callback> on_writable;
+    std::shared_ptr<reactor_callback> on_writable;
 };
 
 int epoll_reactor::open_fds(posix::unique_fd& epfd, posix::unique_fd& evfd) noexcept
@@ -105,7 +107,7 @@ std::unique_ptr<epoll_reactor> epoll_reactor::create(int& err) noexcept
         err = -ENOMEM;
         return nullptr;
     }
-    std::lock_guard lk(registry_mutex());
+    lock_guard lk(registry_mutex());
     // Every fork() from now on, plain or gipc's own, starts a new generation in the child.
     static bool at_fork_installed = false;
     if (!at_fork_installed) {
@@ -139,7 +141,7 @@ epoll_reactor::~epoll_reactor()
         t_own = nullptr;
     epoll_reactor* self = this;
     fork_survivor.compare_exchange_strong(self, nullptr);
-    std::lock_guard lk(registry_mutex());
+    lock_guard lk(registry_mutex());
     auto& r = registry();
     r.erase(std::remove(r.begin(), r.end(), this), r.end());
 }
@@ -155,6 +157,7 @@ void epoll_reactor::after_fork_child() noexcept
 
 void epoll_reactor::prune_dead_locked(unsigned gen, const epoll_reactor* survivor) noexcept
 {
+    registry_mutex().assert_held();
     auto& r = registry();
     r.erase(std::remove_if(r.begin(), r.end(),
                            [&](epoll_reactor* x) {
@@ -173,8 +176,8 @@ void epoll_reactor::renew() noexcept
     // threads that did not survive the fork held no reactor's mutex but their own (the
     // registry is held across fork(), which keeps them out of forget_everywhere), and threads
     // made in the child only enter through forget_everywhere.
-    std::lock_guard reg(registry_mutex());
-    std::lock_guard lk(mtx_);
+    lock_guard reg(registry_mutex());
+    lock_guard lk(mtx_);
     const unsigned gen = current_fork_gen();
     if (fork_gen_.load(std::memory_order_relaxed) == gen)
         return;
@@ -227,7 +230,8 @@ void epoll_reactor::renew() noexcept
 
 void epoll_reactor::wake_orphans() noexcept
 {
-    std::lock_guard lk(mtx_);
+    GIPC_ASSERT(on_owner_thread(), "orphans are woken by the owning thread's dispatcher");
+    lock_guard lk(mtx_);
     for (auto& e : orphans_) {
         if (!e)
             continue;
@@ -241,6 +245,7 @@ void epoll_reactor::wake_orphans() noexcept
 
 epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept
 {
+    mtx_.assert_held();
     const auto index = static_cast<std::size_t>(fd);
     bool fresh = false;
     try {
@@ -280,12 +285,13 @@ epoll_reactor::entry* epoll_reactor::register_locked(int fd, io_dir dir, bool pe
     return e;
 }
 
-int epoll_reactor::call_when_writable(int fd, std::shared_ptr<writable_callback> cb) noexcept
+int epoll_reactor::call_when_writable(int fd, std::shared_ptr<reactor_callback> cb) noexcept
 {
+    GIPC_ASSERT(on_owner_thread(), "only the owning thread registers callbacks");
     if (fd < 0)
         return -EBADF;
     renew_if_forked();
-    std::lock_guard lk(mtx_);
+    lock_guard lk(mtx_);
     int err = 0;
     entry* e = register_locked(fd, io_dir::write, true, err);
     if (!e)
@@ -296,8 +302,9 @@ int epoll_reactor::call_when_writable(int fd, std::shared_ptr<writable_callback>
 
 std::uint64_t epoll_reactor::readiness(int fd, io_dir dir) noexcept
 {
+    GIPC_ASSERT(on_owner_thread(), "only the owning thread reads readiness counts");
     renew_if_forked();
-    std::lock_guard lk(mtx_);
+    lock_guard lk(mtx_);
     const auto index = static_cast<std::size_t>(fd);
     if (fd < 0 || index >= table_.size() || !table_[index] || !(table_[index]->events & dir_events(dir)) ||
         table_[index]->hung_up)
@@ -308,6 +315,7 @@ std::uint64_t epoll_reactor::readiness(int fd, io_dir dir) noexcept
 int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since,
                              bool recheck) noexcept
 {
+    GIPC_ASSERT(recheck || on_owner_thread(), "only fibers of the owning thread wait in a reactor");
     if (fd < 0)
         return -EBADF;
     const unsigned d = static_cast<unsigned>(dir);
@@ -315,7 +323,7 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
     // mtx_ stays held from the check of the entry's state into the condition variable's wait,
     // which releases it only once the fiber is queued: a forget() on another thread, which
     // sets dead and notifies under mtx_, cannot slip in between and go unnoticed.
-    std::unique_lock lk(mtx_);
+    unique_lock lk(mtx_);
     int err = 0;
     if (!register_locked(fd, dir, persistent, err))
         return err;
@@ -339,6 +347,7 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
         }
     }
 
+    GIPC_ASSERT(e->waiters[d] > 0, "a waiter leaves an entry it was counted in");
     --e->waiters[d];
     const bool dead = e->dead;
     if (!dead && !e->orphaned && !e->persistent && e->waiters[0] + e->waiters[1] == 0) {
@@ -355,7 +364,7 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
 
 void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
 {
-    std::lock_guard lk(mtx_);
+    lock_guard lk(mtx_);
     for (int i = 0; i < n; ++i) {
         const std::uint64_t tag = events[i].data.u64;
         if (tag == wake_tag)
@@ -394,6 +403,7 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
 
 void epoll_reactor::poll(steady_time deadline) noexcept
 {
+    GIPC_ASSERT(on_owner_thread(), "only the owning thread's dispatcher polls");
     renew_if_forked();
     if (!epfd_) {
         // A renewal after fork could not make its descriptors (EMFILE...): wait a little, not
@@ -443,6 +453,12 @@ void epoll_reactor::poll(steady_time deadline) noexcept
             ms = static_cast<int>(std::min<long long>(total, INT_MAX));
         }
         n = ::epoll_wait(epfd_.get(), events, 128, ms);
+        // epoll_wait on an epoll instance of this reactor's fails with EINTR only: anything
+        // else (EBADF, EINVAL, or a seccomp profile that refuses it) would make every poll
+        // return at once, forever, a busy loop that never dispatches an event. Nothing can be
+        // done without it.
+        if (n < 0 && errno != EINTR)
+            fatal_errno(-errno, "epoll_wait failed, the fiber reactor cannot wait");
     }
     // n <= 0: a timeout, or EINTR; the dispatcher simply calls again.
     if (n > 0) {
@@ -463,7 +479,7 @@ void epoll_reactor::poll(steady_time deadline) noexcept
     }
     // Callbacks run without mtx_ held: they take locks of their own and may register again.
     for (auto& cb : due_)
-        cb->on_writable();
+        cb->on_ready();
     due_.clear();
 }
 
@@ -484,7 +500,7 @@ void epoll_reactor::forget(int fd, unsigned gen) noexcept
 {
     std::shared_ptr<entry> e;
     {
-        std::lock_guard lk(mtx_);
+        lock_guard lk(mtx_);
         if (fd < 0 || static_cast<std::size_t>(fd) >= table_.size() || !table_[static_cast<std::size_t>(fd)])
             return;
         e = std::move(table_[static_cast<std::size_t>(fd)]);
@@ -495,16 +511,16 @@ void epoll_reactor::forget(int fd, unsigned gen) noexcept
             return;
         e->dead = true;
     }
-    // Notified without mtx_ (lock order: a fiber that suspends holds the condition variable's
-    // spinlock while the scheduler runs its switch tasks, which take mtx_). A waiter that saw
-    // dead unset is already queued on the condition variable (wait() holds mtx_ until then).
+    // Notified after mtx_ is released, which keeps the hold short (forget runs on any thread,
+    // against the owner's poll()). A waiter that saw dead unset is already queued on the
+    // condition variable (wait() holds mtx_ until then).
     e->cv[0].notify_all();
     e->cv[1].notify_all();
 }
 
 void epoll_reactor::forget_everywhere(int fd) noexcept
 {
-    std::lock_guard lk(registry_mutex());
+    lock_guard lk(registry_mutex());
     const unsigned gen = current_fork_gen();
     const epoll_reactor* survivor = fork_survivor.load(std::memory_order_relaxed);
     for (epoll_reactor* r : registry()) {
@@ -528,5 +544,33 @@ void epoll_reactor::discard_all_after_fork() noexcept
 
 void epoll_reactor::lock_registry() noexcept { registry_mutex().lock(); }
 void epoll_reactor::unlock_registry() noexcept { registry_mutex().unlock(); }
+
+// ---- reactor.hpp, implemented by this backend ----------------------------------------------
+
+namespace {
+epoll_reactor& self(reactor* r) noexcept { return *static_cast<epoll_reactor*>(r); }
+} // namespace
+
+std::unique_ptr<reactor> reactor::create(int& err) noexcept { return epoll_reactor::create(err); }
+int reactor::wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since) noexcept
+{
+    return self(this).wait(fd, dir, deadline, persistent, since);
+}
+int reactor::wait_any_thread(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
+{
+    return self(this).wait_any_thread(fd, dir, deadline, persistent);
+}
+std::uint64_t reactor::readiness(int fd, io_dir dir) noexcept { return self(this).readiness(fd, dir); }
+std::uint64_t reactor::id() const noexcept { return static_cast<const epoll_reactor*>(this)->id(); }
+int reactor::call_when_writable(int fd, std::shared_ptr<reactor_callback> cb) noexcept
+{
+    return self(this).call_when_writable(fd, std::move(cb));
+}
+void reactor::poll(steady_time deadline) noexcept { self(this).poll(deadline); }
+void reactor::wake() noexcept { self(this).wake(); }
+void reactor::forget_everywhere(int fd) noexcept { epoll_reactor::forget_everywhere(fd); }
+void reactor::discard_all_after_fork() noexcept { epoll_reactor::discard_all_after_fork(); }
+void reactor::lock_registry() noexcept { epoll_reactor::lock_registry(); }
+void reactor::unlock_registry() noexcept { epoll_reactor::unlock_registry(); }
 
 } // namespace gipc::detail

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// epoll_reactor: one epoll instance and one eventfd per thread. Fibers of the owning thread
-// park in wait() until an fd is ready; the thread's scheduling algorithm calls poll() on its
-// dispatcher context to collect events and wake them. Linux-only; a kqueue or IOCP reactor
-// would be a sibling file chosen in meson.build.
+// epoll_reactor: the Linux backend of reactor.hpp, and the only file that includes this header
+// is epoll_reactor.cpp. One epoll instance and one eventfd per thread. Fibers of the owning
+// thread park in wait() until an fd is ready; the thread's scheduling algorithm calls poll() on
+// its dispatcher context to collect events and wake them. A kqueue or IOCP reactor would be a
+// sibling file chosen in meson.build. The members reactor.hpp declares are documented there.
 //
 // Registrations are edge-triggered and, for fds gipc owns, persistent: an fd is added once and
 // stays in the set while the thread keeps waiting on it, so that a thread's repeated waits on
@@ -24,6 +25,8 @@
 // never locked or written to again.
 
 #include "posix/fd.hpp"
+#include "reactor.hpp"
+#include "thread_safety.hpp"
 
 #include <sys/epoll.h>
 
@@ -33,84 +36,40 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <thread>
 #include <vector>
 
 namespace gipc::detail {
 
-enum class io_dir : unsigned { read = 0, write = 1 };
-
-using steady_time = std::chrono::steady_clock::time_point;
-
-// writable_callback: told once, on the reactor's dispatcher, that an fd became writable.
-class writable_callback {
-public:
-    virtual void on_writable() noexcept = 0;
-
-protected:
-    ~writable_callback() = default;
-};
-
-class epoll_reactor {
+class epoll_reactor final : public reactor {
 public:
     // create makes a reactor, or returns nullptr with err set to -errno.
     static std::unique_ptr<epoll_reactor> create(int& err) noexcept;
-    ~epoll_reactor();
+    ~epoll_reactor() override;
     epoll_reactor(const epoll_reactor&) = delete;
     epoll_reactor& operator=(const epoll_reactor&) = delete;
 
-    // wait parks the calling fiber until fd becomes ready for dir after the call began, or
-    // until deadline. Only fibers of the owning thread call it. With persistent, the
-    // registration outlives the wait and the owner of fd must call forget_everywhere(fd)
-    // before closing it. Returns 0 when woken by readiness, -ETIMEDOUT, -EBADF when the fd
-    // was forgotten during the wait, -EAGAIN when woken without news (the process forked and
-    // the registration was left in the parent's epoll set: try the syscall, and wait again if
-    // it would block), or -errno from epoll_ctl.
-    int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since = no_readiness) noexcept
+    // The members of reactor.hpp, for this backend. wait returns -EAGAIN when the process
+    // forked and the registration was left in the parent's epoll set, and -errno from
+    // epoll_ctl. wait_any_thread, after registering, asks the kernel (poll(2), no timeout)
+    // whether fd is ready already, and returns 0 at once if it is. readiness counts the
+    // readiness events dispatched for fd; it is no_readiness when fd is not registered (never,
+    // or no longer: see idle_limit) or its peer hung up (end of stream or an error is reported
+    // without further events), and it survives a registration dropped and made again.
+    // call_when_writable's callback runs at the first EPOLLOUT edge after the call.
+    int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since) noexcept
     {
         return wait_impl(fd, dir, deadline, persistent, since, false);
     }
-
-    // wait_any_thread is wait() for fibers of any thread (the relay reactor's waits; see
-    // relay.hpp). Another thread's poll() may dispatch an edge of fd between the caller's
-    // EAGAIN and its registration, so after registering it asks the kernel (poll(2), no
-    // timeout) whether fd is ready already, and returns 0 at once if it is.
     int wait_any_thread(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
     {
         return wait_impl(fd, dir, deadline, persistent, no_readiness, true);
     }
-
-    // readiness counts the readiness events this reactor dispatched for fd and dir, or is
-    // no_readiness when fd is not registered (never, or no longer: see idle_limit) or its peer
-    // hung up (end of stream or an error is reported without further events). The count of
-    // an fd never goes back while gipc holds the fd, even across a registration dropped and
-    // made again. A caller that saw fd drained, and finds the
-    // count unchanged later, knows no data arrived in between that it has been told of, and
-    // may wait (passing the count as since) without trying the syscall first.
-    static constexpr std::uint64_t no_readiness = ~std::uint64_t{0};
     std::uint64_t readiness(int fd, io_dir dir) noexcept;
-
-    // id is unique among the reactors this process ever made (never 0): unlike the address,
-    // it is not reused when a thread's reactor is destroyed and another one made. A reactor
-    // renewed after a fork gets a new id: readiness counts taken before do not apply to it.
-    // Only the owning thread calls it.
     std::uint64_t id() const noexcept { return id_; }
-
-    // call_when_writable registers cb to run once, from poll() on this thread, when fd
-    // becomes writable (an edge after this call). Persistent registration, as for wait().
-    // Only the owning thread calls it. Returns 0 or -errno.
-    int call_when_writable(int fd, std::shared_ptr<writable_callback> cb) noexcept;
-
-    // poll waits for events until deadline (time_point::min() polls without blocking) and
-    // wakes the fibers waiting for them. Only the owning thread's dispatcher calls it: waking
-    // fibers from a fiber that is inside a Boost.Fiber primitive can deadlock.
+    int call_when_writable(int fd, std::shared_ptr<reactor_callback> cb) noexcept;
     void poll(steady_time deadline) noexcept;
-
-    // wake makes a poll() in progress, or the next one, return promptly. Any thread.
     void wake() noexcept;
-
-    // forget_everywhere removes fd from every reactor of the process. Any thread. Fibers still
-    // waiting on fd return -EBADF.
     static void forget_everywhere(int fd) noexcept;
 
     // after_fork_child starts a new fork generation: every reactor made before is renewed on
@@ -125,14 +84,14 @@ public:
     // inherited epoll fd would change the parent's set) and without destroying anything the
     // inherited fibers may refer to. Only in a child right after fork, single-threaded. A
     // discarded reactor that is used all the same is renewed like any other inherited one.
-    static void discard_all_after_fork() noexcept;
+    static void discard_all_after_fork() noexcept; // single-threaded: takes no lock
 
     // lock_registry / unlock_registry hold the process-wide reactor registry across fork() so
     // that the child never inherits it locked. Holding it also keeps every other thread out
     // of the reactors' mutexes but their own (forget_everywhere is the only way in), which
     // the renewal in the child relies on.
-    static void lock_registry() noexcept;
-    static void unlock_registry() noexcept;
+    static void lock_registry() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS; // held across fork()
+    static void unlock_registry() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS;
 
     // idle_limit is how many events in a row, with no fiber waiting and no callback, a
     // persistent registration may deliver before it is taken out of the epoll set.
@@ -166,7 +125,7 @@ private:
     void dispatch(const ::epoll_event* events, int n) noexcept;
     // register_locked finds or creates fd's entry and makes sure epoll reports dir for it.
     // mtx_ must be held. Returns nullptr with err set on failure.
-    entry* register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept;
+    entry* register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept GIPC_REQUIRES(mtx_);
     // wait_impl is wait(); with recheck, as wait_any_thread().
     int wait_impl(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since,
                   bool recheck) noexcept;
@@ -174,14 +133,23 @@ private:
     posix::unique_fd epfd_;
     posix::unique_fd evfd_;
     std::atomic<bool> wake_pending_{false};
-    // mtx_ guards table_ and every entry; forget() may run on any thread.
-    std::mutex mtx_;
-    std::vector<std::shared_ptr<entry>> table_; // indexed by fd
-    std::uint32_t next_gen_ = 1;
-    std::vector<std::shared_ptr<writable_callback>> due_; // reused by dispatch()
+    // on_owner_thread: the caller is the thread that made the reactor (a forked child's
+    // surviving thread keeps its id).
+    bool on_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+
+    // mtx_ guards table_ and every entry (its fields are not annotated: an entry does not
+    // name its reactor); forget() may run on any thread.
+    mutex mtx_;
+    std::vector<std::shared_ptr<entry>> table_ GIPC_GUARDED_BY(mtx_); // indexed by fd
+    std::uint32_t next_gen_ GIPC_GUARDED_BY(mtx_) = 1;
+    // Callbacks due, filled by dispatch() and wake_orphans() under mtx_ and run by poll()
+    // without it: the owning thread's dispatcher only.
+    std::vector<std::shared_ptr<reactor_callback>> due_;
     // Entries registered in the parent's epoll set that had waiters or a callback when this
-    // reactor was renewed after a fork; poll() wakes them. Guarded by mtx_.
+    // reactor was renewed after a fork; poll() wakes them. The owning thread only (renew()
+    // and poll()); changed with mtx_ held, as the entries it holds are.
     std::vector<std::shared_ptr<entry>> orphans_;
+    const std::thread::id owner_ = std::this_thread::get_id();
     std::uint64_t id_;
     // The fork generation this reactor's descriptors belong to. Written by the owning thread
     // (renew), read by any thread (wake, forget_everywhere).

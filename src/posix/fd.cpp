@@ -52,6 +52,8 @@ int pipe_max_size() noexcept
     return max;
 }
 
+int pipe_size(int fd) noexcept { return retry_eintr([&] { return ::fcntl(fd, F_GETPIPE_SZ); }); }
+
 int grow_pipe(int fd, int size) noexcept
 {
     if (size > pipe_max_size())

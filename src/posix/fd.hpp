@@ -71,6 +71,9 @@ int make_pipe(unique_fd& read_end, unique_fd& write_end, bool nonblocking) noexc
 // per-user limit is normal and leaves the pipe usable).
 int grow_pipe(int fd, int size) noexcept;
 
+// pipe_size is the pipe's buffer size (F_GETPIPE_SZ), or -errno.
+int pipe_size(int fd) noexcept;
+
 // pipe_max_size is /proc/sys/fs/pipe-max-size, read once (1 MiB when unreadable).
 int pipe_max_size() noexcept;
 

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+#include "posix/socket.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+namespace gipc::posix {
+
+int open_stream_socket(int family) noexcept
+{
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    return fd >= 0 ? fd : -errno;
+}
+
+int open_socket_pair(unique_fd& a, unique_fd& b) noexcept
+{
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
+        return -errno;
+    a.reset(fds[0]);
+    b.reset(fds[1]);
+    return 0;
+}
+
+int start_connect(int fd, const sockaddr* addr, socklen_t len) noexcept
+{
+    if (::connect(fd, addr, len) == 0)
+        return 0;
+    return errno == EINTR ? -EINPROGRESS : -errno;
+}
+
+int poll_connect(int fd, const sockaddr* addr, socklen_t len) noexcept
+{
+    if (::connect(fd, addr, len) == 0 || errno == EISCONN)
+        return 0;
+    if (errno == EALREADY || errno == EINPROGRESS || errno == EINTR)
+        return -EINPROGRESS;
+    return -errno;
+}
+
+int connect_result(int fd) noexcept
+{
+    int err = 0;
+    socklen_t err_len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0)
+        return -errno;
+    return -err;
+}
+
+int listen_on(int fd, const sockaddr* addr, socklen_t len, int backlog, bool reuse_addr, bool dual_stack) noexcept
+{
+    int one = 1, zero = 0;
+    if (reuse_addr)
+        ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (dual_stack)
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (::bind(fd, addr, len) != 0 || ::listen(fd, backlog) != 0)
+        return -errno;
+    return 0;
+}
+
+int accept_stream(int fd) noexcept
+{
+    const int conn = retry_eintr([&] { return ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
+    if (conn >= 0)
+        set_nodelay(conn);
+    return conn;
+}
+
+void set_nodelay(int fd) noexcept
+{
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+ssize_t receive_some(int fd, void* data, std::size_t size) noexcept
+{
+    return retry_eintr([&] { return ::recv(fd, data, size, 0); });
+}
+
+ssize_t send_some(int fd, const void* data, std::size_t size) noexcept
+{
+    return retry_eintr([&] { return ::send(fd, data, size, MSG_NOSIGNAL); });
+}
+
+int shutdown_socket(int fd, int how) noexcept { return ::shutdown(fd, how) == 0 ? 0 : -errno; }
+
+int local_port(int fd) noexcept
+{
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+        return -errno;
+    if (addr.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    return 0;
+}
+
+} // namespace gipc::posix

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Stream socket syscalls for net.cpp. As in fd.hpp: nothing here throws or waits; every
+// function returns a value >= 0 on success and -errno on failure. Sockets are made
+// non-blocking and close-on-exec.
+
+#include "posix/fd.hpp"
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstddef>
+
+namespace gipc::posix {
+
+// open_stream_socket makes a stream socket of family. Returns the fd or -errno.
+int open_stream_socket(int family) noexcept;
+
+// open_socket_pair makes a connected pair of Unix stream sockets. Returns 0 or -errno.
+int open_socket_pair(unique_fd& a, unique_fd& b) noexcept;
+
+// start_connect starts connecting fd to addr. Returns 0 when connected, -EINPROGRESS while the
+// attempt goes on in the background (EINTR counts as that: the attempt is not started again),
+// or -errno (-EAGAIN: a Unix listener's backlog is full, ask again later).
+int start_connect(int fd, const sockaddr* addr, socklen_t len) noexcept;
+
+// poll_connect asks once more whether an attempt start_connect began is done. Returns 0 when
+// connected, -EINPROGRESS while it goes on, or -errno.
+int poll_connect(int fd, const sockaddr* addr, socklen_t len) noexcept;
+
+// connect_result is the outcome of an attempt that the reactor reported writable (SO_ERROR):
+// 0 or -errno.
+int connect_result(int fd) noexcept;
+
+// listen_on binds fd to addr and listens. reuse_addr sets SO_REUSEADDR first; dual_stack
+// clears IPV6_V6ONLY (an IPv6 wildcard that takes IPv4 too). Returns 0 or -errno.
+int listen_on(int fd, const sockaddr* addr, socklen_t len, int backlog, bool reuse_addr, bool dual_stack) noexcept;
+
+// accept_stream takes a connection off fd's queue (EINTR retried). Returns the new fd, with
+// TCP_NODELAY set where it applies, or -errno (-EAGAIN: none queued).
+int accept_stream(int fd) noexcept;
+
+// set_nodelay sets TCP_NODELAY; it fails harmlessly on Unix sockets.
+void set_nodelay(int fd) noexcept;
+
+// receive_some / send_some are recv and send (MSG_NOSIGNAL) with EINTR retried: the bytes
+// moved, or -errno.
+ssize_t receive_some(int fd, void* data, std::size_t size) noexcept;
+ssize_t send_some(int fd, const void* data, std::size_t size) noexcept;
+
+// shutdown_socket is shutdown(2). Returns 0 or -errno.
+int shutdown_socket(int fd, int how) noexcept;
+
+// local_port is the port fd is bound to (0 for a socket without one). Returns it or -errno.
+int local_port(int fd) noexcept;
+
+} // namespace gipc::posix
