@@ -18,6 +18,7 @@
 #include "socket_end.hpp"
 
 #include <gipc/process.hpp>
+#include <gipc/program.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -353,8 +354,11 @@ spawned_handles rebuild_handles(const std::vector<handle_header>& headers)
             break;
         }
         case 's':
-        case 'l': {
-            auto s = std::make_shared<socket_end>(adopt_fd(h.fds[0]), h.kind == 's' ? "stream" : "listener");
+        case 'l':
+        case 'b':
+        case 'y': {
+            const char* kind = h.kind == 's' ? "stream" : h.kind == 'l' ? "listener" : h.kind == 'b' ? "byte reader" : "byte writer";
+            auto s = std::make_shared<socket_end>(adopt_fd(h.fds[0]), kind);
             s->buffer = h.unread;
             s->register_open();
             e.s = std::move(s);
@@ -426,6 +430,17 @@ std::size_t detail_access::add_spawned(detail::spawn_request& req, const net::li
 {
     add(req.transfers, l);
     return add_handle(req, 'l', {l.end_.get()});
+}
+
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const byte_reader& r)
+{
+    add(req.transfers, r);
+    return add_handle(req, 'b', {r.end_.get()});
+}
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const byte_writer& w)
+{
+    add(req.transfers, w);
+    return add_handle(req, 'y', {w.end_.get()});
 }
 
 std::shared_ptr<detail::read_end> detail_access::take_read_end(spawned_handles& h, std::size_t index, char kind)

@@ -8,4 +8,5 @@
 #include <gipc/net.hpp>
 #include <gipc/pipe.hpp>
 #include <gipc/process.hpp>
+#include <gipc/program.hpp>
 #include <gipc/runtime.hpp>
