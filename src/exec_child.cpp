@@ -42,7 +42,7 @@ struct child_args {
 // runtime state is the parent's).
 #define GIPC_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "thread")))
 
-GIPC_CHILD_CODE [[noreturn]] void child_fail(child_args& a, exec_step step, int err) noexcept
+[[noreturn]] GIPC_CHILD_CODE void child_fail(child_args& a, exec_step step, int err) noexcept
 {
     a.err = err > 0 ? err : EIO;
     a.step = step;

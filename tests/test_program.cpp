@@ -9,6 +9,11 @@
 #include <boost/fiber/all.hpp>
 
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -160,6 +165,33 @@ GIPC_TEST_CHILD("program-path-of-this-process")
     return r.exitcode;
 }
 
+GIPC_TEST_CHILD("program-without-close-range")
+{
+    // As on Linux before 5.9: close_range fails with ENOSYS (in the program too).
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_close_range, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        std::printf("no seccomp\n");
+        return 5;
+    }
+    for (int fd : {20, 21, 300})
+        if (::fcntl(1, F_DUPFD, fd) < 0) // not close-on-exec
+            return 6;
+    gipc::command c;
+    c.argv = {"ls", "/proc/self/fd"};
+    c.out = stdio::pipe;
+    auto r = gipc::run_program(c, {}, 10s);
+    std::printf("%s", r.out.c_str());
+    return r.exitcode;
+}
+
 TEST_SUITE("program") {
 
 GIPC_TEST("run_program returns the exit code and the piped output")
@@ -259,6 +291,18 @@ GIPC_TEST("the program gets no fd but stdin, stdout and stderr")
     for (int fd; in >> fd;)
         fds.insert(fd);
     // ls's own directory fd is 3.
+    CHECK(fds == std::set<int>{0, 1, 2, 3});
+}
+
+GIPC_TEST("without close_range, the fallback still closes every other fd")
+{
+    auto res = gipc_test::run_helper("program-without-close-range");
+    INFO(res.output);
+    REQUIRE(res.status == 0);
+    std::istringstream in(res.output);
+    std::set<int> fds;
+    for (int fd; in >> fd;)
+        fds.insert(fd);
     CHECK(fds == std::set<int>{0, 1, 2, 3});
 }
 

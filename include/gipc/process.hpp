@@ -345,7 +345,8 @@ process start_process(F&& target, Args&&... args)
 void spawn_main(int argc, char** argv);
 
 /// spawn_process starts target(args...) in a new execution of the program's own file (on Linux
-/// /proc/self/exe, started with posix_spawn, never fork(), with the parent's argv[0]), which
+/// /proc/self/exe, started with clone(CLONE_VM | CLONE_VFORK) + execve, never fork(), with the
+/// parent's argv[0]), which
 /// shares nothing with the parent but stdin, stdout, stderr and the handles it is given: no
 /// other fd, no memory, thread or lock. Its static initializers run, then main(), whose
 /// spawn_main call runs the target on the child's only thread.
