@@ -133,6 +133,9 @@ pid_t launch_on_fork_thread(void* arg)
             }
             child_side[i] = i == 0 ? p[0] : p[1];
             parent_side[i] = i == 0 ? p[1] : p[0];
+            // A larger pipe (up to 1 MiB, where the per-user limit allows) moves bulk data
+            // with fewer reads, writes and wake-ups; a refusal leaves the default.
+            posix::grow_pipe(p[0], 1 << 20);
             if (const int r = posix::set_nonblocking(parent_side[i], true); r < 0)
                 err = -r;
         } else if (l.kinds[i] == stdio::null) {
