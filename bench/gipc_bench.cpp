@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <dirent.h>
+#include <poll.h>
 #include <sched.h>
 #include <spawn.h>
 #include <sys/mman.h>
@@ -370,6 +371,123 @@ double raw_spawn_exec(long n)
         if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, args, environ) != 0)
             die("posix_spawn");
         wait_child(pid);
+    }
+    return seconds_since(t0);
+}
+
+// ---- start_program_join, program_cat_MBps -------------------------------------------------------
+
+double gipc_program(long n)
+{
+    gipc::command c;
+    c.argv = {"/bin/true"};
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        auto p = gipc::start_program(c);
+        p.join();
+    }
+    return seconds_since(t0);
+}
+
+// The baseline: posix_spawn of /bin/true and waitpid.
+double raw_program(long n)
+{
+    char arg0[] = "/bin/true";
+    char* args[] = {arg0, nullptr};
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        pid_t pid;
+        if (::posix_spawn(&pid, "/bin/true", nullptr, nullptr, args, environ) != 0)
+            die("posix_spawn");
+        wait_child(pid);
+    }
+    return seconds_since(t0);
+}
+
+constexpr std::size_t cat_bytes = std::size_t(64) << 20;
+
+const std::string& cat_input()
+{
+    static const std::string input = [] {
+        std::string s(cat_bytes, '\0');
+        for (std::size_t i = 0; i < s.size(); ++i)
+            s[i] = char('a' + i % 23);
+        return s;
+    }();
+    return input;
+}
+
+// gipc_cat: n times cat_bytes through communicate() with cat.
+double gipc_cat(long n)
+{
+    gipc::command c;
+    c.argv = {"/bin/cat"};
+    c.in = gipc::stdio::pipe;
+    c.out = gipc::stdio::pipe;
+    const std::string& input = cat_input();
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        auto p = gipc::start_program(c);
+        if (p.communicate(input).out.size() != input.size())
+            die("cat returned other bytes");
+    }
+    return seconds_since(t0);
+}
+
+// raw_cat: the same with posix_spawn, two non-blocking pipes and a poll loop.
+double raw_cat(long n)
+{
+    const std::string& input = cat_input();
+    std::string output;
+    auto t0 = bench_clock::now();
+    for (long i = 0; i < n; ++i) {
+        int in[2], out[2];
+        if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0)
+            die("pipe");
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+        char arg0[] = "/bin/cat";
+        char* args[] = {arg0, nullptr};
+        pid_t pid;
+        if (::posix_spawn(&pid, "/bin/cat", &fa, nullptr, args, environ) != 0)
+            die("posix_spawn");
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(in[0]);
+        ::close(out[1]);
+        ::fcntl(in[1], F_SETFL, O_NONBLOCK);
+        ::fcntl(out[0], F_SETFL, O_NONBLOCK);
+        output.clear();
+        output.reserve(input.size());
+        std::size_t sent = 0;
+        int wfd = in[1];
+        std::vector<char> buf(1 << 16);
+        for (;;) {
+            pollfd fds[2] = {{out[0], POLLIN, 0}, {wfd, POLLOUT, 0}};
+            if (::poll(fds, wfd >= 0 ? 2 : 1, -1) < 0)
+                die("poll");
+            if (wfd >= 0 && fds[1].revents) {
+                const ssize_t w = ::write(wfd, input.data() + sent, input.size() - sent);
+                if (w > 0)
+                    sent += std::size_t(w);
+                if (sent == input.size()) {
+                    ::close(wfd);
+                    wfd = -1;
+                }
+            }
+            if (fds[0].revents) {
+                const ssize_t r = ::read(out[0], buf.data(), buf.size());
+                if (r == 0)
+                    break;
+                if (r > 0)
+                    output.append(buf.data(), std::size_t(r));
+            }
+        }
+        ::close(out[0]);
+        wait_child(pid);
+        if (output.size() != input.size())
+            die("cat returned other bytes");
     }
     return seconds_since(t0);
 }
@@ -905,6 +1023,29 @@ int main(int argc, char** argv)
         const auto [g, b] = paired_median3([] { return rate(gipc_pool_map, 1000); },
                                            [] { return rate(raw_pool_tasks, 1000); });
         print("pool_map", g, "tasks/s", b, g / b);
+    }
+    if (wanted(argc, argv, "start_program_join") || wanted(argc, argv, "start_program_join_1g")) {
+        double g = 0, b = 0;
+        std::tie(g, b) = paired_median3([] { return rate(gipc_program, 50); }, [] { return rate(raw_program, 50); });
+        if (wanted(argc, argv, "start_program_join"))
+            print("start_program_join", g, "programs/s", b, g / b);
+    }
+    if (wanted(argc, argv, "start_program_join_1g")) {
+        // Against its own rate from this small parent, measured alternately with it.
+        double e[3], E[3];
+        for (int i = 0; i < 3; ++i) {
+            e[i] = rate(gipc_program, 50);
+            big_parent big;
+            E[i] = rate(gipc_program, 50);
+        }
+        std::sort(e, e + 3);
+        std::sort(E, E + 3);
+        print("start_program_join_1g", E[1], "programs/s", e[1], E[1] / e[1]);
+    }
+    if (wanted(argc, argv, "program_cat_MBps")) {
+        const double mb = double(cat_bytes) / 1e6;
+        const auto [g, b] = paired_median3([&] { return rate(gipc_cat, 1) * mb; }, [&] { return rate(raw_cat, 1) * mb; });
+        print("program_cat_MBps", g, "MB/s", b, g / b);
     }
     if (wanted(argc, argv, "fan_in_100")) {
         const double g = median3([] { return rate(gipc_fan_in, 100000); });

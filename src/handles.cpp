@@ -3,6 +3,7 @@
 #include "errors.hpp"
 #include "pipe_end.hpp"
 #include "scheduler.hpp"
+#include "sigpipe.hpp"
 
 #include <gipc/pipe.hpp>
 
@@ -11,11 +12,7 @@
 #include <cstdlib>
 #include <mutex>
 
-namespace gipc {
-
-namespace {
-
-using detail::end_base;
+namespace gipc::detail {
 
 // ignore_sigpipe makes writes to a pipe without readers fail with EPIPE instead of killing
 // the process. A handler the program installed itself is left alone.
@@ -32,6 +29,15 @@ void ignore_sigpipe() noexcept
         }
     });
 }
+
+} // namespace gipc::detail
+
+namespace gipc {
+
+namespace {
+
+using detail::end_base;
+using detail::ignore_sigpipe;
 
 bool end_closed(const end_base* end) noexcept { return !end || end->closed(); }
 int end_fd(const end_base* end) noexcept { return end_closed(end) ? -1 : end->fd(); }

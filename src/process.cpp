@@ -37,7 +37,10 @@ namespace gipc::detail {
 // registry of live children and the reaper.
 class child_state {
 public:
-    child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon);
+    // program: an external program (start_program): not waited for at exit, SIGKILLed then
+    // when a daemon, never counted on the parent-death pipe. group: signals go to its group.
+    child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon, bool program = false,
+                bool group = false);
     ~child_state();
     child_state(const child_state&) = delete;
     child_state& operator=(const child_state&) = delete;
@@ -46,6 +49,7 @@ public:
     int pidfd() const noexcept { return pidfd_.get(); }
     const std::string& name() const noexcept { return name_; }
     bool daemon() const noexcept { return daemon_; }
+    bool program() const noexcept { return program_; }
 
     // poll reaps the child if it has exited, without blocking; returns its status if so.
     std::optional<int> poll();
@@ -63,6 +67,8 @@ private:
     posix::unique_fd pidfd_;
     const std::string name_;
     const bool daemon_;
+    const bool program_;
+    const bool group_;
     std::mutex mtx_;
     std::optional<int> status_;
 };
@@ -90,8 +96,8 @@ children_registry* g_children = new children_registry;
 
 } // namespace
 
-child_state::child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon)
-    : pid_(pid), pidfd_(std::move(pidfd)), name_(std::move(name)), daemon_(daemon)
+child_state::child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon, bool program, bool group)
+    : pid_(pid), pidfd_(std::move(pidfd)), name_(std::move(name)), daemon_(daemon), program_(program), group_(group)
 {
     std::lock_guard lk(g_children->all_mtx);
     g_children->all.push_back(this);
@@ -248,7 +254,9 @@ void adopt_orphan(std::shared_ptr<child_state> s) noexcept
     }
 }
 
-// exit_duties: at a normal exit, terminate daemon children, then wait for every child.
+// exit_duties: at a normal exit, terminate daemon children (SIGTERM; SIGKILL for a daemon
+// program), then wait for every child but the external programs that are not daemons (left
+// running, as Python's subprocess leaves them: the system reaps them once this process is gone).
 void exit_duties() noexcept
 {
     std::vector<std::shared_ptr<child_state>> children;
@@ -259,12 +267,13 @@ void exit_duties() noexcept
     for (auto& c : children)
         if (c->daemon()) {
             try {
-                c->signal(SIGTERM);
+                c->signal(c->program() ? SIGKILL : SIGTERM);
             } catch (...) {
             }
         }
     for (auto& c : children)
-        c->wait_blocking();
+        if (c->daemon() || !c->program())
+            c->wait_blocking();
 }
 
 void register_exit_duties()
@@ -784,7 +793,7 @@ void child_state::wait_blocking()
 void child_state::reaped(int status)
 {
     status_ = status;
-    if (daemon_)
+    if (daemon_ && !program_)
         daemon_gone();
 }
 
@@ -793,7 +802,8 @@ void child_state::signal(int sig)
     std::lock_guard lk(mtx_);
     if (status_ || !pidfd_)
         return; // reaped: the pid may belong to another process by now
-    int r = linux_pidfd::send_signal(pidfd_.get(), sig);
+    // A group leader is not reaped yet (status_ is empty): its pid is still its group's id.
+    int r = group_ ? (::kill(-pid_, sig) == 0 ? 0 : -errno) : linux_pidfd::send_signal(pidfd_.get(), sig);
     if (r < 0 && r != -ESRCH)
         throw std::system_error(-r, std::system_category(), "gipc: signal " + name_);
 }
@@ -902,6 +912,46 @@ int receive_start_report(int fd, std::string& what) noexcept
 process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers)
 {
     return process_maker::start(std::move(options), transfers, fork_locked, &entry);
+}
+
+pid_t run_on_fork_thread(pid_t (*fn)(void*), void* arg)
+{
+    struct call {
+        pid_t (*fn)(void*);
+        void* arg;
+    } c{fn, arg};
+    start_context ctx{};
+    ctx.start = [](start_context& x) {
+        auto* cl = static_cast<call*>(x.way);
+        return cl->fn(cl->arg);
+    };
+    ctx.way = &c;
+    return fork_thread::current().run(ctx);
+}
+
+process process_maker::adopt_program(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon, bool group)
+{
+    std::shared_ptr<child_state> state;
+    try {
+        state = std::make_shared<child_state>(pid, std::move(pidfd), std::move(name), daemon, true, group);
+        std::lock_guard lk(g_children->mtx);
+        g_children->live.push_back(state);
+    } catch (...) {
+        const int fd = state ? state->pidfd() : pidfd.get();
+        if (group)
+            ::kill(-pid, SIGKILL);
+        linux_pidfd::send_signal(fd, SIGKILL);
+        reap_unstarted(pid, fd);
+        throw;
+    }
+    return process(std::move(state));
+}
+
+void prepare_program_start()
+{
+    thread_algorithm();
+    register_exit_duties();
+    retry_deferred_reaping();
 }
 
 std::string next_child_name() { return "Process-" + std::to_string(g_name_counter.fetch_add(1) + 1); }

@@ -66,7 +66,20 @@ public:
     static process start(process_options options, const transfer_list& transfers,
                          pid_t (*ctx_start)(start_context&), void* way,
                          void (*prepare)(start_context&) = nullptr);
+
+    // adopt_program watches an external program started by start_program (outside the start
+    // protocol: it holds the pidfd from clone) as a child of this process. When it cannot be
+    // watched it is killed (its group too with group) and reaped, and this throws.
+    static process adopt_program(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon, bool group);
 };
+
+// prepare_program_start does what every start of a child does first: gipc's algorithm on the
+// calling thread, the exit duties registered, a deferred reaper started.
+void prepare_program_start();
+
+// run_on_fork_thread runs fn(arg) on the fork thread (see fork_thread in process.cpp: fn must
+// not allocate) and returns what it returns, or -errno when the fork thread cannot start.
+pid_t run_on_fork_thread(pid_t (*fn)(void*), void* arg);
 
 // ---- in the child ------------------------------------------------------------------------------
 

@@ -20,6 +20,10 @@ public:
         head = 0;
     }
 
+    // set_fd gives an end made without an fd its fd (start_program: on the fork thread, so that
+    // no gipc child is forked between the pipe's creation and the end's registration).
+    void set_fd(int fd) noexcept { fd_.reset(fd); }
+
     // Bytes read ahead by read_line, not yet returned; buffer[head..] is unread.
     std::string buffer;
     std::size_t head = 0;

@@ -4,13 +4,14 @@
 //
 // The parent, on the calling thread (exec_prepare): packs the call (the target's and its
 // invoker's locations, the arguments, the handles' kinds, limits and read-ahead bytes), dups
-// each fd the child gets above the range it will occupy there, and builds posix_spawn's file
-// actions (each fd to its place: the start socket to 3, the handles' fds from 4, the
-// parent-death pipe after them; every other fd closed), attributes (signal mask cleared) and
-// environment (GIPC_SPAWN_FD=3). On the fork thread (exec_start, which allocates nothing):
-// posix_spawn of /proc/self/exe, pidfd_open, and the go message carrying the call. The child's
-// spawn_main reads it, sets itself up, reports, and runs the target.
-#include "linux/pidfd.hpp"
+// each fd the child gets above the range it will occupy there, and builds the exec_spec of the
+// shared exec path (exec_child.hpp: each fd to its place: the start socket to 3, the handles'
+// fds from 4, the parent-death pipe after them; every other fd closed; signal mask cleared)
+// and the environment (GIPC_SPAWN_FD=3). On the fork thread (exec_start, which allocates
+// nothing): exec_child (clone + execve of /proc/self/exe; the pidfd comes with the clone), and
+// the go message carrying the call. The child's spawn_main reads it, sets itself up, reports,
+// and runs the target.
+#include "exec_child.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
 #include "process_start.hpp"
@@ -18,11 +19,10 @@
 #include "socket_end.hpp"
 
 #include <gipc/process.hpp>
+#include <gipc/program.hpp>
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -75,16 +75,7 @@ struct exec_plan {
     std::vector<std::string> env_storage;
     std::vector<char*> envp;
     char* argv[2] = {nullptr, nullptr};
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    bool actions_made = false, attr_made = false;
-    ~exec_plan()
-    {
-        if (actions_made)
-            posix_spawn_file_actions_destroy(&actions);
-        if (attr_made)
-            posix_spawnattr_destroy(&attr);
-    }
+    exec_spec spec; // the shared exec path (exec_child.hpp)
 };
 
 [[noreturn]] void throw_spawn_errno(int err, const char* what)
@@ -93,7 +84,7 @@ struct exec_plan {
 }
 
 // stage dups fd to the lowest free number at or above floor, close-on-exec: above every place
-// the child's fds take, so that no dup2 of the file actions overwrites a source not yet placed.
+// the child's fds take, so that no dup2 in the child overwrites a source not yet placed.
 posix::unique_fd stage(int fd, int floor)
 {
     const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, floor);
@@ -101,37 +92,6 @@ posix::unique_fd stage(int fd, int floor)
         throw_spawn_errno(errno, "dup of a transferred fd");
     return posix::unique_fd(copy);
 }
-
-void check(int rc, const char* what)
-{
-    if (rc != 0)
-        throw_spawn_errno(rc, what);
-}
-
-#if !defined(__GLIBC__) || !__GLIBC_PREREQ(2, 34)
-// Without posix_spawn_file_actions_addclosefrom_np: close, in the child, every fd at or above
-// first that would survive the exec (the close-on-exec ones close anyway).
-void add_close_inherited(posix_spawn_file_actions_t* actions, int first, const std::vector<posix::unique_fd>& staged)
-{
-    DIR* dir = ::opendir("/proc/self/fd");
-    if (!dir)
-        throw_spawn_errno(errno, "listing /proc/self/fd");
-    const int own = ::dirfd(dir);
-    std::vector<int> open;
-    while (const dirent* e = ::readdir(dir)) {
-        const int fd = std::atoi(e->d_name);
-        if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd < first || fd == own)
-            continue;
-        const int flags = ::fcntl(fd, F_GETFD);
-        if (flags >= 0 && !(flags & FD_CLOEXEC))
-            open.push_back(fd);
-    }
-    ::closedir(dir);
-    for (int fd : open)
-        if (std::none_of(staged.begin(), staged.end(), [&](const auto& s) { return s.get() == fd; }))
-            check(posix_spawn_file_actions_addclose(actions, fd), "file actions");
-}
-#endif
 
 // exec_prepare runs on the calling thread once the transfers are reserved.
 void exec_prepare(start_context& ctx, exec_plan& plan)
@@ -189,23 +149,10 @@ void exec_prepare(start_context& ctx, exec_plan& plan)
     for (int fd : sources)
         plan.staged.push_back(stage(fd, first_free));
 
-    check(posix_spawn_file_actions_init(&plan.actions), "file actions");
-    plan.actions_made = true;
+    plan.spec.moves.reserve(plan.staged.size());
     for (std::size_t i = 0; i < plan.staged.size(); ++i)
-        check(posix_spawn_file_actions_adddup2(&plan.actions, plan.staged[i].get(), start_fd_in_child + int(i)),
-              "file actions");
-#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
-    check(posix_spawn_file_actions_addclosefrom_np(&plan.actions, first_free), "file actions");
-#else
-    add_close_inherited(&plan.actions, first_free, plan.staged);
-#endif
-
-    check(posix_spawnattr_init(&plan.attr), "attributes");
-    plan.attr_made = true;
-    sigset_t none;
-    sigemptyset(&none);
-    check(posix_spawnattr_setsigmask(&plan.attr, &none), "attributes");
-    check(posix_spawnattr_setflags(&plan.attr, POSIX_SPAWN_SETSIGMASK), "attributes");
+        plan.spec.moves.push_back({plan.staged[i].get(), start_fd_in_child + int(i)});
+    plan.spec.close_from = first_free;
 
     // The environment, with GIPC_SPAWN_FD naming the start socket (and no inherited one).
     const std::size_t env_len = std::strlen(spawn_env);
@@ -216,22 +163,24 @@ void exec_prepare(start_context& ctx, exec_plan& plan)
     plan.envp.push_back(plan.env_storage.back().data());
     plan.envp.push_back(nullptr);
     plan.argv[0] = program_invocation_name;
+    plan.spec.path = self_exe_path;
+    plan.spec.argv = plan.argv;
+    plan.spec.envp = plan.envp.data();
 }
 
 // exec_start runs on the fork thread and allocates nothing (see fork_thread in process.cpp).
 pid_t exec_start(start_context& ctx)
 {
     auto& plan = *static_cast<exec_plan*>(ctx.way);
-    pid_t pid = -1;
-    const int err = ::posix_spawn(&pid, self_exe_path, &plan.actions, &plan.attr, plan.argv, plan.envp.data());
+    const exec_result r = exec_child(plan.spec);
     // The staged copies are the child's now: the parent's copy of the start socket's child end
     // must go, or the parent would never see EOF from a child that ends during its setup.
     for (auto& fd : plan.staged)
         fd.reset();
-    if (err != 0)
-        return -err; // glibc reaps a child whose exec failed
+    if (r.err != 0)
+        return -r.err; // exec_child reaped a child whose exec failed
     posix::close_fd(std::exchange(ctx.child_fd, -1));
-    ctx.pidfd = linux_pidfd::open(pid);
+    ctx.pidfd = r.pidfd; // held since the clone
     if (ctx.pidfd >= 0) {
         const char* p = plan.message.data();
         std::size_t left = plan.message.size();
@@ -243,7 +192,7 @@ pid_t exec_start(start_context& ctx)
             left -= std::size_t(n);
         }
     }
-    return pid;
+    return r.pid;
 }
 
 // ---- in the child -------------------------------------------------------------------------------
@@ -353,8 +302,11 @@ spawned_handles rebuild_handles(const std::vector<handle_header>& headers)
             break;
         }
         case 's':
-        case 'l': {
-            auto s = std::make_shared<socket_end>(adopt_fd(h.fds[0]), h.kind == 's' ? "stream" : "listener");
+        case 'l':
+        case 'b':
+        case 'y': {
+            const char* kind = h.kind == 's' ? "stream" : h.kind == 'l' ? "listener" : h.kind == 'b' ? "byte reader" : "byte writer";
+            auto s = std::make_shared<socket_end>(adopt_fd(h.fds[0]), kind);
             s->buffer = h.unread;
             s->register_open();
             e.s = std::move(s);
@@ -428,6 +380,17 @@ std::size_t detail_access::add_spawned(detail::spawn_request& req, const net::li
     return add_handle(req, 'l', {l.end_.get()});
 }
 
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const byte_reader& r)
+{
+    add(req.transfers, r);
+    return add_handle(req, 'b', {r.end_.get()});
+}
+std::size_t detail_access::add_spawned(detail::spawn_request& req, const byte_writer& w)
+{
+    add(req.transfers, w);
+    return add_handle(req, 'y', {w.end_.get()});
+}
+
 std::shared_ptr<detail::read_end> detail_access::take_read_end(spawned_handles& h, std::size_t index, char kind)
 {
     return std::move(h.at(index, kind).r);
@@ -463,7 +426,7 @@ void spawn_main(int, char**)
                                (std::uint32_t(std::uint8_t(head[3])) << 8) | std::uint32_t(std::uint8_t(head[4]));
 
     // SIGPIPE is ignored in every gipc child (the exec reset handlers and kept ignored signals
-    // ignored; posix_spawn cleared the mask).
+    // ignored; exec_child cleared the mask).
     struct sigaction ignore{};
     ignore.sa_handler = SIG_IGN;
     sigemptyset(&ignore.sa_mask);

@@ -9,4 +9,5 @@
 #include <gipc/pipe.hpp>
 #include <gipc/pool.hpp>
 #include <gipc/process.hpp>
+#include <gipc/program.hpp>
 #include <gipc/runtime.hpp>

@@ -18,7 +18,7 @@
 /// every Boost.Fiber and gipc facility works there, including start_process for grandchildren.
 ///
 /// Arguments are decay-copied into the child like std::thread's, so handles are moved in. Every
-/// gipc handle (reader, writer, duplex, net::stream, net::listener) passed as an argument, by
+/// gipc handle (reader, writer, duplex, net::stream, net::listener, byte_reader, byte_writer) passed as an argument, by
 /// value or wrapped in std::ref, and every handle in a std::vector passed that way, is
 /// transferred: it stays open in the child and is closed in the parent when start_process
 /// returns. Every other gipc handle of the parent, on any thread, is closed in the child before
@@ -92,6 +92,8 @@ struct process_options {
 };
 
 class process;
+class byte_reader;
+class byte_writer;
 
 namespace detail {
 class child_state;
@@ -169,10 +171,14 @@ struct detail_access {
     }
     static void add(detail::transfer_list& list, const net::stream& s) { add_socket(list, s.end_); }
     static void add(detail::transfer_list& list, const net::listener& l) { add_socket(list, l.end_); }
+    // The byte streams of <gipc/program.hpp> (program.cpp).
+    static void add(detail::transfer_list& list, const byte_reader& r);
+    static void add(detail::transfer_list& list, const byte_writer& w);
     template <class T>
     static constexpr bool is_handle = std::is_same_v<T, reader> || std::is_same_v<T, writer> ||
                                       std::is_same_v<T, duplex> || std::is_same_v<T, net::stream> ||
-                                      std::is_same_v<T, net::listener>;
+                                      std::is_same_v<T, net::listener> || std::is_same_v<T, byte_reader> ||
+                                      std::is_same_v<T, byte_writer>;
     // A std::vector of handles transfers each of them.
     template <class T, class A>
     static void add(detail::transfer_list& list, const std::vector<T, A>& handles)
@@ -198,6 +204,8 @@ struct detail_access {
     static std::size_t add_spawned(detail::spawn_request& request, const duplex& d);
     static std::size_t add_spawned(detail::spawn_request& request, const net::stream& s);
     static std::size_t add_spawned(detail::spawn_request& request, const net::listener& l);
+    static std::size_t add_spawned(detail::spawn_request& request, const byte_reader& r);
+    static std::size_t add_spawned(detail::spawn_request& request, const byte_writer& w);
     template <class H>
     static H take_spawned(detail::spawned_handles& handles, std::size_t index)
     {
@@ -211,6 +219,10 @@ struct detail_access {
             h.out_ = take_write_end(handles, index, 'd');
         } else if constexpr (std::is_same_v<H, net::stream>)
             h.end_ = take_socket_end(handles, index, 's');
+        else if constexpr (std::is_same_v<H, byte_reader>)
+            h.end_ = take_socket_end(handles, index, 'b');
+        else if constexpr (std::is_same_v<H, byte_writer>)
+            h.end_ = take_socket_end(handles, index, 'y');
         else
             h.end_ = take_socket_end(handles, index, 'l');
         return h;
@@ -333,7 +345,8 @@ process start_process(F&& target, Args&&... args)
 void spawn_main(int argc, char** argv);
 
 /// spawn_process starts target(args...) in a new execution of the program's own file (on Linux
-/// /proc/self/exe, started with posix_spawn, never fork(), with the parent's argv[0]), which
+/// /proc/self/exe, started with clone(CLONE_VM | CLONE_VFORK) + execve, never fork(), with the
+/// parent's argv[0]), which
 /// shares nothing with the parent but stdin, stdout, stderr and the handles it is given: no
 /// other fd, no memory, thread or lock. Its static initializers run, then main(), whose
 /// spawn_main call runs the target on the child's only thread.
@@ -341,7 +354,7 @@ void spawn_main(int argc, char** argv);
 /// The target is a function pointer or a lambda without captures (anything else does not
 /// compile), of the program or of a shared library it linked. Each argument is either a gipc
 /// handle for a parameter of that handle type (reader, writer, duplex, net::stream,
-/// net::listener, or a std::vector of one of them; by value or std::ref), which is transferred:
+/// net::listener, byte_reader, byte_writer, or a std::vector of one of them; by value or std::ref), which is transferred:
 /// open in the child, closed in the parent once spawn_process returns, with its pipe_options
 /// and any bytes its reader had read ahead; or a value that converts to the parameter's type,
 /// which is packed with msgpack-cxx as that type and arrives converted (numbers, strings,

@@ -34,7 +34,7 @@ class end_base;
 // transfer, and where the target and its invoker are.
 struct spawn_request {
     struct handle {
-        char kind;                   // 'r' reader, 'w' writer, 'd' duplex, 's' stream, 'l' listener
+        char kind; // 'r' reader, 'w' writer, 'd' duplex, 's' stream, 'l' listener, 'b' byte_reader, 'y' byte_writer
         std::vector<end_base*> ends; // a duplex: its read end, then its write end
     };
     msgpack::sbuffer args;
@@ -54,9 +54,7 @@ using spawn_invoker = int (*)(std::uintptr_t target, const msgpack::object& args
 // ---- what may be a spawned target's parameter -----------------------------------------------
 
 template <class T>
-inline constexpr bool is_handle_v = std::is_same_v<T, reader> || std::is_same_v<T, writer> ||
-                                    std::is_same_v<T, duplex> || std::is_same_v<T, net::stream> ||
-                                    std::is_same_v<T, net::listener>;
+inline constexpr bool is_handle_v = detail_access::is_handle<T>;
 
 template <class T>
 struct is_handle_vector : std::false_type {};
@@ -127,7 +125,7 @@ constexpr bool check_spawn_argument()
     if constexpr (is_handle_v<param> || is_handle_vector<param>::value) {
         static_assert(std::is_same_v<arg, param>,
                       "gipc::spawn_process: a handle parameter (reader, writer, duplex, net::stream, "
-                      "net::listener, or a std::vector of one of them) takes that same handle type, "
+                      "net::listener, byte_reader, byte_writer, or a std::vector of one of them) takes that same handle type, "
                       "by value or by std::ref");
         return std::is_same_v<arg, param>;
     } else {
