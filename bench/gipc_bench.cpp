@@ -434,11 +434,12 @@ double gipc_cat(long n)
     return seconds_since(t0);
 }
 
-// raw_cat: the same with posix_spawn, two non-blocking pipes and a poll loop.
+// raw_cat: the same with posix_spawn, two non-blocking pipes and a poll loop. Like
+// communicate(), each run collects the output into a string of its own, grown as bytes come
+// (the size is not known in advance).
 double raw_cat(long n)
 {
     const std::string& input = cat_input();
-    std::string output;
     auto t0 = bench_clock::now();
     for (long i = 0; i < n; ++i) {
         int in[2], out[2];
@@ -458,8 +459,7 @@ double raw_cat(long n)
         ::close(out[1]);
         ::fcntl(in[1], F_SETFL, O_NONBLOCK);
         ::fcntl(out[0], F_SETFL, O_NONBLOCK);
-        output.clear();
-        output.reserve(input.size());
+        std::string output;
         std::size_t sent = 0;
         int wfd = in[1];
         std::vector<char> buf(1 << 16);
