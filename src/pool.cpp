@@ -2,21 +2,32 @@
 // gipc::pool: worker processes reached over duplex pipes, one dispatcher fiber per worker on
 // the pool's thread.
 //
-// A task travels as one frame, a msgpack array [id, invoker, target, arguments] (invoker and
-// target as code_location, so forked and spawned workers run it alike); its result comes back
+// A task travels as one frame, a msgpack array [id, invoker, target, handles, arguments]
+// (invoker and target as code_location, so forked and spawned workers run it alike; handles
+// as handle_header, their fds indices into the fds sent with the task over the worker's
+// Unix socket, SCM_RIGHTS, just before the frame); its result comes back
 // as [id, true, result] or [id, false, call_failure]. A dispatcher takes a batch of tasks from
 // the queue (one task while no more wait than there are workers, else its share, at most
 // max_batch), puts them all (the writer's coalescing makes that one write), then reads their
 // results in order. A worker writes each result before it starts its next task, so when it
 // dies the parent knows which task was running: the first without a result. When its worker dies, the running task fails with worker_lost_error and
 // the tasks of the batch it had not started go back to the front of the queue.
+#include "handle_transfer.hpp"
+#include "pipe_end.hpp"
+#include "posix/fd.hpp"
+#include "socket_end.hpp"
+
 #include <gipc/pool.hpp>
 
 #include <gipc/detail/call.hpp>
 #include <gipc/pipe.hpp>
 #include <gipc/process.hpp>
+#include <gipc/runtime.hpp>
 
 #include <boost/fiber/all.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
@@ -56,7 +67,70 @@ struct queued_task {
     std::uint64_t id = 0;
     std::string frame;
     std::unique_ptr<pool_sink> sink;
+    // Handle arguments: the handles (the pool owns them), their ends in the order the frame's
+    // fd indices count, and the writers among them.
+    std::vector<std::shared_ptr<void>> keep;
+    std::vector<end_base*> ends;
+    std::vector<write_end*> writers;
 };
+
+constexpr int max_task_fds = 250; // SCM_RIGHTS carries at most 253 fds in one message
+
+// send_fds passes fds over a Unix socket in one message. Throws std::system_error.
+void send_fds(int sock, const std::vector<int>& fds)
+{
+    char byte = 'h';
+    iovec iov{&byte, 1};
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    if (posix::retry_eintr([&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); }) < 0)
+        throw std::system_error(errno, std::system_category(), "gipc: passing a task's handles to its worker");
+}
+
+// receive_fds waits (blocking only this fiber) for the fds of one task, close-on-exec.
+std::vector<posix::unique_fd> receive_fds(int sock)
+{
+    for (;;) {
+        char byte;
+        iovec iov{&byte, 1};
+        std::vector<char> control(CMSG_SPACE(sizeof(int) * max_task_fds));
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.data();
+        msg.msg_controllen = control.size();
+        const ssize_t n = ::recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            gipc::wait_readable(sock);
+            continue;
+        }
+        if (n <= 0)
+            throw error("gipc: a pool worker lost its parent's socket while receiving a task's handles");
+        std::vector<posix::unique_fd> fds;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                fds.emplace_back(fd);
+            }
+        }
+        if (msg.msg_flags & MSG_CTRUNC)
+            throw error("gipc: a task's handles did not all reach its worker");
+        return fds;
+    }
+}
 
 // describe_end says how a process ended, for worker_lost_error.
 std::string describe_end(std::optional<int> code)
@@ -72,8 +146,9 @@ std::string describe_end(std::optional<int> code)
 
 } // namespace
 
-// pool_worker_main is a worker's target: run tasks until the pool closes the pipe.
-int pool_worker_main(gipc::duplex d)
+// pool_worker_main is a worker's target: run tasks until the pool closes the pipe. Handles
+// given to tasks arrive over fds (SCM_RIGHTS), one message per task that has any.
+int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
 {
     std::map<std::pair<std::string, std::uint64_t>, std::uintptr_t> found;
     auto address_of = [&](const code_location& where) {
@@ -95,14 +170,26 @@ int pool_worker_main(gipc::duplex d)
         }
         const msgpack::object_handle oh = msgpack::unpack(frame.data(), frame.size());
         const msgpack::object& task = oh.get();
-        if (task.type != msgpack::type::ARRAY || task.via.array.size != 4)
+        if (task.type != msgpack::type::ARRAY || task.via.array.size != 5)
             throw error("gipc: a pool worker received a malformed task");
         const auto id = task.via.array.ptr[0].as<std::uint64_t>();
         result.clear();
         bool ok = true;
         try {
+            auto headers = task.via.array.ptr[3].as<std::vector<handle_header>>();
+            spawned_handles handles;
+            if (!headers.empty()) {
+                std::vector<posix::unique_fd> got = receive_fds(fds.native_handle());
+                for (auto& h : headers)
+                    for (int& fd : h.fds) {
+                        if (fd < 0 || std::size_t(fd) >= got.size() || !got[std::size_t(fd)])
+                            throw error("gipc: a pool task's handles did not arrive whole");
+                        fd = got[std::size_t(fd)].release();
+                    }
+                handles = rebuild_handles(headers); // closed when the task is done with them
+            }
             auto invoker = reinterpret_cast<pool_invoker>(address_of(task.via.array.ptr[1].as<code_location>()));
-            invoker(address_of(task.via.array.ptr[2].as<code_location>()), task.via.array.ptr[3], result);
+            invoker(address_of(task.via.array.ptr[2].as<code_location>()), task.via.array.ptr[4], handles, result);
         } catch (...) {
             ok = false;
             result.clear();
@@ -139,9 +226,20 @@ public:
 
     // worker: one worker process and the parent's end of its pipe.
     struct worker {
-        worker(process proc, duplex end) : p(std::move(proc)), d(std::move(end)) {}
+        worker(process proc, duplex end, std::shared_ptr<socket_end> sock)
+            : p(std::move(proc)), d(std::move(end)), fds(std::move(sock))
+        {
+        }
+        ~worker()
+        {
+            if (fds)
+                fds->close();
+        }
         process p;
         duplex d;
+        // The parent's end of the Unix socket that carries handles: a registered end, so that
+        // forked children (other workers) close their copies.
+        std::shared_ptr<socket_end> fds;
         unsigned done = 0;
     };
 
@@ -155,9 +253,20 @@ public:
         }
         po.daemon = true; // workers die with the pool's process
         auto [mine, theirs] = duplex_pipe();
-        auto w = std::make_unique<worker>(options.spawn ? spawn_process(po, pool_worker_main, std::move(theirs))
-                                                        : start_process(po, pool_worker_main, std::move(theirs)),
-                                          std::move(mine));
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+            throw std::system_error(errno, std::system_category(), "gipc: pool: socketpair");
+        auto parent_sock = std::make_shared<socket_end>(posix::unique_fd(sv[0]), "stream");
+        parent_sock->register_open();
+        // The worker's end, as a gipc handle (a net::stream) so that it is transferred.
+        spawned_handles one;
+        one.items.push_back({'s', nullptr, nullptr, std::make_shared<socket_end>(posix::unique_fd(sv[1]), "stream")});
+        one.items.back().s->register_open();
+        net::stream worker_sock = detail_access::take_spawned<net::stream>(one, 0);
+        auto w = std::make_unique<worker>(
+            options.spawn ? spawn_process(po, pool_worker_main, std::move(theirs), std::move(worker_sock))
+                          : start_process(po, pool_worker_main, std::move(theirs), std::move(worker_sock)),
+            std::move(mine), std::move(parent_sock));
         std::lock_guard lk(mtx);
         alive.push_back(&w->p);
         return w;
@@ -212,9 +321,15 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                 take = std::min(max_batch, queue.size() / size);
             if (options.max_tasks_per_worker > 0 && w)
                 take = std::min<std::size_t>(take, options.max_tasks_per_worker - w->done);
-            for (std::size_t i = 0; i < take; ++i) {
+            // A task with handles goes alone: its handles leave the parent when it is sent, so it
+            // must never wait behind another task that could lose the worker.
+            for (std::size_t i = 0; i < take && !queue.empty(); ++i) {
+                if (!queue.front().ends.empty() && !batch.empty())
+                    break;
                 batch.push_back(std::move(queue.front()));
                 queue.pop_front();
+                if (!batch.back().ends.empty())
+                    break;
             }
         }
         if (!w) {
@@ -230,8 +345,22 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
         }
         std::size_t i = 0;
         try {
-            for (auto& t : batch)
+            for (auto& t : batch) {
+                if (!t.ends.empty()) {
+                    // Frames the parent queued on a transferred writer go first; then the fds
+                    // travel, and the parent's copies close.
+                    for (write_end* wr : t.writers)
+                        flush(wr);
+                    std::vector<int> fds;
+                    for (end_base* e : t.ends)
+                        fds.push_back(e->fd());
+                    send_fds(w->fds->fd(), fds);
+                    t.keep.clear();
+                    t.ends.clear();
+                    t.writers.clear();
+                }
                 w->d.put_bytes(t.frame);
+            }
             for (; i < batch.size(); ++i) {
                 std::string frame = options.task_timeout.count() > 0 ? w->d.get_bytes(options.task_timeout)
                                                                       : w->d.get_bytes();
@@ -297,7 +426,7 @@ void pool_submit(pool_state& state, pool_request request)
     queued_task t;
     msgpack::sbuffer frame;
     msgpack::packer<msgpack::sbuffer> pk(frame);
-    pk.pack_array(4);
+    pk.pack_array(5);
     std::unique_lock lk(state.mtx, std::defer_lock);
     {
         // The id first: frames of one pool are numbered in submit order.
@@ -309,8 +438,33 @@ void pool_submit(pool_state& state, pool_request request)
     pk.pack(t.id);
     pk.pack(cached_location(request.invoker));
     pk.pack(cached_location(request.target));
-    frame.write(request.args.data(), request.args.size());
+    // The handles: each end once, numbered in the order its fd is sent.
+    if (request.handles.transfers.closed_argument)
+        throw closed_error("gipc: cannot give a pool task a handle that is closed or moved from");
+    std::vector<handle_header> headers;
+    for (const auto& h : request.handles.handles) {
+        handle_header hh = describe_handle(h);
+        for (std::size_t j = 0; j < h.ends.size(); ++j) {
+            end_base* e = h.ends[j];
+            if (e->in_use())
+                throw locked_error("gipc: cannot give a pool task " + e->name() + ": another fiber is using it");
+            auto at = std::find(t.ends.begin(), t.ends.end(), e);
+            if (at == t.ends.end()) {
+                t.ends.push_back(e);
+                if (auto* wr = dynamic_cast<write_end*>(e))
+                    t.writers.push_back(wr);
+                at = t.ends.end() - 1;
+            }
+            hh.fds[j] = int(at - t.ends.begin());
+        }
+        headers.push_back(std::move(hh));
+    }
+    if (t.ends.size() > std::size_t(max_task_fds))
+        throw error("gipc: a pool task can be given at most 250 fds");
+    pk.pack(headers);
+    frame.write(request.handles.args.data(), request.handles.args.size());
     t.frame.assign(frame.data(), frame.size());
+    t.keep = std::move(request.keep);
     t.sink = std::move(request.sink);
     lk.lock();
     if (state.closed || state.terminated)

@@ -14,6 +14,7 @@
 #include "exec_child.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
+#include "handle_transfer.hpp"
 #include "process_start.hpp"
 #include "scheduler.hpp"
 #include "socket_end.hpp"
@@ -48,13 +49,6 @@ constexpr int start_fd_in_child = 3;
 constexpr const char* call_magic = "gipc-spawn-1";
 
 // The call's header, packed before the arguments: everything the child needs but them.
-struct handle_header {
-    char kind = 0;
-    std::vector<int> fds; // in the child
-    std::uint64_t limit = 0;
-    std::string unread; // bytes a reader had read ahead
-    MSGPACK_DEFINE(kind, fds, limit, unread)
-};
 struct call_header {
     std::string magic;
     std::string name;
@@ -231,16 +225,6 @@ bool read_exactly(int fd, char* p, std::size_t n) noexcept
     return true;
 }
 
-// adopt_fd makes an fd the parent placed in this child one of gipc's: close-on-exec and
-// non-blocking, as gipc's own fds are.
-posix::unique_fd adopt_fd(int fd)
-{
-    const int fl = ::fcntl(fd, F_GETFL);
-    if (fl < 0 || ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        throw std::system_error(errno, std::system_category(), "gipc: a transferred fd of the spawned child");
-    return posix::unique_fd(fd);
-}
-
 // The spawned call, as rebuilt in the child.
 struct spawned_call {
     std::string name;
@@ -249,76 +233,6 @@ struct spawned_call {
     msgpack::object_handle args;
     spawned_handles* handles = nullptr;
 };
-
-} // namespace
-
-class spawned_handles {
-public:
-    struct entry {
-        char kind = 0;
-        std::shared_ptr<read_end> r;
-        std::shared_ptr<write_end> w;
-        std::shared_ptr<socket_end> s;
-    };
-    std::vector<entry> items;
-
-    entry& at(std::size_t index, char kind)
-    {
-        if (index >= items.size() || items[index].kind != kind)
-            throw error("gipc: a spawned child received a handle that does not fit its target's parameter");
-        return items[index];
-    }
-};
-
-namespace {
-
-spawned_handles rebuild_handles(const std::vector<handle_header>& headers)
-{
-    spawned_handles out;
-    for (const auto& h : headers) {
-        spawned_handles::entry e;
-        e.kind = h.kind;
-        const std::size_t want = h.kind == 'd' ? 2 : 1;
-        if (h.fds.size() != want)
-            throw error("gipc: a spawned child received a malformed handle");
-        switch (h.kind) {
-        case 'r':
-        case 'd': {
-            auto r = std::make_shared<read_end>(adopt_fd(h.fds[0]), std::size_t(h.limit));
-            r->preload(h.unread);
-            r->register_open();
-            e.r = std::move(r);
-            if (h.kind == 'd') {
-                auto w = std::make_shared<write_end>(adopt_fd(h.fds[1]), std::size_t(h.limit));
-                w->register_open();
-                e.w = std::move(w);
-            }
-            break;
-        }
-        case 'w': {
-            auto w = std::make_shared<write_end>(adopt_fd(h.fds[0]), std::size_t(h.limit));
-            w->register_open();
-            e.w = std::move(w);
-            break;
-        }
-        case 's':
-        case 'l':
-        case 'b':
-        case 'y': {
-            const char* kind = h.kind == 's' ? "stream" : h.kind == 'l' ? "listener" : h.kind == 'b' ? "byte reader" : "byte writer";
-            auto s = std::make_shared<socket_end>(adopt_fd(h.fds[0]), kind);
-            s->buffer = h.unread;
-            s->register_open();
-            e.s = std::move(s);
-            break;
-        }
-        default:
-            throw error("gipc: a spawned child received a handle of an unknown kind");
-        }
-        out.items.push_back(std::move(e));
-    }
-    return out;
-}
 
 } // namespace
 

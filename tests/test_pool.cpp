@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <csignal>
 #include <cstdlib>
 #include <map>
@@ -274,6 +275,110 @@ GIPC_TEST("an empty pool name is refused")
     gipc::pool_options o;
     o.name = "";
     CHECK_THROWS_AS(gipc::pool p(o), gipc::error);
+}
+
+} // TEST_SUITE
+
+namespace {
+
+int sum_until_eof(gipc::reader r)
+{
+    int sum = 0;
+    try {
+        for (;;)
+            sum += r.get<int>();
+    } catch (const gipc::eof_error&) {
+    }
+    return sum;
+}
+
+int write_three(gipc::writer w, int base)
+{
+    for (int i = 0; i < 3; ++i)
+        w.put(base + i);
+    return 3;
+}
+
+std::string echo_upper(gipc::duplex& d)
+{
+    std::string s = d.get<std::string>();
+    for (char& c : s)
+        c = char(std::toupper(static_cast<unsigned char>(c)));
+    d.put(s);
+    return s;
+}
+
+int count_readers(std::vector<gipc::reader> readers)
+{
+    int sum = 0;
+    for (auto& r : readers)
+        sum += r.get<int>();
+    return sum;
+}
+
+} // namespace
+
+TEST_SUITE("pool") {
+
+GIPC_TEST("gipc handles given to submit reach the task's worker and are closed in the parent")
+{
+    for (bool spawn : {false, true}) {
+        INFO("spawn " << spawn);
+        gipc::pool p(opts(2, spawn));
+
+        // A reader, with frames it had read ahead: they arrive too.
+        auto [r, w] = gipc::pipe();
+        w.put(1);
+        w.put(2);
+        w.put(3);
+        w.flush();
+        REQUIRE(r.get<int>(10s) == 1);
+        auto sum = p.submit(sum_until_eof, std::move(r));
+        CHECK(r.closed());
+        w.put(10);
+        w.close();
+        CHECK(sum.get() == 15);
+
+        // A writer by std::ref, with frames the parent queued first.
+        auto [r2, w2] = gipc::pipe();
+        w2.put(100);
+        auto wrote = p.submit(write_three, std::ref(w2), 7);
+        CHECK(wrote.get() == 3);
+        CHECK(w2.closed());
+        CHECK(r2.get<int>(10s) == 100);
+        CHECK(r2.get<int>(10s) == 7);
+        CHECK(r2.get<int>(10s) == 8);
+        CHECK(r2.get<int>(10s) == 9);
+        CHECK_THROWS_AS(r2.get<int>(10s), gipc::eof_error);
+
+        // A duplex, by reference in the task.
+        auto [a, b] = gipc::duplex_pipe();
+        auto upper = p.submit(echo_upper, std::move(b));
+        a.put(std::string("pool"));
+        CHECK(a.get<std::string>(10s) == "POOL");
+        CHECK(upper.get() == "POOL");
+
+        // A vector of readers, among plain tasks.
+        std::vector<gipc::reader> readers;
+        std::vector<gipc::writer> writers;
+        for (int i = 0; i < 3; ++i) {
+            auto [rr, ww] = gipc::pipe();
+            readers.push_back(std::move(rr));
+            writers.push_back(std::move(ww));
+        }
+        std::vector<boost::fibers::future<int>> plain;
+        for (int i = 0; i < 50; ++i)
+            plain.push_back(p.submit(square, i));
+        auto counted = p.submit(count_readers, std::move(readers));
+        for (int i = 0; i < 3; ++i)
+            writers[std::size_t(i)].put(i + 1);
+        CHECK(counted.get() == 6);
+        for (int i = 0; i < 50; ++i)
+            CHECK(plain[std::size_t(i)].get() == i * i);
+
+        gipc::reader closed;
+        CHECK_THROWS_AS(p.submit(sum_until_eof, std::move(closed)), gipc::closed_error);
+    }
 }
 
 } // TEST_SUITE

@@ -14,8 +14,8 @@
 ///
 /// A pool runs tasks in worker processes, gipc children started with start_process (or with
 /// spawn_process, pool_options::spawn) and reached over duplex pipes. Tasks follow the rules of
-/// spawn_process: a function pointer or a lambda without captures, arguments and the result
-/// msgpack-packable (checked at compile time); a task and its result travel as data, so the
+/// spawn_process: a function pointer or a lambda without captures, arguments msgpack-packable
+/// values or gipc handles, the result msgpack-packable or void (checked at compile time); a task and its result travel as data, so the
 /// same task runs in forked and in spawned workers. The pool's parent side is one dispatcher
 /// fiber per worker on the thread that made the pool: it sends queued tasks to its worker
 /// (several at once when more tasks wait than there are workers, which the pipe's write
@@ -87,7 +87,11 @@ public:
     pool& operator=(const pool&) = delete;
 
     /// submit queues task(args...) and returns the future of its result (R: the task's return
-    /// type; void allowed). Never blocks. Throws gipc::error after close() or terminate(). The
+    /// type; void allowed). Never blocks. A gipc handle argument (by value or std::ref, or a
+    /// std::vector of handles) belongs to the pool from here on: the caller's handle is left
+    /// closed; the worker that runs the task receives it (over a Unix socket, SCM_RIGHTS, with
+    /// any bytes its reader had read ahead, after the parent's queued frames were written), and
+    /// it is closed there when the task ends. closed_error for a closed handle argument. Throws gipc::error after close() or terminate(). The
     /// future fails with task_error when the task throws, worker_lost_error when its worker
     /// dies, timeout_error when it runs longer than pool_options::task_timeout, gipc::error when
     /// the pool is terminated first, and std::system_error when its result cannot be decoded.

@@ -18,6 +18,20 @@
 
 namespace gipc::detail {
 
+// unwrap_ref_value is the object an argument refers to: itself, or what a reference_wrapper holds.
+template <class T>
+struct is_reference_wrapper : std::false_type {};
+template <class T>
+struct is_reference_wrapper<std::reference_wrapper<T>> : std::true_type {};
+template <class A>
+auto& unwrap_ref_value(A& a) noexcept
+{
+    if constexpr (is_reference_wrapper<std::remove_cv_t<A>>::value)
+        return a.get();
+    else
+        return a;
+}
+
 template <class F>
 struct function_pointer_result {
     using type = void;
@@ -78,18 +92,20 @@ private:
     boost::fibers::promise<R> promise_;
 };
 
-// A pool invoker unpacks the arguments, calls the task and packs its result (nil for void).
-using pool_invoker = void (*)(std::uintptr_t target, const msgpack::object& args, msgpack::sbuffer& result);
+// A pool invoker unpacks the arguments (handles from the ones the task received), calls the
+// task and packs its result (nil for void).
+using pool_invoker = void (*)(std::uintptr_t target, const msgpack::object& args, spawned_handles& handles,
+                              msgpack::sbuffer& result);
 
 template <class R, class... P>
-void pool_invoke(std::uintptr_t target, const msgpack::object& args, msgpack::sbuffer& result)
+void pool_invoke(std::uintptr_t target, const msgpack::object& args, spawned_handles& handles, msgpack::sbuffer& result)
 {
     if (args.type != msgpack::type::ARRAY || args.via.array.size != sizeof...(P))
         throw error("gipc: a pool worker received arguments that do not fit its task");
     auto* fn = reinterpret_cast<R (*)(P...)>(target);
     msgpack::packer<msgpack::sbuffer> pk(result);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-        std::tuple<std::remove_cvref_t<P>...> values{args.via.array.ptr[I].as<std::remove_cvref_t<P>>()...};
+        std::tuple<std::remove_cvref_t<P>...> values{unpack_spawn_argument<P>(args.via.array.ptr[I], handles)...};
         if constexpr (std::is_void_v<R>) {
             fn(static_cast<P&&>(std::get<I>(values))...);
             pk.pack_nil();
@@ -99,41 +115,53 @@ void pool_invoke(std::uintptr_t target, const msgpack::object& args, msgpack::sb
     }(std::index_sequence_for<P...>{});
 }
 
-// pool_request: one task, packed, with the sink of its future.
+// pool_request: one task, packed, with the sink of its future. Handle arguments are moved
+// into `keep` (the pool owns them from submit on) and listed in `handles` (their ends).
 struct pool_request {
     std::uintptr_t invoker = 0;
     std::uintptr_t target = 0;
-    msgpack::sbuffer args;
+    spawn_request handles;
+    std::vector<std::shared_ptr<void>> keep;
     std::unique_ptr<pool_sink> sink;
 };
 
 // pool_submit queues a task (pool.cpp). Throws gipc::error when the pool takes no more tasks.
 void pool_submit(pool_state& state, pool_request request);
 
+// pack_pool_argument packs one argument; a handle (or a vector of them) is moved into the
+// request, which owns it until it is handed to a worker.
 template <class P, class A>
-constexpr bool check_pool_argument()
+void pack_pool_argument(msgpack::packer<msgpack::sbuffer>& pk, pool_request& request, A&& a)
 {
     using param = std::remove_cvref_t<P>;
-    static_assert(!is_handle_v<param> && !is_handle_vector<param>::value,
-                  "gipc::pool: gipc handles cannot be pool task arguments yet (pass them to "
-                  "start_process or spawn_process)");
-    if constexpr (!is_handle_v<param> && !is_handle_vector<param>::value)
-        return check_spawn_argument<P, A>();
-    return false;
+    if constexpr (is_handle_v<param> || is_handle_vector<param>::value) {
+        param& source = static_cast<param&>(unwrap_ref_value(a));
+        auto held = std::make_shared<param>(std::move(source));
+        if constexpr (is_handle_v<param>) {
+            pk.pack(add_spawned_handle(request.handles, *held));
+        } else {
+            pk.pack_array(static_cast<std::uint32_t>(held->size()));
+            for (const auto& h : *held)
+                pk.pack(add_spawned_handle(request.handles, h));
+        }
+        request.keep.push_back(std::move(held));
+    } else {
+        pk.pack(param(std::forward<A>(a)));
+    }
 }
 
 template <class R, class... P, class... A>
 boost::fibers::future<std::remove_cvref_t<R>> pool_call(pool_state& state, R (*fn)(P...), A&&... args)
 {
     static_assert(sizeof...(P) == sizeof...(A), "gipc::pool: give the task exactly one argument per parameter");
-    static_assert((check_pool_argument<P, A>() && ...));
+    static_assert((check_spawn_argument<P, A>() && ...));
     using result = std::remove_cvref_t<R>;
     static_assert(std::is_void_v<result> || (packable_v<result> && !std::is_pointer_v<result>),
                   "gipc::pool: a task's result must be void or a value msgpack-cxx can pack and convert");
     pool_request request;
-    msgpack::packer<msgpack::sbuffer> pk(request.args);
+    msgpack::packer<msgpack::sbuffer> pk(request.handles.args);
     pk.pack_array(static_cast<std::uint32_t>(sizeof...(P)));
-    (pk.pack(std::remove_cvref_t<P>(std::forward<A>(args))), ...);
+    (pack_pool_argument<P>(pk, request, std::forward<A>(args)), ...);
     request.target = reinterpret_cast<std::uintptr_t>(fn);
     pool_invoker invoker = &pool_invoke<R, P...>;
     request.invoker = reinterpret_cast<std::uintptr_t>(invoker);
