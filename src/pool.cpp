@@ -8,10 +8,12 @@
 // Unix socket, SCM_RIGHTS, just before the frame); its result comes back
 // as [id, true, result] or [id, false, call_failure]. A dispatcher takes a batch of tasks from
 // the queue (one task while no more wait than there are workers, else its share, at most
-// max_batch), puts them all (the writer's coalescing makes that one write), then reads their
-// results in order. A worker writes each result before it starts its next task, so when it
-// dies the parent knows which task was running: the first without a result. When its worker dies, the running task fails with worker_lost_error and
-// the tasks of the batch it had not started go back to the front of the queue.
+// max_batch and at most batch_budget_seconds of the pool's typical task time), puts them all
+// (the writer's coalescing makes that one write), then reads their results in order. A worker
+// writes each result before it starts its next task, so when it dies the parent knows which
+// task was running: the first without a result. The running task then fails with
+// worker_lost_error, and the tasks of the batch it had not started go back to the front of the
+// queue.
 #include "handle_transfer.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
@@ -46,6 +48,10 @@ namespace gipc::detail {
 namespace {
 
 constexpr std::size_t max_batch = 64;
+// A batch holds at most this much of the pool's typical task time (the tasks behind one that
+// runs long wait for it, even while another worker is idle): short tasks go 64 at a time, tasks
+// of a millisecond or more one at a time.
+constexpr double batch_budget_seconds = 0.0005;
 
 // Locations of code, by address: found once per process (dl_iterate_phdr walks every object).
 code_location cached_location(std::uintptr_t address)
@@ -222,6 +228,10 @@ public:
     bool terminated = false;
     unsigned dispatchers = 0;
     unsigned next_worker = 0;
+    // The typical time of a task, as the parent sees it (a moving average of the time from one
+    // result to the next): what batches are sized by. It starts at a millisecond (one task at a
+    // time) and adapts within a few results.
+    double task_seconds = 0.001;
     std::uint64_t next_id = 0;
 
     // worker: one worker process and the parent's end of its pipe.
@@ -317,8 +327,10 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
             if (terminated || queue.empty())
                 break;
             std::size_t take = 1;
-            if (queue.size() > size)
-                take = std::min(max_batch, queue.size() / size);
+            if (queue.size() > size) {
+                const double fits = batch_budget_seconds / std::max(task_seconds, 1e-9);
+                take = std::min({max_batch, queue.size() / size, std::size_t(std::max(1.0, fits))});
+            }
             if (options.max_tasks_per_worker > 0 && w)
                 take = std::min<std::size_t>(take, options.max_tasks_per_worker - w->done);
             // A task with handles goes alone: its handles leave the parent when it is sent, so it
@@ -361,9 +373,17 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                 }
                 w->d.put_bytes(t.frame);
             }
+            auto since = std::chrono::steady_clock::now();
             for (; i < batch.size(); ++i) {
                 std::string frame = options.task_timeout.count() > 0 ? w->d.get_bytes(options.task_timeout)
                                                                       : w->d.get_bytes();
+                {
+                    const auto now = std::chrono::steady_clock::now();
+                    const double took = std::chrono::duration<double>(now - since).count();
+                    since = now;
+                    std::lock_guard lk(mtx);
+                    task_seconds = 0.8 * task_seconds + 0.2 * took;
+                }
                 const msgpack::object_handle oh = msgpack::unpack(frame.data(), frame.size());
                 const msgpack::object& r = oh.get();
                 if (r.type != msgpack::type::ARRAY || r.via.array.size != 3 ||
