@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // start_process: fork, the child bootstrap, exit watching, and process lifetime duties.
+#include "errors.hpp"
 #include "reactor.hpp"
 #include "linux/pidfd.hpp"
 #include "pipe_end.hpp"
@@ -295,7 +296,7 @@ void ensure_death_pipe()
         return;
     if (int err = posix::make_pipe(g_death->read_end, g_death->write_end, false); err < 0) {
         --g_death->daemons;
-        throw std::system_error(-err, std::system_category(), "gipc: parent-death pipe");
+        throw_errno(err, "gipc: parent-death pipe");
     }
 }
 
@@ -324,7 +325,7 @@ void watch_parent_death(pid_t parent)
             },
             reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
         if (err != 0)
-            throw std::system_error(-err, std::system_category(), "gipc: cannot watch for the parent's death");
+            throw_errno(err, "gipc: cannot watch for the parent's death");
     }
     // The parent may have died before the watch began: then no state change is left to signal.
     pollfd hup{fd, POLLIN, 0};
@@ -727,7 +728,7 @@ void become_daemon_child(pid_t parent, posix::unique_fd death_read_end)
 void end_on_exit_like_a_child()
 {
     if (::on_exit(on_exit_in_child, nullptr) != 0)
-        throw std::system_error(ENOMEM, std::system_category(), "gipc: on_exit");
+        throw_errno(-ENOMEM, "gipc: on_exit");
 }
 
 void run_child_target(const std::string& name, int (*run)(void*), void (*destroy)(void*) noexcept, void* arg)
@@ -765,7 +766,7 @@ std::optional<int> child_state::poll()
         lk.unlock();
         unregister_child(this);
     } else if (r < 0) {
-        throw std::system_error(-r, std::system_category(), "gipc: waitid for " + name_);
+        throw_errno(r, "gipc: waitid for " + name_);
     }
     return status_;
 }
@@ -805,7 +806,7 @@ void child_state::signal(int sig)
     // A group leader is not reaped yet (status_ is empty): its pid is still its group's id.
     int r = group_ ? (::kill(-pid_, sig) == 0 ? 0 : -errno) : linux_pidfd::send_signal(pidfd_.get(), sig);
     if (r < 0 && r != -ESRCH)
-        throw std::system_error(-r, std::system_category(), "gipc: signal " + name_);
+        throw_errno(r, "gipc: signal " + name_);
 }
 
 namespace {
@@ -985,7 +986,7 @@ process process_maker::start(process_options options, const transfer_list& trans
     // until gipc holds its pidfd.
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        throw std::system_error(errno, std::system_category(), std::string("gipc: ") + api + ": socketpair");
+        throw_errno(-errno, std::string("gipc: ") + api + ": socketpair");
     posix::unique_fd parent_end(sv[0]);
     posix::unique_fd child_end(sv[1]);
 
@@ -1016,15 +1017,13 @@ process process_maker::start(process_options options, const transfer_list& trans
     if (ctx.child_fd < 0)
         (void)child_end.release(); // the fork thread closed it
     if (pid < 0)
-        throw std::system_error(-pid, std::system_category(),
-                                forks ? std::string("gipc: fork") : std::string("gipc: spawn_process: exec of ") + self_exe_path);
+        throw_errno(pid, forks ? std::string("gipc: fork") : std::string("gipc: spawn_process: exec of ") + self_exe_path);
     if (ctx.pidfd < 0) {
         // The child cannot be watched: it waits for a go byte that never comes, sees EOF and
         // ends without running its target. gipc holds no pidfd, so it sends no signal.
         parent_end.reset();
         reap_unstarted(pid, -1);
-        throw std::system_error(-ctx.pidfd, std::system_category(),
-                                std::string("gipc: ") + api + ": pidfd_open (Linux 5.3 or later needed)");
+        throw_errno(ctx.pidfd, std::string("gipc: ") + api + ": pidfd_open (Linux 5.3 or later needed)");
     }
     posix::unique_fd pidfd(ctx.pidfd);
 
@@ -1034,9 +1033,8 @@ process process_maker::start(process_options options, const transfer_list& trans
     if (report != 0) {
         reap_unstarted(pid, pidfd.get());
         if (report > 0)
-            throw std::system_error(report, std::system_category(), "gipc: " + name + " could not start: " + what);
-        throw std::system_error(ECHILD, std::system_category(),
-                                "gipc: " + name + " ended before its target started");
+            throw_errno(-report, "gipc: " + name + " could not start: " + what);
+        throw_errno(-ECHILD, "gipc: " + name + " ended before its target started");
     }
 
     std::shared_ptr<child_state> state;
@@ -1125,7 +1123,7 @@ bool process::join_until(detail::steady_time deadline)
         if (w == -ETIMEDOUT)
             return state_->poll().has_value();
         if (w != 0)
-            throw std::system_error(-w, std::system_category(), "gipc: wait for " + state_->name());
+            detail::throw_errno(w, "gipc: wait for " + state_->name());
     }
 }
 

@@ -11,6 +11,7 @@
 // nothing): exec_child (clone + execve of /proc/self/exe; the pidfd comes with the clone), and
 // the go message carrying the call. The child's spawn_main reads it, sets itself up, reports,
 // and runs the target.
+#include "errors.hpp"
 #include "exec_child.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
@@ -80,7 +81,7 @@ struct exec_plan {
 
 [[noreturn]] void throw_spawn_errno(int err, const char* what)
 {
-    throw std::system_error(err, std::system_category(), std::string("gipc: spawn_process: ") + what);
+    throw_errno(-err, std::string("gipc: spawn_process: ") + what);
 }
 
 // stage dups fd to the lowest free number at or above floor, close-on-exec: above every place
@@ -237,7 +238,7 @@ posix::unique_fd adopt_fd(int fd)
 {
     const int fl = ::fcntl(fd, F_GETFL);
     if (fl < 0 || ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        throw std::system_error(errno, std::system_category(), "gipc: a transferred fd of the spawned child");
+        throw_errno(-errno, "gipc: a transferred fd of the spawned child");
     return posix::unique_fd(fd);
 }
 
