@@ -179,8 +179,8 @@ pid_t launch_on_fork_thread(void* arg)
 
 // ---- transfers -------------------------------------------------------------------------------
 
-void detail_access::add(detail::transfer_list& list, const byte_reader& r) { add_socket(list, r.end_); }
-void detail_access::add(detail::transfer_list& list, const byte_writer& w) { add_socket(list, w.end_); }
+void detail::detail_access::add(detail::transfer_list& list, const byte_reader& r) { add_socket(list, r.end_); }
+void detail::detail_access::add(detail::transfer_list& list, const byte_writer& w) { add_socket(list, w.end_); }
 
 // ---- byte_reader -----------------------------------------------------------------------------
 

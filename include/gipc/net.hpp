@@ -39,7 +39,6 @@
 #include <utility>
 
 namespace gipc {
-struct detail_access;
 namespace detail {
 class socket_end;
 }
@@ -123,7 +122,7 @@ public:
 
 private:
     friend class listener;
-    friend struct gipc::detail_access;
+    friend struct detail::detail_access;
     explicit stream(std::shared_ptr<detail::socket_end> end) noexcept;
     static stream connect_until(const std::string& host, std::uint16_t port, detail::steady_time deadline);
     static stream connect_unix_until(const std::string& path, detail::steady_time deadline);
@@ -174,7 +173,7 @@ public:
     int native_handle() const noexcept;
 
 private:
-    friend struct gipc::detail_access;
+    friend struct detail::detail_access;
     explicit listener(std::shared_ptr<detail::socket_end> end) noexcept;
     stream accept_until(detail::steady_time deadline);
     std::shared_ptr<detail::socket_end> end_;

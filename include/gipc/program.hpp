@@ -150,7 +150,7 @@ public:
     int native_handle() const noexcept;
 
 private:
-    friend struct gipc::detail_access;
+    friend struct detail::detail_access;
     friend class program;
     friend program start_program(command cmd);
     explicit byte_reader(std::shared_ptr<detail::socket_end> end) noexcept;
@@ -197,7 +197,7 @@ public:
     int native_handle() const noexcept;
 
 private:
-    friend struct gipc::detail_access;
+    friend struct detail::detail_access;
     friend class program;
     friend program start_program(command cmd);
     explicit byte_writer(std::shared_ptr<detail::socket_end> end) noexcept;

@@ -10,6 +10,9 @@ namespace gipc::detail {
 
 class read_end;
 class write_end;
+// detail_access: the handles' friend, through which start_process and spawn_process reach
+// their ends (<gipc/detail/process.hpp>).
+struct detail_access;
 
 using steady_time = std::chrono::steady_clock::time_point;
 
