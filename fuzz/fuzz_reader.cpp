@@ -28,6 +28,7 @@
 //     caught by libFuzzer's -timeout), and the number of calls is bounded for timed ones.
 // After every input no gipc handle is open and no fd is left over. Replay an input with
 // FUZZ_READER_TRACE=1 fuzz_reader <file> to see every call and its outcome.
+#include <gipc/detail/test_support.hpp>
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>

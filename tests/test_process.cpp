@@ -3,6 +3,7 @@
 // signals, lifetime. Children report through exit codes and pipes, never through doctest.
 #include "test_support.hpp"
 
+#include <gipc/detail/test_support.hpp>
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>

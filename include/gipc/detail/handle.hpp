@@ -34,7 +34,4 @@ steady_time deadline_from(std::chrono::duration<Rep, Period> timeout) noexcept
     return now + ceil<steady_clock::duration>(timeout);
 }
 
-// open_handle_count is the number of gipc pipe handle ends open in this process.
-std::size_t open_handle_count() noexcept;
-
 } // namespace gipc::detail
