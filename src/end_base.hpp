@@ -5,6 +5,8 @@
 // to it), and the close/destroy logic of the handles. Base of the pipe ends (pipe_end.hpp) and
 // of the socket ends (socket_end.hpp).
 
+#include "private.hpp"
+
 #include "assert.hpp"
 #include "posix/fd.hpp"
 

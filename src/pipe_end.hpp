@@ -3,6 +3,8 @@
 // The two kinds of pipe end behind reader, writer and duplex (their base, end_base, and the
 // registry of open ends are in end_base.hpp).
 
+#include "private.hpp"
+
 #include "end_base.hpp"
 #include "assert.hpp"
 #include "reactor.hpp"

@@ -2,6 +2,8 @@
 #pragma once
 // socket_end: the gipc handle state behind net::stream and net::listener.
 
+#include "private.hpp"
+
 #include "end_base.hpp"
 
 #include <string>

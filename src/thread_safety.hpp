@@ -37,6 +37,8 @@
 // under it but 8. Since pick_next() does no work (deferred tasks run on the dispatcher or at
 // gipc's own waits), no lock of gipc's is ever taken with a Boost.Fiber spinlock held.
 
+#include "private.hpp"
+
 #include "assert.hpp"
 
 #include <atomic>
