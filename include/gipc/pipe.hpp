@@ -87,20 +87,20 @@ public:
     /// compile time types that would point into the frame (std::string_view, msgpack::object,
     /// raw pointers); use std::string or msgpack::object_handle.
     template <class T>
-    T get();
+    [[nodiscard]] T get();
 
     /// get with a timeout bounding the whole call: timeout_error when it expires. Bytes of a
     /// message already read are kept, so a timeout loses no data.
     template <class T, class Rep, class Period>
-    T get(std::chrono::duration<Rep, Period> timeout);
+    [[nodiscard]] T get(std::chrono::duration<Rep, Period> timeout);
 
     /// get_bytes returns the raw payload of the next frame, whatever it holds. Throws as get()
     /// does, but never for the payload's content.
-    std::string get_bytes();
+    [[nodiscard]] std::string get_bytes();
     /// get_bytes with a timeout bounding the whole call: timeout_error when it expires, losing
     /// no data.
     template <class Rep, class Period>
-    std::string get_bytes(std::chrono::duration<Rep, Period> timeout);
+    [[nodiscard]] std::string get_bytes(std::chrono::duration<Rep, Period> timeout);
 
     /// close closes the handle. closed_error if already closed; locked_error (the handle stays
     /// open) while another fiber is inside get().
@@ -176,15 +176,15 @@ public:
     /// get blocks the calling fiber until a whole message from the other end arrives and returns
     /// it as T, as reader::get() does.
     template <class T>
-    T get();
+    [[nodiscard]] T get();
     /// get with a timeout bounding the whole call, as reader::get() with a timeout.
     template <class T, class Rep, class Period>
-    T get(std::chrono::duration<Rep, Period> timeout);
+    [[nodiscard]] T get(std::chrono::duration<Rep, Period> timeout);
     /// get_bytes returns the raw payload of the next frame, as reader::get_bytes() does.
-    std::string get_bytes();
+    [[nodiscard]] std::string get_bytes();
     /// get_bytes with a timeout bounding the whole call, as reader::get_bytes() with a timeout.
     template <class Rep, class Period>
-    std::string get_bytes(std::chrono::duration<Rep, Period> timeout);
+    [[nodiscard]] std::string get_bytes(std::chrono::duration<Rep, Period> timeout);
 
     /// put msgpack-encodes value and sends it to the other end as one frame, as writer::put()
     /// does.

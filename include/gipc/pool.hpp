@@ -92,7 +92,7 @@ public:
     /// dies, timeout_error when it runs longer than pool_options::task_timeout, gipc::error when
     /// the pool is terminated first, and std::system_error when its result cannot be decoded.
     template <class F, class... Args>
-    boost::fibers::future<typename detail::task_result<F>::type> submit(F task, Args&&... args);
+    [[nodiscard]] boost::fibers::future<typename detail::task_result<F>::type> submit(F task, Args&&... args);
 
     /// map runs task on every element of inputs and returns the results in input order. After
     /// every task has ended, rethrows the failure of the first one in input order that failed.

@@ -32,8 +32,8 @@
 /// this child process":
 ///
 /// @code{.cpp}
-/// gipc::start_process([r = std::move(r)]() mutable { r.get<int>(); });   // wrong
-/// gipc::start_process([](gipc::reader r) { r.get<int>(); }, std::move(r)); // right
+/// gipc::start_process([r = std::move(r)]() mutable { return r.get<int>(); });   // wrong
+/// gipc::start_process([](gipc::reader r) { return r.get<int>(); }, std::move(r)); // right
 /// @endcode
 ///
 /// start_process returns once the child is about to run its target. The child first waits until
@@ -140,14 +140,14 @@ public:
     /// is_alive is true until the child has exited. Never blocks.
     bool is_alive();
     /// exitcode: nullopt while running; >= 0 exit status; -N if killed by signal N.
-    std::optional<int> exitcode();
+    [[nodiscard]] std::optional<int> exitcode();
 
     /// join blocks only the calling fiber until the child has exited. Callable from any
     /// fiber of any thread, several at once.
     void join();
     /// join with a timeout: true once the child has exited, false when the timeout expired.
     template <class Rep, class Period>
-    bool join(std::chrono::duration<Rep, Period> timeout)
+    [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout)
     {
         return join_until(detail::deadline_from(timeout));
     }

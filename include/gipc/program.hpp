@@ -93,7 +93,7 @@ struct completed {
 
 class program;
 program start_program(command cmd);
-completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
+[[nodiscard]] completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
 
 /// byte_reader: unframed bytes from a pipe, e.g. a program's stdout. A move-only gipc handle:
 /// non-blocking and close-on-exec, closed by its destructor, transferred to a start_process /
@@ -230,12 +230,12 @@ public:
     /// is_alive is true until the program has exited. Never blocks.
     bool is_alive();
     /// exitcode: nullopt while running; >= 0 exit status; -N if killed by signal N.
-    std::optional<int> exitcode();
+    [[nodiscard]] std::optional<int> exitcode();
     /// join blocks only the calling fiber until the program has exited.
     void join();
     /// join with a timeout: true once the program has exited, false when the timeout expired.
     template <class Rep, class Period>
-    bool join(std::chrono::duration<Rep, Period> timeout)
+    [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout)
     {
         check();
         return process_.join(timeout);
@@ -303,16 +303,16 @@ program start_program(command cmd);
 
 /// run_program starts cmd, communicates input (stdin is piped when input is not empty and
 /// cmd.in is stdio::inherit), and returns once the program has exited.
-completed run_program(command cmd, std::string_view input = {});
+[[nodiscard]] completed run_program(command cmd, std::string_view input = {});
 
 /// run_program_until is run_program with an absolute deadline (see the timeout overload).
-completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
+[[nodiscard]] completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
 
 /// run_program with a timeout bounding the whole call: when it expires, the program (its
 /// whole group with new_process_group) is SIGKILLed and reaped, and timeout_error is thrown,
 /// even when a grandchild outside the group still holds the program's stdout open.
 template <class Rep, class Period>
-completed run_program(command cmd, std::string_view input, std::chrono::duration<Rep, Period> timeout)
+[[nodiscard]] completed run_program(command cmd, std::string_view input, std::chrono::duration<Rep, Period> timeout)
 {
     return run_program_until(std::move(cmd), input, detail::deadline_from(timeout));
 }

@@ -46,7 +46,7 @@ void wait_readable(int fd);
 /// beyond what steady_clock can represent mean "no timeout"; a timeout <= 0 (or NaN) only
 /// checks readiness without blocking.
 template <class Rep, class Period>
-bool wait_readable(int fd, std::chrono::duration<Rep, Period> timeout)
+[[nodiscard]] bool wait_readable(int fd, std::chrono::duration<Rep, Period> timeout)
 {
     return detail::wait_fd_until(fd, false, detail::deadline_from(timeout),
                                  timeout > std::chrono::duration<Rep, Period>::zero());
@@ -58,7 +58,7 @@ void wait_writable(int fd);
 /// wait_writable with a timeout: false when the timeout expired first (timeouts as for
 /// wait_readable).
 template <class Rep, class Period>
-bool wait_writable(int fd, std::chrono::duration<Rep, Period> timeout)
+[[nodiscard]] bool wait_writable(int fd, std::chrono::duration<Rep, Period> timeout)
 {
     return detail::wait_fd_until(fd, true, detail::deadline_from(timeout),
                                  timeout > std::chrono::duration<Rep, Period>::zero());
