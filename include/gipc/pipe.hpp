@@ -33,6 +33,7 @@
 /// std::errc::broken_pipe (gipc ignores SIGPIPE, so the process is never killed by it). An
 /// error met while writing queued frames is thrown by the next put() or flush().
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 
@@ -62,14 +63,14 @@ class duplex;
 /// pipe creates a pipe and returns its read end and write end. Both fds are O_CLOEXEC and
 /// non-blocking. Throws std::system_error when the system refuses (e.g. EMFILE), and
 /// gipc::error when max_message_size is 0 or over 4 GiB - 1.
-std::pair<reader, writer> pipe(pipe_options options = {});
+GIPC_EXPORT std::pair<reader, writer> pipe(pipe_options options = {});
 
 /// duplex_pipe creates two pipes and returns two ends, each reading what the other writes.
 /// Throws as pipe() does.
-std::pair<duplex, duplex> duplex_pipe(pipe_options options = {});
+GIPC_EXPORT std::pair<duplex, duplex> duplex_pipe(pipe_options options = {});
 
 /// reader: the read end of a pipe.
-class reader {
+class GIPC_EXPORT reader {
 public:
     /// A default-constructed reader is closed.
     reader() noexcept;
@@ -119,7 +120,7 @@ private:
 };
 
 /// writer: the write end of a pipe.
-class writer {
+class GIPC_EXPORT writer {
 public:
     /// A default-constructed writer is closed.
     writer() noexcept;
@@ -161,7 +162,7 @@ private:
 
 /// duplex: one end of a duplex pipe, reading what the other end writes and writing what it
 /// reads. Everything reader and writer offer, on one object.
-class duplex {
+class GIPC_EXPORT duplex {
 public:
     /// A default-constructed duplex is closed.
     duplex() noexcept;

@@ -66,6 +66,7 @@
 /// exit()), daemon children are terminated (SIGTERM) and the others are waited for. A daemon
 /// child also dies (SIGKILL) when its parent dies in any way.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 #include <gipc/net.hpp>
@@ -101,7 +102,7 @@ class child_entry;
 class process_maker;
 struct transfer_list;
 // spawn forks and runs entry in the child (process.cpp; <gipc/detail/process.hpp>).
-process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers);
+GIPC_EXPORT process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers);
 } // namespace detail
 
 /// start_process starts target(args...) in a child process and returns its handle. Callable
@@ -121,7 +122,7 @@ process start_process(F&& target, Args&&... args);
 ///
 /// A moved-from process is empty: pid() is -1, name() is "", daemon() is false, and
 /// is_alive(), exitcode(), join(), terminate() and kill() throw gipc::error.
-class process {
+class GIPC_EXPORT process {
 public:
     /// Takes over other's child; other is left empty.
     process(process&& other) noexcept;
@@ -182,7 +183,7 @@ private:
 ///     p.join();                   // p.exitcode() == 49
 /// }
 /// @endcode
-void spawn_main(int argc, char** argv);
+GIPC_EXPORT void spawn_main(int argc, char** argv);
 
 /// spawn_process starts target(args...) in a new execution of the program's own file (on Linux
 /// /proc/self/exe, started with clone(CLONE_VM | CLONE_VFORK) + execve, never fork(), with the

@@ -29,6 +29,7 @@
 /// At this process's normal exit a daemon program is SIGKILLed and reaped; other programs are
 /// left running (as Python's subprocess leaves them), never waited for.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 #include <gipc/process.hpp>
@@ -92,8 +93,8 @@ struct completed {
 };
 
 class program;
-program start_program(command cmd);
-[[nodiscard]] completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
+GIPC_EXPORT program start_program(command cmd);
+[[nodiscard]] GIPC_EXPORT completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
 
 /// byte_reader: unframed bytes from a pipe, e.g. a program's stdout. A move-only gipc handle:
 /// non-blocking and close-on-exec, closed by its destructor, transferred to a start_process /
@@ -102,7 +103,7 @@ program start_program(command cmd);
 ///
 /// Timeouts lose no data: bytes read_line or read_all received before their timeout stay in
 /// the reader and come first on the next call.
-class byte_reader {
+class GIPC_EXPORT byte_reader {
 public:
     /// A default-constructed byte_reader is closed.
     byte_reader() noexcept;
@@ -166,7 +167,7 @@ private:
 /// byte_writer: unframed bytes into a pipe, e.g. a program's stdin. A move-only gipc handle
 /// like byte_reader. Writing to a pipe whose reader is gone throws std::system_error with
 /// EPIPE (never SIGPIPE).
-class byte_writer {
+class GIPC_EXPORT byte_writer {
 public:
     /// A default-constructed byte_writer is closed.
     byte_writer() noexcept;
@@ -213,7 +214,7 @@ private:
 /// pid(), name(), is_alive(), exitcode(), join() and the rest behave as for gipc::process (a
 /// moved-from program throws gipc::error from them), except that terminate() and kill()
 /// signal the program's whole group with command::new_process_group.
-class program {
+class GIPC_EXPORT program {
 public:
     /// Takes over other's program and streams; other is left empty.
     program(program&& other) noexcept;
@@ -299,20 +300,20 @@ private:
 /// std::errc::no_such_file_or_directory, permission_denied, ...; chdir's for a bad cwd;
 /// EAGAIN, EMFILE) after which no child is left behind; gipc::error for an empty argv or
 /// stdio::merge for in or out.
-program start_program(command cmd);
+GIPC_EXPORT program start_program(command cmd);
 
 /// run_program starts cmd, communicates input (stdin is piped when input is not empty and
 /// cmd.in is stdio::inherit), and returns once the program has exited.
-[[nodiscard]] completed run_program(command cmd, std::string_view input = {});
+[[nodiscard]] GIPC_EXPORT completed run_program(command cmd, std::string_view input = {});
 
 /// run_program_until is run_program with an absolute deadline (see the timeout overload).
-[[nodiscard]] completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
+[[nodiscard]] GIPC_EXPORT completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
 
 /// run_program with a timeout bounding the whole call: when it expires, the program (its
 /// whole group with new_process_group) is SIGKILLed and reaped, and timeout_error is thrown,
 /// even when a grandchild outside the group still holds the program's stdout open.
 template <class Rep, class Period>
-[[nodiscard]] completed run_program(command cmd, std::string_view input, std::chrono::duration<Rep, Period> timeout)
+[[nodiscard]] GIPC_EXPORT completed run_program(command cmd, std::string_view input, std::chrono::duration<Rep, Period> timeout)
 {
     return run_program_until(std::move(cmd), input, detail::deadline_from(timeout));
 }

@@ -4,6 +4,7 @@
 // its end): the frame reading and writing their templates call, and the definitions of those
 // templates. Not part of the API: names here may change.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/codec.hpp>
 #include <gipc/detail/handle.hpp>
 
@@ -20,12 +21,12 @@ namespace gipc {
 namespace detail {
 using frame_visitor = void (*)(void* context, const char* data, std::size_t size);
 // read_frame waits for the next whole frame of r, consumes it, and calls visit on its payload.
-void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* context);
-std::string read_frame_bytes(read_end* r, steady_time deadline);
+GIPC_EXPORT void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* context);
+GIPC_EXPORT std::string read_frame_bytes(read_end* r, steady_time deadline);
 
 // write_session holds the write side of w (fiber mutex and closed check) while a frame is
 // encoded into the thread's scratch builder and committed.
-class write_session {
+class GIPC_EXPORT write_session {
 public:
     explicit write_session(write_end* w);
     ~write_session();
@@ -38,8 +39,8 @@ public:
 private:
     write_end* w_;
 };
-void put_bytes(write_end* w, std::string_view payload);
-void flush(write_end* w);
+GIPC_EXPORT void put_bytes(write_end* w, std::string_view payload);
+GIPC_EXPORT void flush(write_end* w);
 
 // borrows_payload is true of types whose values point into the bytes they were decoded from,
 // which are gone when get() returns.

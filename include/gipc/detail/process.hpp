@@ -4,6 +4,7 @@
 // end): the target and its arguments as run in the child, and the list of handles they
 // transfer. Not part of the API: names here may change.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/net.hpp>
 #include <gipc/pipe.hpp>
 
@@ -25,7 +26,7 @@ struct spawn_request;
 class spawned_handles;
 
 // child_entry: the target and its arguments, as run in the child.
-class child_entry {
+class GIPC_EXPORT child_entry {
 public:
     virtual ~child_entry() = default;
     virtual int run() = 0;
@@ -68,7 +69,7 @@ struct transfer_list {
 
 // detail_access lets start_process see which pipe ends its arguments hold, and spawn_process
 // transfer them (the handles' friend).
-struct detail_access {
+struct GIPC_EXPORT detail_access {
     static void add(transfer_list& list, const reader& r)
     {
         if (r.end_)
@@ -165,7 +166,7 @@ private:
 };
 
 // spawn_exec starts a new execution of the program for a spawn_process call (spawn.cpp).
-process spawn_exec(process_options options, spawn_request& request);
+GIPC_EXPORT process spawn_exec(process_options options, spawn_request& request);
 } // namespace detail
 
 template <class F, class... Args>
