@@ -250,7 +250,7 @@ double gipc_round_trip(long n)
         },
         std::move(theirs));
     mine.put(0);
-    mine.get<int>(); // the child is running
+    (void)mine.get<int>(); // the child is running
     auto t0 = bench_clock::now();
     for (long i = 0; i < n; ++i) {
         mine.put(int(i & 0xffff));
@@ -631,7 +631,7 @@ double gipc_fan_in(long n)
     for (auto& r : readers)
         fs.emplace_back([&r, per] {
             for (long i = 0; i < per; ++i)
-                r.get<std::uint8_t>();
+                (void)r.get<std::uint8_t>();
         });
     for (auto& f : fs)
         f.join();

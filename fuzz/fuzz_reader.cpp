@@ -28,6 +28,7 @@
 //     caught by libFuzzer's -timeout), and the number of calls is bounded for timed ones.
 // After every input no gipc handle is open and no fd is left over. Replay an input with
 // FUZZ_READER_TRACE=1 fuzz_reader <file> to see every call and its outcome.
+#include <gipc/detail/test_support.hpp>
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>
@@ -104,14 +105,14 @@ outcome call(gipc::reader& r, unsigned op)
 {
     try {
         switch (op) {
-        case 0: r.get<msgpack::object_handle>(); break;
-        case 1: r.get<std::string>(); break;
-        case 2: r.get<std::vector<int>>(); break;
+        case 0: (void)r.get<msgpack::object_handle>(); break;
+        case 1: (void)r.get<std::string>(); break;
+        case 2: (void)r.get<std::vector<int>>(); break;
         case 3: return {outcome::value, r.get_bytes(), {}};
         case 4: return {outcome::value, r.get_bytes(0ms), {}};
-        case 5: r.get<msgpack::object_handle>(0ms); break;
-        case 6: r.get<std::map<std::string, std::vector<int>>>(); break;
-        case 7: r.get<std::tuple<int, std::string, std::optional<double>>>(); break;
+        case 5: (void)r.get<msgpack::object_handle>(0ms); break;
+        case 6: (void)r.get<std::map<std::string, std::vector<int>>>(); break;
+        case 7: (void)r.get<std::tuple<int, std::string, std::optional<double>>>(); break;
         }
         return {outcome::value, {}, {}};
     } catch (const gipc::decode_error& e) {
@@ -214,7 +215,7 @@ void write_stream(gipc::writer& w, std::string_view stream, std::size_t chunk, b
             while (wait_drained && !stop && bytes_in_pipe(fd) > 0)
                 boost::this_fiber::yield();
         } else if (k < 0 && errno == EAGAIN) {
-            gipc::wait_writable(fd, 10ms); // a short wait: stop is checked again
+            (void)gipc::wait_writable(fd, 10ms); // a short wait: stop is checked again
         } else if (!(k < 0 && errno == EINTR)) {
             break; // EPIPE: the reader closed early
         }

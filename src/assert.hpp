@@ -10,6 +10,8 @@
 // descriptor of its own that must not fail, failing all the same). Prints what and the
 // system's text for the errno, then aborts. Never compiled out.
 
+#include "private.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>

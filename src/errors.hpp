@@ -8,6 +8,8 @@
 // errno.
 // Private header: never included from include/gipc/.
 
+#include "private.hpp"
+
 #include <string>
 
 namespace gipc::detail {

@@ -16,6 +16,8 @@
 // when asked), the signal mask cleared, execve.
 // Private header: never included from include/gipc/.
 
+#include "private.hpp"
+
 #include <sys/types.h>
 
 #include <vector>

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Handles that travel to another process as data (see handle_transfer.hpp).
 #include "handle_transfer.hpp"
+#include "errors.hpp"
 
 #include <fcntl.h>
 
@@ -17,7 +18,7 @@ posix::unique_fd adopt_fd(int fd)
 {
     const int fl = ::fcntl(fd, F_GETFL);
     if (fl < 0 || ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
-        throw std::system_error(errno, std::system_category(), "gipc: a transferred fd of the spawned child");
+        throw_errno(-errno, "gipc: a transferred fd of the spawned child");
     return posix::unique_fd(fd);
 }
 

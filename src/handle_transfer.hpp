@@ -4,6 +4,8 @@
 // worker (pool.cpp) needs to rebuild each transferred handle around the fd it received.
 // Private header: never included from include/gipc/.
 
+#include "private.hpp"
+
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
 #include "socket_end.hpp"

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "errors.hpp"
 #include "posix/socket.hpp"
+#include "reactor.hpp"
+#include "scheduler.hpp"
 #include "socket_end.hpp"
 
 #include <gipc/net.hpp>

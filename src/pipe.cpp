@@ -2,6 +2,7 @@
 #include "errors.hpp"
 #include "pipe_end.hpp"
 
+#include <gipc/detail/test_support.hpp>
 #include <gipc/pipe.hpp>
 
 #include <sys/uio.h>

@@ -14,6 +14,7 @@
 // task was running: the first without a result. The running task then fails with
 // worker_lost_error, and the tasks of the batch it had not started go back to the front of the
 // queue.
+#include "errors.hpp"
 #include "handle_transfer.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
@@ -99,7 +100,7 @@ void send_fds(int sock, const std::vector<int>& fds)
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
     if (posix::retry_eintr([&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); }) < 0)
-        throw std::system_error(errno, std::system_category(), "gipc: passing a task's handles to its worker");
+        throw_errno(-errno, "gipc: passing a task's handles to its worker");
 }
 
 // receive_fds waits (blocking only this fiber) for the fds of one task, close-on-exec.
@@ -265,7 +266,7 @@ public:
         auto [mine, theirs] = duplex_pipe();
         int sv[2];
         if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-            throw std::system_error(errno, std::system_category(), "gipc: pool: socketpair");
+            throw_errno(-errno, "gipc: pool: socketpair");
         auto parent_sock = std::make_shared<socket_end>(posix::unique_fd(sv[0]), "stream");
         parent_sock->register_open();
         // The worker's end, as a gipc handle (a net::stream) so that it is transferred.

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // start_process: fork, the child bootstrap, exit watching, and process lifetime duties.
+#include "errors.hpp"
 #include "reactor.hpp"
 #include "linux/pidfd.hpp"
 #include "pipe_end.hpp"
@@ -8,6 +9,7 @@
 #include "posix/spawn.hpp"
 #include "process_start.hpp"
 #include "scheduler.hpp"
+#include "thread_safety.hpp"
 
 #include <gipc/process.hpp>
 
@@ -61,7 +63,7 @@ public:
     void abandon_after_fork() noexcept { posix::close_fd(pidfd_.release()); }
 
 private:
-    void reaped(int status); // mtx_ held
+    void reaped(int status) GIPC_REQUIRES(mtx_);
 
     const pid_t pid_;
     posix::unique_fd pidfd_;
@@ -69,8 +71,8 @@ private:
     const bool daemon_;
     const bool program_;
     const bool group_;
-    std::mutex mtx_;
-    std::optional<int> status_;
+    mutex mtx_; // lock order: thread_safety.hpp
+    std::optional<int> status_ GIPC_GUARDED_BY(mtx_);
 };
 
 namespace {
@@ -79,17 +81,17 @@ namespace {
 // gone) that the reaper thread watches. Allocated once and never destroyed, so that the
 // reaper and the exit duties can use it during static destruction.
 struct children_registry {
-    std::mutex mtx;
-    std::vector<std::shared_ptr<child_state>> live;
-    std::vector<std::shared_ptr<child_state>> orphans;
+    mutex mtx; // lock order: thread_safety.hpp
+    std::vector<std::shared_ptr<child_state>> live GIPC_GUARDED_BY(mtx);
+    std::vector<std::shared_ptr<child_state>> orphans GIPC_GUARDED_BY(mtx);
     // Every child_state of this process, reaped or not: a forked child closes all their
     // pidfds. Guarded by all_mtx, not mtx, because a child_state may be destroyed while mtx is
     // held (when unregister_child drops the last reference).
-    std::mutex all_mtx;
-    std::vector<child_state*> all;
-    posix::unique_fd reaper_wake; // eventfd
-    bool reaper_started = false;
-    bool exit_duties_registered = false;
+    mutex all_mtx;
+    std::vector<child_state*> all GIPC_GUARDED_BY(all_mtx);
+    posix::unique_fd reaper_wake GIPC_GUARDED_BY(mtx); // eventfd
+    bool reaper_started GIPC_GUARDED_BY(mtx) = false;
+    bool exit_duties_registered GIPC_GUARDED_BY(mtx) = false;
 };
 
 children_registry* g_children = new children_registry;
@@ -99,14 +101,14 @@ children_registry* g_children = new children_registry;
 child_state::child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon, bool program, bool group)
     : pid_(pid), pidfd_(std::move(pidfd)), name_(std::move(name)), daemon_(daemon), program_(program), group_(group)
 {
-    std::lock_guard lk(g_children->all_mtx);
+    lock_guard lk(g_children->all_mtx);
     g_children->all.push_back(this);
 }
 
 child_state::~child_state()
 {
     {
-        std::lock_guard lk(g_children->all_mtx);
+        lock_guard lk(g_children->all_mtx);
         auto& all = g_children->all;
         all.erase(std::remove(all.begin(), all.end(), this), all.end());
     }
@@ -123,18 +125,19 @@ std::atomic<unsigned> g_name_counter{0};
 // happens when the last holder of the write end, its parent, is gone. Only a parent holds the
 // write end: every child closes its inherited copy.
 struct death_pipe {
-    std::mutex mtx;
-    posix::unique_fd read_end;
-    posix::unique_fd write_end;
-    unsigned daemons = 0;             // live daemon children; the pipe is closed when none is left
-    posix::unique_fd parent_read_end; // in a daemon child: the pipe of its own parent
+    mutex mtx; // lock order: thread_safety.hpp
+    posix::unique_fd read_end GIPC_GUARDED_BY(mtx);
+    posix::unique_fd write_end GIPC_GUARDED_BY(mtx);
+    unsigned daemons GIPC_GUARDED_BY(mtx) = 0; // live daemon children; the pipe is closed when none is left
+    // In a daemon child: the pipe of its own parent. Set and read by the child's bootstrap
+    // only, while the child has one thread.
+    posix::unique_fd parent_read_end;
 };
 death_pipe* g_death = new death_pipe;
 
 // daemon_gone and ensure_death_pipe keep the death pipe open exactly while daemons need it.
-void release_death_pipe_if_unused() noexcept
+void release_death_pipe_if_unused() noexcept GIPC_REQUIRES(g_death->mtx)
 {
-    // g_death->mtx held.
     if (g_death->daemons == 0 && g_death->write_end) {
         g_death->write_end.reset();
         g_death->read_end.reset();
@@ -143,7 +146,7 @@ void release_death_pipe_if_unused() noexcept
 
 void daemon_gone() noexcept
 {
-    std::lock_guard lk(g_death->mtx);
+    lock_guard lk(g_death->mtx);
     if (g_death->daemons > 0)
         --g_death->daemons;
     release_death_pipe_if_unused();
@@ -151,7 +154,7 @@ void daemon_gone() noexcept
 
 void unregister_child(child_state* s)
 {
-    std::lock_guard lk(g_children->mtx);
+    lock_guard lk(g_children->mtx);
     auto drop = [&](std::vector<std::shared_ptr<child_state>>& v) {
         v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& p) { return p.get() == s; }), v.end());
     };
@@ -166,7 +169,7 @@ void reaper_main()
     for (;;) {
         int wake_fd;
         {
-            std::lock_guard lk(g_children->mtx);
+            lock_guard lk(g_children->mtx);
             if (g_children->orphans.empty()) {
                 // Nothing to watch: end, and give the eventfd back. adopt_orphan starts a
                 // new reaper when needed.
@@ -209,8 +212,8 @@ void reaper_main()
 // start_reaper_locked starts the reaper thread if orphans wait for it and none runs. When its
 // eventfd or its thread cannot be made (EMFILE, a thread limit), the orphans stay listed and
 // every later start_process or process destructor tries again: a reaper never runs without
-// its wake-up fd, and no orphan is forgotten. g_children->mtx held.
-void start_reaper_locked() noexcept
+// its wake-up fd, and no orphan is forgotten.
+void start_reaper_locked() noexcept GIPC_REQUIRES(g_children->mtx)
 {
     if (g_children->reaper_started || g_children->orphans.empty())
         return;
@@ -232,14 +235,14 @@ void start_reaper_locked() noexcept
 // retry_deferred_reaping starts a reaper that could not be started before, if orphans wait.
 void retry_deferred_reaping() noexcept
 {
-    std::lock_guard lk(g_children->mtx);
+    lock_guard lk(g_children->mtx);
     start_reaper_locked();
 }
 
 // adopt_orphan hands a running child whose process object is gone to the reaper thread.
 void adopt_orphan(std::shared_ptr<child_state> s) noexcept
 {
-    std::lock_guard lk(g_children->mtx);
+    lock_guard lk(g_children->mtx);
     try {
         g_children->orphans.push_back(std::move(s));
     } catch (const std::bad_alloc&) {
@@ -261,7 +264,7 @@ void exit_duties() noexcept
 {
     std::vector<std::shared_ptr<child_state>> children;
     {
-        std::lock_guard lk(g_children->mtx);
+        lock_guard lk(g_children->mtx);
         children = g_children->live;
     }
     for (auto& c : children)
@@ -278,7 +281,7 @@ void exit_duties() noexcept
 
 void register_exit_duties()
 {
-    std::lock_guard lk(g_children->mtx);
+    lock_guard lk(g_children->mtx);
     if (!g_children->exit_duties_registered) {
         std::atexit(exit_duties);
         g_children->exit_duties_registered = true;
@@ -289,13 +292,13 @@ void register_exit_duties()
 // the daemon about to start (before fork(), so that the pipe cannot close in between).
 void ensure_death_pipe()
 {
-    std::lock_guard lk(g_death->mtx);
+    lock_guard lk(g_death->mtx);
     ++g_death->daemons;
     if (g_death->write_end)
         return;
     if (int err = posix::make_pipe(g_death->read_end, g_death->write_end, false); err < 0) {
         --g_death->daemons;
-        throw std::system_error(-err, std::system_category(), "gipc: parent-death pipe");
+        throw_errno(err, "gipc: parent-death pipe");
     }
 }
 
@@ -324,7 +327,7 @@ void watch_parent_death(pid_t parent)
             },
             reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
         if (err != 0)
-            throw std::system_error(-err, std::system_category(), "gipc: cannot watch for the parent's death");
+            throw_errno(err, "gipc: cannot watch for the parent's death");
     }
     // The parent may have died before the watch began: then no state change is left to signal.
     pollfd hup{fd, POLLIN, 0};
@@ -407,7 +410,10 @@ void on_exit_in_child(int status, void*) noexcept
 // take_fork_locks / release_fork_locks hold every gipc lock across fork() (in this order, and
 // released in reverse), so that the child never inherits one held by a thread that does not
 // exist there. Both the parent and the child release them after the fork.
-void take_fork_locks(start_context& ctx)
+// GIPC_NO_THREAD_SAFETY_ANALYSIS: the locks are held across fork() from one function to the
+// other (and released in the child by the copy of the thread that took them), which the
+// analysis cannot follow; the order is the one thread_safety.hpp writes down.
+void take_fork_locks(start_context& ctx) GIPC_NO_THREAD_SAFETY_ANALYSIS
 {
     end_registry_mutex().lock();
     reactor::lock_registry();
@@ -421,7 +427,7 @@ void take_fork_locks(start_context& ctx)
     orphan_writers_mutex().lock();
 }
 
-void release_fork_locks(start_context& ctx)
+void release_fork_locks(start_context& ctx) GIPC_NO_THREAD_SAFETY_ANALYSIS
 {
     orphan_writers_mutex().unlock();
     g_death->mtx.unlock();
@@ -433,6 +439,34 @@ void release_fork_locks(start_context& ctx)
     g_children->mtx.unlock();
     reactor::unlock_registry();
     end_registry_mutex().unlock();
+}
+
+// In a forked child, which has only the thread that forked: forget_parent_children forgets the
+// parent's children, reaped or not (keep_exit_duties: the atexit registration of the exit
+// duties is inherited, as after a plain fork()); forget_parent_death_pipe closes the copy of
+// the parent's death pipe and returns its read end. The inherited objects stay allocated
+// (inherited state may refer to them, and their mutexes may have been copied locked).
+// GIPC_NO_THREAD_SAFETY_ANALYSIS: they touch the registries without their locks, as a child
+// with one thread may.
+void forget_parent_children(bool keep_exit_duties) noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS
+{
+    for (child_state* c : g_children->all)
+        c->abandon_after_fork();
+    posix::close_fd(g_children->reaper_wake.release());
+    const bool duties = g_children->exit_duties_registered;
+    g_children = new children_registry;
+    if (keep_exit_duties)
+        g_children->exit_duties_registered = duties;
+    g_name_counter = 0;
+}
+
+posix::unique_fd forget_parent_death_pipe() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS
+{
+    g_death->write_end.reset();
+    g_death->parent_read_end.reset();
+    posix::unique_fd read_end = std::move(g_death->read_end);
+    g_death = new death_pipe;
+    return read_end;
 }
 
 // child_bootstrap is all the fork hygiene of a child, in order. Runs right after fork() in
@@ -480,19 +514,10 @@ void release_fork_locks(start_context& ctx)
         ends.insert(kept.begin(), kept.end());
 
         // 6. The parent's children are not this process's: forget them, reaped or not.
-        for (child_state* c : g_children->all)
-            c->abandon_after_fork();
-        posix::close_fd(g_children->reaper_wake.release());
-        g_children = new children_registry; // the old one may be referenced by inherited state
-        g_name_counter = 0;
+        forget_parent_children(false);
 
         // 7. Parent death: only the parent holds the write end of its death pipe.
-        // The inherited object stays allocated (its mutex may have been copied locked);
-        // its fds are closed, or the read end moves to the new one.
-        g_death->write_end.reset();
-        g_death->parent_read_end.reset();
-        posix::unique_fd read_end = std::move(g_death->read_end);
-        g_death = new death_pipe;
+        posix::unique_fd read_end = forget_parent_death_pipe();
         if (ctx.options->daemon)
             become_daemon_child(ctx.parent, std::move(read_end));
 
@@ -556,7 +581,10 @@ pid_t fork_locked(start_context& ctx)
 // by a thread that does not exist there, and the child starts with none of the parent's
 // children, no exit duties for them, and no copy of the parent-death pipe (a copy of its write
 // end would keep the parent's daemon children from seeing their parent die).
-void plain_fork_prepare() noexcept
+// GIPC_NO_THREAD_SAFETY_ANALYSIS: pthread_atfork's handlers hold the locks from prepare to
+// parent/child, across fork(), which the analysis cannot follow; the child's handler touches
+// the registries without their locks, as the child has only the forking thread.
+void plain_fork_prepare() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS
 {
     if (t_in_gipc_fork)
         return;
@@ -568,7 +596,7 @@ void plain_fork_prepare() noexcept
     orphan_writers_mutex().lock();
 }
 
-void plain_fork_parent() noexcept
+void plain_fork_parent() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS
 {
     if (t_in_gipc_fork)
         return;
@@ -580,22 +608,13 @@ void plain_fork_parent() noexcept
     end_registry_mutex().unlock();
 }
 
-void plain_fork_child() noexcept
+void plain_fork_child() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS
 {
     if (t_in_gipc_fork)
         return; // child_bootstrap does this and more
     plain_fork_parent(); // this thread took the locks
-    for (child_state* c : g_children->all)
-        c->abandon_after_fork();
-    posix::close_fd(g_children->reaper_wake.release());
-    const bool duties = g_children->exit_duties_registered;
-    g_children = new children_registry; // the old one may be referenced by inherited state
-    g_children->exit_duties_registered = duties; // the atexit registration is inherited
-    g_name_counter = 0;
-    g_death->write_end.reset();
-    g_death->read_end.reset();
-    g_death->parent_read_end.reset();
-    g_death = new death_pipe;
+    forget_parent_children(true); // the atexit registration is inherited
+    forget_parent_death_pipe();   // its read end closes here
 }
 
 [[maybe_unused]] const int g_plain_fork_handlers =
@@ -632,18 +651,19 @@ public:
     // returns the pid or -errno.
     pid_t run(start_context& ctx)
     {
-        std::lock_guard one_at_a_time(users_);
-        std::unique_lock lk(mtx_);
+        lock_guard one_at_a_time(users_);
+        unique_lock lk(mtx_);
         if (int err = start_locked(); err < 0)
             return err;
         request_ = &ctx;
         posted_.notify_one();
-        finished_.wait(lk, [&] { return request_ == nullptr; });
+        while (request_ != nullptr)
+            finished_.wait(lk);
         return result_;
     }
 
 private:
-    int start_locked()
+    int start_locked() GIPC_REQUIRES(mtx_)
     {
         if (started_)
             return 0;
@@ -677,9 +697,10 @@ private:
         // arena, which glibc frees for it after fork() (a non-main arena grows its heap with
         // an mprotect per extension). For the same reason the Boost.Fiber state of the child
         // is not made here in advance, although that would save each child ~10 us.
-        std::unique_lock lk(mtx_);
+        unique_lock lk(mtx_);
         for (;;) {
-            posted_.wait(lk, [&] { return request_ != nullptr; });
+            while (request_ == nullptr)
+                posted_.wait(lk);
             start_context& ctx = *request_;
             lk.unlock();
             const pid_t pid = ctx.start(ctx);
@@ -690,12 +711,14 @@ private:
         }
     }
 
-    std::mutex users_; // held by the one caller whose request is in progress
-    std::mutex mtx_;   // guards what follows
-    std::condition_variable posted_, finished_;
-    start_context* request_ = nullptr; // the request in progress; reset when it is done
-    pid_t result_ = 0;
-    bool started_ = false;
+    // Lock order: thread_safety.hpp. condition_variable_any: it waits with the annotated
+    // unique_lock (it allocates nothing in wait, only when constructed, on the caller's thread).
+    mutex users_; // held by the one caller whose request is in progress
+    mutex mtx_;   // guards what follows
+    std::condition_variable_any posted_, finished_;
+    start_context* request_ GIPC_GUARDED_BY(mtx_) = nullptr; // the request in progress; reset when it is done
+    pid_t result_ GIPC_GUARDED_BY(mtx_) = 0;
+    bool started_ GIPC_GUARDED_BY(mtx_) = false;
 
     static std::atomic<fork_thread*> g_current;
     static bool g_reset_registered; // guarded by the mtx_ of the current object
@@ -727,7 +750,7 @@ void become_daemon_child(pid_t parent, posix::unique_fd death_read_end)
 void end_on_exit_like_a_child()
 {
     if (::on_exit(on_exit_in_child, nullptr) != 0)
-        throw std::system_error(ENOMEM, std::system_category(), "gipc: on_exit");
+        throw_errno(-ENOMEM, "gipc: on_exit");
 }
 
 void run_child_target(const std::string& name, int (*run)(void*), void (*destroy)(void*) noexcept, void* arg)
@@ -752,7 +775,7 @@ void run_child_target(const std::string& name, int (*run)(void*), void (*destroy
 
 std::optional<int> child_state::poll()
 {
-    std::unique_lock lk(mtx_);
+    unique_lock lk(mtx_);
     if (status_ || !pidfd_)
         return status_;
     int status = 0;
@@ -762,11 +785,13 @@ std::optional<int> child_state::poll()
         // elsewhere in the program). It has exited (the pidfd stays valid) and its status is
         // lost: 0, the convention of Python's subprocess.
         reaped(r == 1 ? status : 0);
+        const std::optional<int> result = status_;
         lk.unlock();
         unregister_child(this);
-    } else if (r < 0) {
-        throw std::system_error(-r, std::system_category(), "gipc: waitid for " + name_);
+        return result;
     }
+    if (r < 0)
+        throw_errno(r, "gipc: waitid for " + name_);
     return status_;
 }
 
@@ -776,7 +801,7 @@ void child_state::wait_blocking()
     // threads never block behind it; the reap then takes mtx_ as poll() does.
     int fd;
     {
-        std::lock_guard lk(mtx_);
+        lock_guard lk(mtx_);
         if (status_ || !pidfd_)
             return;
         fd = pidfd_.get(); // open as long as this object lives
@@ -799,13 +824,13 @@ void child_state::reaped(int status)
 
 void child_state::signal(int sig)
 {
-    std::lock_guard lk(mtx_);
+    lock_guard lk(mtx_);
     if (status_ || !pidfd_)
         return; // reaped: the pid may belong to another process by now
     // A group leader is not reaped yet (status_ is empty): its pid is still its group's id.
     int r = group_ ? (::kill(-pid_, sig) == 0 ? 0 : -errno) : linux_pidfd::send_signal(pidfd_.get(), sig);
     if (r < 0 && r != -ESRCH)
-        throw std::system_error(-r, std::system_category(), "gipc: signal " + name_);
+        throw_errno(r, "gipc: signal " + name_);
 }
 
 namespace {
@@ -934,7 +959,7 @@ process process_maker::adopt_program(pid_t pid, posix::unique_fd pidfd, std::str
     std::shared_ptr<child_state> state;
     try {
         state = std::make_shared<child_state>(pid, std::move(pidfd), std::move(name), daemon, true, group);
-        std::lock_guard lk(g_children->mtx);
+        lock_guard lk(g_children->mtx);
         g_children->live.push_back(state);
     } catch (...) {
         const int fd = state ? state->pidfd() : pidfd.get();
@@ -985,7 +1010,7 @@ process process_maker::start(process_options options, const transfer_list& trans
     // until gipc holds its pidfd.
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        throw std::system_error(errno, std::system_category(), std::string("gipc: ") + api + ": socketpair");
+        throw_errno(-errno, std::string("gipc: ") + api + ": socketpair");
     posix::unique_fd parent_end(sv[0]);
     posix::unique_fd child_end(sv[1]);
 
@@ -1004,7 +1029,7 @@ process process_maker::start(process_options options, const transfer_list& trans
     if (options.daemon) {
         ensure_death_pipe();
         death_use.counted = true;
-        std::lock_guard lk(g_death->mtx);
+        lock_guard lk(g_death->mtx);
         death_read_fd = g_death->read_end.get(); // open while a daemon is counted
     }
 
@@ -1016,15 +1041,13 @@ process process_maker::start(process_options options, const transfer_list& trans
     if (ctx.child_fd < 0)
         (void)child_end.release(); // the fork thread closed it
     if (pid < 0)
-        throw std::system_error(-pid, std::system_category(),
-                                forks ? std::string("gipc: fork") : std::string("gipc: spawn_process: exec of ") + self_exe_path);
+        throw_errno(pid, forks ? std::string("gipc: fork") : std::string("gipc: spawn_process: exec of ") + self_exe_path);
     if (ctx.pidfd < 0) {
         // The child cannot be watched: it waits for a go byte that never comes, sees EOF and
         // ends without running its target. gipc holds no pidfd, so it sends no signal.
         parent_end.reset();
         reap_unstarted(pid, -1);
-        throw std::system_error(-ctx.pidfd, std::system_category(),
-                                std::string("gipc: ") + api + ": pidfd_open (Linux 5.3 or later needed)");
+        throw_errno(ctx.pidfd, std::string("gipc: ") + api + ": pidfd_open (Linux 5.3 or later needed)");
     }
     posix::unique_fd pidfd(ctx.pidfd);
 
@@ -1034,15 +1057,14 @@ process process_maker::start(process_options options, const transfer_list& trans
     if (report != 0) {
         reap_unstarted(pid, pidfd.get());
         if (report > 0)
-            throw std::system_error(report, std::system_category(), "gipc: " + name + " could not start: " + what);
-        throw std::system_error(ECHILD, std::system_category(),
-                                "gipc: " + name + " ended before its target started");
+            throw_errno(-report, "gipc: " + name + " could not start: " + what);
+        throw_errno(-ECHILD, "gipc: " + name + " ended before its target started");
     }
 
     std::shared_ptr<child_state> state;
     try {
         state = std::make_shared<child_state>(pid, std::move(pidfd), name, options.daemon);
-        std::lock_guard lk(g_children->mtx);
+        lock_guard lk(g_children->mtx);
         g_children->live.push_back(state);
     } catch (...) {
         // A child that cannot be watched must not be left running: kill it through its pidfd
@@ -1125,7 +1147,7 @@ bool process::join_until(detail::steady_time deadline)
         if (w == -ETIMEDOUT)
             return state_->poll().has_value();
         if (w != 0)
-            throw std::system_error(-w, std::system_category(), "gipc: wait for " + state_->name());
+            detail::throw_errno(w, "gipc: wait for " + state_->name());
     }
 }
 

@@ -14,6 +14,8 @@
 //      _exits with 127); EOF before either means it died during its setup.
 // Private header: never included from include/gipc/.
 
+#include "private.hpp"
+
 #include "posix/fd.hpp"
 
 #include <gipc/process.hpp>

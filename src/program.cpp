@@ -8,6 +8,7 @@
 // thread makes the pipes, gives the parent's ends their fds and clones the child: no gipc fork
 // can come between the pipes' creation and the ends' registration, so a start_process child
 // never inherits a program's pipe unnoticed (it would hold the program's stdin or stdout open).
+#include "errors.hpp"
 #include "exec_child.hpp"
 #include "posix/fd.hpp"
 #include "process_start.hpp"
@@ -40,9 +41,10 @@ using detail::steady_time;
 
 namespace {
 
-[[noreturn]] void throw_errno(int err, const std::string& what)
+// throw_errno_gipc throws err (an errno, positive) with "gipc: " + what.
+[[noreturn]] void throw_errno_gipc(int err, const std::string& what)
 {
-    throw std::system_error(err, std::system_category(), "gipc: " + what);
+    detail::throw_errno(-err, "gipc: " + what);
 }
 
 void wait_for(int fd, io_dir dir, steady_time deadline, const char* operation)
@@ -51,7 +53,7 @@ void wait_for(int fd, io_dir dir, steady_time deadline, const char* operation)
     if (w == -ETIMEDOUT)
         throw timeout_error(std::string("gipc: ") + operation + " timed out");
     if (w != 0)
-        throw_errno(-w, operation);
+        throw_errno_gipc(-w, operation);
 }
 
 std::shared_ptr<socket_end> unopened_end(const char* kind)
@@ -68,7 +70,7 @@ std::string find_in_path(const command& cmd)
     if (name.find('/') != std::string::npos)
         return name;
     if (name.empty())
-        throw std::system_error(ENOENT, std::system_category(), "gipc: start_program: argv[0] is empty");
+        detail::throw_errno(-ENOENT, "gipc: start_program: argv[0] is empty");
     std::string path = "/bin:/usr/bin";
     if (cmd.env) {
         for (const auto& e : *cmd.env)
@@ -99,8 +101,8 @@ std::string find_in_path(const command& cmd)
             break;
         from = colon + 1;
     }
-    throw std::system_error(denied ? EACCES : ENOENT, std::system_category(),
-                            "gipc: start_program: cannot execute " + name +
+    detail::throw_errno(denied ? -EACCES : -ENOENT,
+                       "gipc: start_program: cannot execute " + name +
                                 (denied ? ": no executable match in PATH" : ": not found in PATH"));
 }
 
@@ -177,8 +179,8 @@ pid_t launch_on_fork_thread(void* arg)
 
 // ---- transfers -------------------------------------------------------------------------------
 
-void detail_access::add(detail::transfer_list& list, const byte_reader& r) { add_socket(list, r.end_); }
-void detail_access::add(detail::transfer_list& list, const byte_writer& w) { add_socket(list, w.end_); }
+void detail::detail_access::add(detail::transfer_list& list, const byte_reader& r) { add_socket(list, r.end_); }
+void detail::detail_access::add(detail::transfer_list& list, const byte_writer& w) { add_socket(list, w.end_); }
 
 // ---- byte_reader -----------------------------------------------------------------------------
 
@@ -216,7 +218,7 @@ std::size_t byte_reader::read_some_until(void* data, std::size_t size, steady_ti
         if (n >= 0)
             return static_cast<std::size_t>(n);
         if (n != -EAGAIN)
-            throw_errno(static_cast<int>(-n), "read from " + e.name());
+            throw_errno_gipc(static_cast<int>(-n), "read from " + e.name());
         wait_for(e.fd(), io_dir::read, deadline, "read");
     }
 }
@@ -251,7 +253,7 @@ bool byte_reader::read_more(steady_time deadline)
         if (n == 0)
             return false;
         if (n != -EAGAIN)
-            throw_errno(static_cast<int>(-n), "read from " + e.name());
+            throw_errno_gipc(static_cast<int>(-n), "read from " + e.name());
         wait_for(e.fd(), io_dir::read, deadline, "read");
     }
 }
@@ -344,12 +346,12 @@ bool byte_writer::write_some_until(std::string_view& data, steady_time deadline)
             continue;
         }
         if (n != -EAGAIN)
-            throw_errno(n == 0 ? EIO : static_cast<int>(-n), "write to " + end_->name());
+            throw_errno_gipc(n == 0 ? EIO : static_cast<int>(-n), "write to " + end_->name());
         const int w = detail::wait_owned_fd(fd, io_dir::write, deadline);
         if (w == -ETIMEDOUT)
             return false;
         if (w != 0)
-            throw_errno(-w, "write");
+            throw_errno_gipc(-w, "write");
     }
     return true;
 }
@@ -583,13 +585,13 @@ program start_program(command cmd)
         const int err = -pid;
         switch (l.result.step) {
         case detail::exec_step::execve:
-            throw_errno(err, "start_program: cannot execute " + path);
+            throw_errno_gipc(err, "start_program: cannot execute " + path);
         case detail::exec_step::chdir:
-            throw_errno(err, "start_program: cannot change to directory " + cmd.cwd + " for " + name);
+            throw_errno_gipc(err, "start_program: cannot change to directory " + cmd.cwd + " for " + name);
         case detail::exec_step::none:
-            throw_errno(err, "start_program: cannot start " + name);
+            throw_errno_gipc(err, "start_program: cannot start " + name);
         default:
-            throw_errno(err, std::string("start_program: ") + detail::exec_step_name(l.result.step) + " for " + name +
+            throw_errno_gipc(err, std::string("start_program: ") + detail::exec_step_name(l.result.step) + " for " + name +
                                  " failed");
         }
     }

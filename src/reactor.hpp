@@ -25,6 +25,8 @@
 // parent). The backend renews the forking thread's reactor on its next use in the child, and
 // never touches those of the threads the child does not have; see the backend's header.
 
+#include "private.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <memory>

@@ -16,6 +16,8 @@
 // forget_everywhere() reaches the relay reactor like every other, so a relayed wait on an fd
 // gipc forgets ends with -EBADF.
 
+#include "private.hpp"
+
 #include "reactor.hpp"
 
 #include <chrono>

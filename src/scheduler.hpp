@@ -8,6 +8,8 @@
 // thread_algorithm). A thread whose program installed another algorithm keeps it; gipc's fd
 // waits there go to the relay (relay.hpp).
 
+#include "private.hpp"
+
 #include "reactor.hpp"
 
 #include <boost/fiber/algo/algorithm.hpp>

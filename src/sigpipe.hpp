@@ -2,6 +2,8 @@
 #pragma once
 // SIGPIPE in gipc's own process (handles.cpp).
 
+#include "private.hpp"
+
 namespace gipc::detail {
 
 // ignore_sigpipe makes writes to a pipe without readers fail with EPIPE instead of killing

@@ -2,9 +2,12 @@
 #pragma once
 // socket_end: the gipc handle state behind net::stream and net::listener.
 
-#include "pipe_end.hpp"
+#include "private.hpp"
+
+#include "end_base.hpp"
 
 #include <string>
+#include <utility>
 
 namespace gipc::detail {
 

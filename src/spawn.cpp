@@ -11,6 +11,7 @@
 // nothing): exec_child (clone + execve of /proc/self/exe; the pidfd comes with the clone), and
 // the go message carrying the call. The child's spawn_main reads it, sets itself up, reports,
 // and runs the target.
+#include "errors.hpp"
 #include "exec_child.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
@@ -74,7 +75,7 @@ struct exec_plan {
 
 [[noreturn]] void throw_spawn_errno(int err, const char* what)
 {
-    throw std::system_error(err, std::system_category(), std::string("gipc: spawn_process: ") + what);
+    throw_errno(-err, std::string("gipc: spawn_process: ") + what);
 }
 
 // stage dups fd to the lowest free number at or above floor, close-on-exec: above every place
@@ -268,52 +269,52 @@ std::size_t add_handle(detail::spawn_request& req, char kind, std::vector<detail
 }
 } // namespace
 
-std::size_t detail_access::add_spawned(detail::spawn_request& req, const reader& r)
+std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const reader& r)
 {
     add(req.transfers, r);
     return add_handle(req, 'r', {r.end_.get()});
 }
-std::size_t detail_access::add_spawned(detail::spawn_request& req, const writer& w)
+std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const writer& w)
 {
     add(req.transfers, w);
     return add_handle(req, 'w', {w.end_.get()});
 }
-std::size_t detail_access::add_spawned(detail::spawn_request& req, const duplex& d)
+std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const duplex& d)
 {
     add(req.transfers, d);
     return add_handle(req, 'd', {d.in_.get(), d.out_.get()});
 }
-std::size_t detail_access::add_spawned(detail::spawn_request& req, const net::stream& s)
+std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const net::stream& s)
 {
     add(req.transfers, s);
     return add_handle(req, 's', {s.end_.get()});
 }
-std::size_t detail_access::add_spawned(detail::spawn_request& req, const net::listener& l)
+std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const net::listener& l)
 {
     add(req.transfers, l);
     return add_handle(req, 'l', {l.end_.get()});
 }
 
-std::size_t detail_access::add_spawned(detail::spawn_request& req, const byte_reader& r)
+std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const byte_reader& r)
 {
     add(req.transfers, r);
     return add_handle(req, 'b', {r.end_.get()});
 }
-std::size_t detail_access::add_spawned(detail::spawn_request& req, const byte_writer& w)
+std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const byte_writer& w)
 {
     add(req.transfers, w);
     return add_handle(req, 'y', {w.end_.get()});
 }
 
-std::shared_ptr<detail::read_end> detail_access::take_read_end(spawned_handles& h, std::size_t index, char kind)
+std::shared_ptr<detail::read_end> detail::detail_access::take_read_end(spawned_handles& h, std::size_t index, char kind)
 {
     return std::move(h.at(index, kind).r);
 }
-std::shared_ptr<detail::write_end> detail_access::take_write_end(spawned_handles& h, std::size_t index, char kind)
+std::shared_ptr<detail::write_end> detail::detail_access::take_write_end(spawned_handles& h, std::size_t index, char kind)
 {
     return std::move(h.at(index, kind).w);
 }
-std::shared_ptr<detail::socket_end> detail_access::take_socket_end(spawned_handles& h, std::size_t index, char kind)
+std::shared_ptr<detail::socket_end> detail::detail_access::take_socket_end(spawned_handles& h, std::size_t index, char kind)
 {
     return std::move(h.at(index, kind).s);
 }

@@ -14,11 +14,18 @@
 //
 //   1. a handle's fiber mutexes (write_end::wmtx_, read_end::rmtx_; a duplex takes the write
 //      side's first). They may be held across suspensions; nothing below is.
+//  1a. process.cpp's fork thread: users_, held by the one caller whose fork is in progress
+//      while the fork thread takes 2-7 for it (so no thread that holds one of 2-9 may wait for
+//      a fork); then the fork thread's mtx_, a leaf held only to post a request or its
+//      result, never across the fork.
 //   2. the registry of open ends (end_registry_mutex).
 //   3. the reactor registry (epoll_reactor.cpp's registry).
 //   4. process.cpp's child tables: g_children->mtx, then g_children->all_mtx.
 //   5. writers' queue locks (write_end::qlock_; fork takes those of the transferred writers
 //      in the order they were given).
+//  5a. a child's mutex (process.cpp's child_state::mtx_): poll() reaps under it, and a reaped
+//      daemon is counted off under 6. fork does not take it: a forked child never locks
+//      the child_states it inherits.
 //   6. process.cpp's parent-death watcher mutex (g_death->mtx).
 //   7. the orphan writers' helper mutex (orphan_writers_mutex): adopting a writer takes it
 //      with the writer's qlock_ held.
@@ -31,11 +38,11 @@
 // fork() (process.cpp: take_fork_locks, plain_fork_prepare) takes 2-7 in this order and
 // releases them in reverse, so that a child never inherits one held by a thread it does not
 // have; reactors' mutexes are not held across fork (see epoll_reactor.hpp on renewal).
-// process.cpp's other mutexes (child_state::mtx_, the fork thread's users_ and mtx_) are not
-// annotated yet and have their place to be written here when they are.
 // The relay's mutex (relay.cpp) is a leaf like 7: held only briefly, with nothing else taken
 // under it but 8. Since pick_next() does no work (deferred tasks run on the dispatcher or at
 // gipc's own waits), no lock of gipc's is ever taken with a Boost.Fiber spinlock held.
+
+#include "private.hpp"
 
 #include "assert.hpp"
 

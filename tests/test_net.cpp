@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 #include "small_stack.hpp"
 
+#include <gipc/detail/test_support.hpp>
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>

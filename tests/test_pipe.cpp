@@ -3,6 +3,7 @@
 #include "test_support.hpp"
 #include "small_stack.hpp"
 
+#include <gipc/detail/test_support.hpp>
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>
@@ -452,7 +453,7 @@ GIPC_TEST("a reader chooses per call how to read the next frame")
     w.put_bytes("raw");
     CHECK(r.get_bytes() == packed(std::string("value")));
     CHECK(r.get<int>() == 7);
-    CHECK_THROWS_AS(r.get<std::string>(), gipc::decode_error); // "raw" is not msgpack
+    CHECK_THROWS_AS((void)r.get<std::string>(), gipc::decode_error); // "raw" is not msgpack
 }
 
 GIPC_TEST("TestComm: one writer, two readers: each large message arrives whole")
@@ -517,7 +518,7 @@ GIPC_TEST("many messages arrive in order")
         if (r.get<int>() == i)
             ++expected;
     CHECK(expected == n);
-    CHECK_THROWS_AS(r.get<int>(), gipc::eof_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::eof_error);
     writer.join();
 }
 
@@ -550,9 +551,9 @@ GIPC_TEST("a header over max_message_size throws decode_error and poisons the st
     auto [r, w] = gipc::pipe({.max_message_size = 100});
     raw_write(w.native_handle(), be32(101) + std::string(101, 'x'));
     w.put(1);
-    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("max_message_size"), gipc::decode_error);
-    CHECK_THROWS_AS(r.get<int>(), gipc::decode_error);
-    CHECK_THROWS_AS(r.get_bytes(), gipc::decode_error);
+    CHECK_THROWS_WITH_AS((void)r.get<int>(), doctest::Contains("max_message_size"), gipc::decode_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::decode_error);
+    CHECK_THROWS_AS((void)r.get_bytes(), gipc::decode_error);
 }
 
 GIPC_TEST("put of a payload over max_message_size throws gipc::error and writes nothing")
@@ -564,7 +565,7 @@ GIPC_TEST("put of a payload over max_message_size throws gipc::error and writes 
     w.put(5);
     CHECK(r.get_bytes() == std::string(10, 'y'));
     CHECK(r.get<int>() == 5);
-    CHECK_THROWS_AS(r.get<int>(10ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get<int>(10ms), gipc::timeout_error);
 }
 
 GIPC_TEST("an invalid msgpack payload throws decode_error for that frame only")
@@ -574,9 +575,9 @@ GIPC_TEST("an invalid msgpack payload throws decode_error for that frame only")
     raw_write(w.native_handle(), be32(2) + "\x92\x01"); // array of 2 with one element
     raw_write(w.native_handle(), be32(2) + "\x01\x02"); // two values in one frame
     w.put(42);
-    CHECK_THROWS_AS(r.get<int>(), gipc::decode_error);
-    CHECK_THROWS_WITH_AS(r.get<msgpack::object_handle>(), doctest::Contains("truncated"), gipc::decode_error);
-    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("trailing"), gipc::decode_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::decode_error);
+    CHECK_THROWS_WITH_AS((void)r.get<msgpack::object_handle>(), doctest::Contains("truncated"), gipc::decode_error);
+    CHECK_THROWS_WITH_AS((void)r.get<int>(), doctest::Contains("trailing"), gipc::decode_error);
     CHECK(r.get<int>() == 42);
 }
 
@@ -587,9 +588,9 @@ GIPC_TEST("a value of the wrong type throws decode_error and the next frame read
     w.put(300);
     w.put(-1);
     w.put(7);
-    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("int"), gipc::decode_error);
-    CHECK_THROWS_AS(r.get<std::uint8_t>(), gipc::decode_error); // 300 does not fit
-    CHECK_THROWS_AS(r.get<unsigned>(), gipc::decode_error);      // -1 is negative
+    CHECK_THROWS_WITH_AS((void)r.get<int>(), doctest::Contains("int"), gipc::decode_error);
+    CHECK_THROWS_AS((void)r.get<std::uint8_t>(), gipc::decode_error); // 300 does not fit
+    CHECK_THROWS_AS((void)r.get<unsigned>(), gipc::decode_error);      // -1 is negative
     CHECK(r.get<int>() == 7);
 }
 
@@ -634,7 +635,7 @@ GIPC_TEST("a small hostile frame cannot make the reader allocate without bound")
     raw_write(w.native_handle(), be32(std::uint32_t(deep.size())) + deep);
     w.put(1);
     for (int i = 0; i < 5; ++i)
-        CHECK_THROWS_AS(r.get<msgpack::object_handle>(), gipc::decode_error);
+        CHECK_THROWS_AS((void)r.get<msgpack::object_handle>(), gipc::decode_error);
     CHECK(r.get<int>() == 1);
 }
 
@@ -650,7 +651,7 @@ GIPC_TEST("a header alone costs the reader no memory; the payload it announces s
     // A header announcing just under 1 GiB (max_message_size allows it), and nothing more.
     const std::size_t before = resident_bytes();
     raw_write(w.native_handle(), be32((std::uint32_t{1} << 30) - 1));
-    CHECK_THROWS_AS(r.get_bytes(50ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get_bytes(50ms), gipc::timeout_error);
     CHECK(resident_bytes() - before < (std::size_t{64} << 20));
     r.close();
 
@@ -679,7 +680,7 @@ GIPC_TEST("a frame cut short by EOF is an eof_error that says so")
     raw_write(w.native_handle(), be32(10) + "abc");
     w.close();
     CHECK(r.get<int>() == 1);
-    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("cut short"), gipc::eof_error);
+    CHECK_THROWS_WITH_AS((void)r.get<int>(), doctest::Contains("cut short"), gipc::eof_error);
 }
 
 GIPC_TEST("after every write end is closed, remaining messages come first, then eof_error")
@@ -692,8 +693,8 @@ GIPC_TEST("after every write end is closed, remaining messages come first, then 
     CHECK(r.get<int>() == 1);
     CHECK(r.get<int>() == 2);
     CHECK(r.get_bytes() == "three");
-    CHECK_THROWS_WITH_AS(r.get<int>(), doctest::Contains("every write end is closed"), gipc::eof_error);
-    CHECK_THROWS_AS(r.get_bytes(), gipc::eof_error);
+    CHECK_THROWS_WITH_AS((void)r.get<int>(), doctest::Contains("every write end is closed"), gipc::eof_error);
+    CHECK_THROWS_AS((void)r.get_bytes(), gipc::eof_error);
 }
 
 // ---- timeouts (Python gipc: TestGetTimeout) --------------------------------------------------
@@ -723,18 +724,18 @@ GIPC_TEST("a zero-timeout get returns a message that arrived after the pipe was 
     stop = true;
     busy.join();
     CHECK(wrong == 0);
-    CHECK_THROWS_AS(r.get<int>(0ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get<int>(0ms), gipc::timeout_error);
 }
 
 GIPC_TEST("get with a timeout throws timeout_error after the timeout")
 {
     auto [r, w] = gipc::pipe();
     auto start = std::chrono::steady_clock::now();
-    CHECK_THROWS_AS(r.get<int>(50ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get<int>(50ms), gipc::timeout_error);
     double elapsed = seconds_since(start);
     CHECK(elapsed >= 0.05);
     CHECK(elapsed < 1.0);
-    CHECK_THROWS_AS(r.get_bytes(0ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get_bytes(0ms), gipc::timeout_error);
     w.put(3);
     w.put(4);
     CHECK(r.get<int>(1s) == 3);
@@ -748,12 +749,12 @@ GIPC_TEST("a timeout in the middle of a message loses no data")
     const std::string frame = be32(std::uint32_t(payload.size())) + payload;
     // Half a frame, written by hand on the write end's fd.
     raw_write(w.native_handle(), frame.substr(0, frame.size() / 2));
-    CHECK_THROWS_AS(r.get<std::string>(30ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get<std::string>(30ms), gipc::timeout_error);
     raw_write(w.native_handle(), frame.substr(frame.size() / 2));
     CHECK(r.get<std::string>(1s) == std::string(1000, 'q'));
     // And a timeout inside the header.
     raw_write(w.native_handle(), frame.substr(0, 2));
-    CHECK_THROWS_AS(r.get_bytes(20ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get_bytes(20ms), gipc::timeout_error);
     raw_write(w.native_handle(), frame.substr(2));
     CHECK(r.get_bytes(1s) == payload);
 }
@@ -783,8 +784,8 @@ GIPC_TEST("a timeout in the middle of a large message loses no data")
         write_raw(std::string_view(frame).substr(100000));
         w.put(7);
     });
-    CHECK_THROWS_AS(r.get_bytes(50ms), gipc::timeout_error);
-    CHECK_THROWS_AS(r.get<std::string>(10ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get_bytes(50ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get<std::string>(10ms), gipc::timeout_error);
     CHECK(r.get_bytes(5s) == payload);
     CHECK(r.get<int>(5s) == 7);
     writer.join();
@@ -817,7 +818,7 @@ GIPC_TEST("a large frame cut short by EOF is an eof_error that says so")
     auto [r, w] = gipc::pipe();
     raw_write(w.native_handle(), be32(200000) + std::string(50000, 'x'));
     w.close();
-    CHECK_THROWS_WITH_AS(r.get_bytes(), doctest::Contains("cut short"), gipc::eof_error);
+    CHECK_THROWS_WITH_AS((void)r.get_bytes(), doctest::Contains("cut short"), gipc::eof_error);
 }
 
 GIPC_TEST("a timed get waiting behind another reader times out")
@@ -827,7 +828,7 @@ GIPC_TEST("a timed get waiting behind another reader times out")
     gipc::writer& w = ends.second;
     boost::fibers::fiber blocked([&] { CHECK(r.get<int>() == 1); });
     boost::this_fiber::yield();
-    CHECK_THROWS_AS(r.get<int>(30ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)r.get<int>(30ms), gipc::timeout_error);
     w.put(1);
     blocked.join();
 }
@@ -847,8 +848,8 @@ GIPC_TEST("close twice throws closed_error; a closed handle refuses use")
     CHECK(w.native_handle() == -1);
     CHECK_THROWS_AS(r.close(), gipc::closed_error);
     CHECK_THROWS_AS(w.close(), gipc::closed_error);
-    CHECK_THROWS_AS(r.get<int>(), gipc::closed_error);
-    CHECK_THROWS_AS(r.get_bytes(), gipc::closed_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::closed_error);
+    CHECK_THROWS_AS((void)r.get_bytes(), gipc::closed_error);
     CHECK_THROWS_AS(w.put(1), gipc::closed_error);
     CHECK_THROWS_AS(w.put_bytes("x"), gipc::closed_error);
     CHECK_THROWS_AS(w.flush(), gipc::closed_error);
@@ -862,7 +863,7 @@ GIPC_TEST("a moved-from handle is closed")
     CHECK(r.closed());
     CHECK(w.closed());
     CHECK(r.native_handle() == -1);
-    CHECK_THROWS_AS(r.get<int>(), gipc::closed_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::closed_error);
     CHECK_THROWS_AS(w.put(1), gipc::closed_error);
     CHECK_THROWS_AS(r.close(), gipc::closed_error);
     CHECK_THROWS_AS(w.close(), gipc::closed_error);
@@ -935,7 +936,7 @@ GIPC_TEST("close and the destructor write out queued frames")
     w.close();
     for (int i = 0; i < 1000; ++i)
         CHECK(r.get<int>() == i);
-    CHECK_THROWS_AS(r.get<int>(), gipc::eof_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::eof_error);
 
     auto [r2, w2] = gipc::pipe();
     {
@@ -1429,7 +1430,7 @@ GIPC_TEST("duplex ends each read what the other writes")
     CHECK(b.get<std::string>() == "to b");
     CHECK(a.get<std::string>() == "to a");
     CHECK(a.get_bytes() == "raw to a");
-    CHECK_THROWS_AS(a.get<int>(20ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)a.get<int>(20ms), gipc::timeout_error);
     CHECK(a.read_handle() >= 0);
     CHECK(a.write_handle() >= 0);
 }
@@ -1443,10 +1444,10 @@ GIPC_TEST("duplex close closes both directions; again throws closed_error")
     CHECK(a.read_handle() == -1);
     CHECK(a.write_handle() == -1);
     CHECK_THROWS_AS(a.close(), gipc::closed_error);
-    CHECK_THROWS_AS(a.get<int>(), gipc::closed_error);
+    CHECK_THROWS_AS((void)a.get<int>(), gipc::closed_error);
     CHECK_THROWS_AS(a.put(1), gipc::closed_error);
     CHECK(b.get<int>() == 1);
-    CHECK_THROWS_AS(b.get<int>(), gipc::eof_error);
+    CHECK_THROWS_AS((void)b.get<int>(), gipc::eof_error);
     b.put(1);
     CHECK_THROWS_AS(b.flush(), std::system_error);
 }

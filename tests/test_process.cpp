@@ -3,6 +3,7 @@
 // signals, lifetime. Children report through exit codes and pipes, never through doctest.
 #include "test_support.hpp"
 
+#include <gipc/detail/test_support.hpp>
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>
@@ -230,7 +231,7 @@ GIPC_TEST("a moved-from process handle refuses use")
     gipc::process q = std::move(p);
     CHECK(p.pid() == -1);
     CHECK_THROWS_AS(p.join(), gipc::error);
-    CHECK_THROWS_AS(p.exitcode(), gipc::error);
+    CHECK_THROWS_AS((void)p.exitcode(), gipc::error);
     q.join();
     CHECK(q.exitcode() == 0);
 }
@@ -299,7 +300,7 @@ GIPC_TEST("the spooky writelet clone: parent fibers never run in the child")
     }
     CHECK(r.get<int>() == ::getpid());
     CHECK(r.get<int>() == ::getpid());
-    CHECK_THROWS_AS(r.get<int>(), gipc::eof_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::eof_error);
 }
 
 GIPC_TEST("fibers, sleep_for, fiber mutexes and channels work in the child")
@@ -476,7 +477,7 @@ GIPC_TEST("a writer passed through three generations reaches the parent")
     CHECK(r.get<std::string>(10s) == "RATZEPENG");
     p.join();
     CHECK(p.exitcode() == 0);
-    CHECK_THROWS_AS(r.get<int>(), gipc::eof_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::eof_error);
 }
 
 GIPC_TEST("transferring a closed handle or one in use is refused")
@@ -497,7 +498,7 @@ GIPC_TEST("transferring a closed handle or one in use is refused")
 GIPC_TEST("early reader exit: the parent's put reports broken_pipe, never SIGPIPE")
 {
     auto [r, w] = gipc::pipe();
-    auto p = gipc::start_process([](gipc::reader r) { r.get<int>(); }, std::move(r));
+    auto p = gipc::start_process([](gipc::reader r) { (void)r.get<int>(); }, std::move(r));
     bool broken = false;
     try {
         for (;;) {
@@ -516,7 +517,7 @@ GIPC_TEST("early reader exit: the parent's put reports broken_pipe, never SIGPIP
 GIPC_TEST("early reader exit seen by a writing child: SIGPIPE stays ignored in children")
 {
     auto [r, w] = gipc::pipe();
-    auto reader_child = gipc::start_process([](gipc::reader r) { r.get<int>(); }, std::move(r));
+    auto reader_child = gipc::start_process([](gipc::reader r) { (void)r.get<int>(); }, std::move(r));
     auto writer_child = gipc::start_process(
         [](gipc::writer w) {
             try {
@@ -545,7 +546,7 @@ GIPC_TEST("a frame queued when the parent forks is delivered exactly once")
     p.join();
     w.close();
     CHECK(r.get<int>() == 1);
-    CHECK_THROWS_AS(r.get<int>(), gipc::eof_error);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::eof_error);
 
     // Transferred with frames queued: the parent's go first, the child's follow, once each.
     auto [r2, w2] = gipc::pipe();
@@ -554,7 +555,7 @@ GIPC_TEST("a frame queued when the parent forks is delivered exactly once")
     q.join();
     CHECK(r2.get<int>() == 1);
     CHECK(r2.get<int>() == 2);
-    CHECK_THROWS_AS(r2.get<int>(), gipc::eof_error);
+    CHECK_THROWS_AS((void)r2.get<int>(), gipc::eof_error);
 }
 
 GIPC_TEST("stdio buffered in the parent at fork time is written once")
@@ -611,7 +612,7 @@ GIPC_TEST("forking while 3 other threads use gipc never deadlocks the child (100
             });
             for (;;) {
                 try {
-                    r.get<std::vector<int>>();
+                    (void)r.get<std::vector<int>>();
                     ++busy_messages;
                 } catch (const gipc::eof_error&) {
                     break;
@@ -713,7 +714,7 @@ GIPC_TEST("a process object destroyed first neither blocks nor kills, and leaves
     }
     CHECK(seconds_since(start) < 0.15); // the destructor did not wait for the child
     CHECK(r.get<std::string>(10s) == "still alive");
-    CHECK_THROWS_AS(r.get<int>(10s), gipc::eof_error);
+    CHECK_THROWS_AS((void)r.get<int>(10s), gipc::eof_error);
     CHECK(process_gone(pid, 5.0)); // exited (a zombie counts: the reaper may not have run yet)
     // The reaper thread reaps it asynchronously, soon after it exits.
     auto reap_start = clock_type::now();
@@ -894,7 +895,7 @@ GIPC_TEST("sync handshake between two children, then EOF, then a custom exit cod
             if (r.get<std::string>() != "SYNACK" || r.get<std::string>(1s) != "CHICKEN")
                 return 1;
             try {
-                r.get<std::string>();
+                (void)r.get<std::string>();
             } catch (const gipc::eof_error&) {
                 return 5;
             }
@@ -987,7 +988,7 @@ GIPC_TEST("a child can read from a reader that a fiber of another parent thread 
         std::thread other([&] {
             while (!stop) {
                 try {
-                    r.get_bytes(40us);
+                    (void)r.get_bytes(40us);
                 } catch (const gipc::timeout_error&) {
                 } catch (const gipc::error&) {
                     break;

@@ -456,7 +456,7 @@ GIPC_TEST("run_program's timeout kills the whole group, reaps it and throws time
     c.new_process_group = true;
     c.out = stdio::pipe;
     const auto start = std::chrono::steady_clock::now();
-    CHECK_THROWS_AS(gipc::run_program(c, {}, 300ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)gipc::run_program(c, {}, 300ms), gipc::timeout_error);
     CHECK(seconds_since(start) < 5);
     const pid_t background = read_pid_file(pid_file);
     REQUIRE(background > 0);
@@ -471,7 +471,7 @@ GIPC_TEST("run_program's timeout holds when a grandchild outside the group keeps
     c.new_process_group = true;
     c.out = stdio::pipe;
     const auto start = std::chrono::steady_clock::now();
-    CHECK_THROWS_AS(gipc::run_program(c, {}, 300ms), gipc::timeout_error);
+    CHECK_THROWS_AS((void)gipc::run_program(c, {}, 300ms), gipc::timeout_error);
     CHECK(seconds_since(start) < 5);
     const pid_t outside = read_pid_file(pid_file);
     REQUIRE(outside > 0);

@@ -307,7 +307,7 @@ GIPC_TEST_CHILD("epoll_pwait2_refused")
             child_pipe p;
             std::thread t([&] {
                 gipc::use_reactor();
-                boost::fibers::fiber waiter([&] { gipc::wait_readable(p.r, 300ms); });
+                boost::fibers::fiber waiter([&] { (void)gipc::wait_readable(p.r, 300ms); });
                 boost::fibers::fiber sleeper([] { boost::this_fiber::sleep_for(300ms); });
                 const double cpu0 = thread_cpu_seconds();
                 auto start = clock_type::now();
@@ -638,7 +638,7 @@ GIPC_TEST("a wait on an fd that is not open throws std::system_error with EBADF"
     ::close(p.r);
     p.r = -1;
     try {
-        gipc::wait_readable(closed_fd, 10ms);
+        (void)gipc::wait_readable(closed_fd, 10ms);
         FAIL("no exception");
     } catch (const std::system_error& e) {
         CHECK(e.code().value() == EBADF);
@@ -652,7 +652,7 @@ GIPC_TEST("a thread whose fibers are all blocked uses almost no CPU")
     // A fresh thread, so its CPU clock measures the idle wait only.
     std::thread t([&] {
         gipc::use_reactor();
-        boost::fibers::fiber waiter([&] { gipc::wait_readable(p.r, 200ms); });
+        boost::fibers::fiber waiter([&] { (void)gipc::wait_readable(p.r, 200ms); });
         boost::fibers::fiber sleeper([] { boost::this_fiber::sleep_for(200ms); });
         auto cpu0 = thread_cpu_seconds();
         auto start = clock_type::now();

@@ -272,7 +272,7 @@ GIPC_TEST("a child SIGKILLed in the middle of a 50 MB message: get throws eof_er
         CHECK(arrived < frame);
 
         // The handle keeps saying so, and closes cleanly.
-        CHECK_THROWS_AS(r.get_bytes(), gipc::eof_error);
+        CHECK_THROWS_AS((void)r.get_bytes(), gipc::eof_error);
         r.close();
         // The parent carries on.
         CHECK(round_trip_with_fresh_child());
@@ -419,7 +419,7 @@ writer_outcome reader_killed_while_reading()
     auto p = gipc::start_process(
         [](gipc::reader r) {
             for (;;)
-                r.get_bytes();
+                (void)r.get_bytes();
         },
         std::move(r));
     boost::fibers::fiber killer([&] {
@@ -859,7 +859,7 @@ GIPC_TEST("start_process 100 times in a row while 3 other threads put and get on
                     readers.emplace_back(guarded([&] {
                         for (;;) {
                             try {
-                                r.get_bytes();
+                                (void)r.get_bytes();
                                 ++busy_messages;
                             } catch (const gipc::eof_error&) {
                                 return;
@@ -1198,9 +1198,9 @@ void close_under_waiter(bool close_writer, int rounds, int stalled_n)
             go = i;
             try {
                 if (close_writer)
-                    gipc::wait_writable(fd, 2ms);
+                    (void)gipc::wait_writable(fd, 2ms);
                 else
-                    gipc::wait_readable(fd, 2ms);
+                    (void)gipc::wait_readable(fd, 2ms);
             } catch (const std::system_error&) {
                 // EBADF: the fd was closed before the wait began
             }

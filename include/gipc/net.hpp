@@ -25,6 +25,7 @@
 /// in /etc/hosts runs the system's resolver (DNS) on that stack too, whose needs gipc does not
 /// control.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 
@@ -39,7 +40,6 @@
 #include <utility>
 
 namespace gipc {
-struct detail_access;
 namespace detail {
 class socket_end;
 }
@@ -48,7 +48,7 @@ class socket_end;
 namespace net {
 
 /// stream: a connected stream socket, TCP or Unix-domain.
-class stream {
+class GIPC_EXPORT stream {
 public:
     /// connect opens a TCP connection to host:port, trying each address host resolves to.
     static stream connect(const std::string& host, std::uint16_t port);
@@ -123,7 +123,7 @@ public:
 
 private:
     friend class listener;
-    friend struct gipc::detail_access;
+    friend struct detail::detail_access;
     explicit stream(std::shared_ptr<detail::socket_end> end) noexcept;
     static stream connect_until(const std::string& host, std::uint16_t port, detail::steady_time deadline);
     static stream connect_unix_until(const std::string& path, detail::steady_time deadline);
@@ -134,7 +134,7 @@ private:
 };
 
 /// listener: a listening stream socket, TCP or Unix-domain, that accepts streams.
-class listener {
+class GIPC_EXPORT listener {
 public:
     /// tcp binds host:port (port 0: a free port, see port()) with SO_REUSEADDR and listens.
     /// host "" binds every IPv4 and IPv6 address ("::" dual-stack), or every IPv4 address
@@ -174,7 +174,7 @@ public:
     int native_handle() const noexcept;
 
 private:
-    friend struct gipc::detail_access;
+    friend struct detail::detail_access;
     explicit listener(std::shared_ptr<detail::socket_end> end) noexcept;
     stream accept_until(detail::steady_time deadline);
     std::shared_ptr<detail::socket_end> end_;

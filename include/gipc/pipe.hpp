@@ -33,7 +33,7 @@
 /// std::errc::broken_pipe (gipc ignores SIGPIPE, so the process is never killed by it). An
 /// error met while writing queued frames is thrown by the next put() or flush().
 
-#include <gipc/detail/codec.hpp>
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 
@@ -63,76 +63,14 @@ class duplex;
 /// pipe creates a pipe and returns its read end and write end. Both fds are O_CLOEXEC and
 /// non-blocking. Throws std::system_error when the system refuses (e.g. EMFILE), and
 /// gipc::error when max_message_size is 0 or over 4 GiB - 1.
-std::pair<reader, writer> pipe(pipe_options options = {});
+GIPC_EXPORT std::pair<reader, writer> pipe(pipe_options options = {});
 
 /// duplex_pipe creates two pipes and returns two ends, each reading what the other writes.
 /// Throws as pipe() does.
-std::pair<duplex, duplex> duplex_pipe(pipe_options options = {});
-
-namespace detail {
-using frame_visitor = void (*)(void* context, const char* data, std::size_t size);
-// read_frame waits for the next whole frame of r, consumes it, and calls visit on its payload.
-void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* context);
-std::string read_frame_bytes(read_end* r, steady_time deadline);
-
-// write_session holds the write side of w (fiber mutex and closed check) while a frame is
-// encoded into the thread's scratch builder and committed.
-class write_session {
-public:
-    explicit write_session(write_end* w);
-    ~write_session();
-    write_session(const write_session&) = delete;
-    write_session& operator=(const write_session&) = delete;
-    // frame is the thread's scratch builder, emptied for a frame of at most max_message_size.
-    frame_builder& frame();
-    void commit(frame_builder& frame);
-
-private:
-    write_end* w_;
-};
-void put_bytes(write_end* w, std::string_view payload);
-void flush(write_end* w);
-
-// borrows_payload is true of types whose values point into the bytes they were decoded from,
-// which are gone when get() returns.
-template <class T>
-inline constexpr bool borrows_payload =
-    std::is_same_v<T, std::string_view> || std::is_same_v<T, msgpack::object> ||
-    std::is_same_v<T, msgpack::type::raw_ref> || std::is_same_v<T, msgpack::type::ext_ref> ||
-    std::is_pointer_v<T>;
-
-template <class T>
-T get_value(read_end* r, steady_time deadline)
-{
-    static_assert(!borrows_payload<T>,
-                  "gipc: get<T>() needs a T that owns its data: std::string rather than std::string_view, "
-                  "msgpack::object_handle rather than msgpack::object");
-    std::optional<T> out;
-    read_frame(r, deadline,
-               [](void* c, const char* data, std::size_t size) {
-                   static_cast<std::optional<T>*>(c)->emplace(decode<T>(data, size));
-               },
-               &out);
-    return std::move(*out);
-}
-
-template <class T>
-void put_value(write_end* w, const T& value)
-{
-    write_session session(w);
-    frame_builder& frame = session.frame();
-    try {
-        msgpack::pack(frame, value);
-    } catch (...) {
-        frame.release(); // a put that fails keeps no memory
-        throw;
-    }
-    session.commit(frame);
-}
-} // namespace detail
+GIPC_EXPORT std::pair<duplex, duplex> duplex_pipe(pipe_options options = {});
 
 /// reader: the read end of a pipe.
-class reader {
+class GIPC_EXPORT reader {
 public:
     /// A default-constructed reader is closed.
     reader() noexcept;
@@ -150,29 +88,20 @@ public:
     /// compile time types that would point into the frame (std::string_view, msgpack::object,
     /// raw pointers); use std::string or msgpack::object_handle.
     template <class T>
-    T get()
-    {
-        return detail::get_value<T>(end_.get(), detail::steady_time::max());
-    }
+    [[nodiscard]] T get();
 
     /// get with a timeout bounding the whole call: timeout_error when it expires. Bytes of a
     /// message already read are kept, so a timeout loses no data.
     template <class T, class Rep, class Period>
-    T get(std::chrono::duration<Rep, Period> timeout)
-    {
-        return detail::get_value<T>(end_.get(), detail::deadline_from(timeout));
-    }
+    [[nodiscard]] T get(std::chrono::duration<Rep, Period> timeout);
 
     /// get_bytes returns the raw payload of the next frame, whatever it holds. Throws as get()
     /// does, but never for the payload's content.
-    std::string get_bytes();
+    [[nodiscard]] std::string get_bytes();
     /// get_bytes with a timeout bounding the whole call: timeout_error when it expires, losing
     /// no data.
     template <class Rep, class Period>
-    std::string get_bytes(std::chrono::duration<Rep, Period> timeout)
-    {
-        return detail::read_frame_bytes(end_.get(), detail::deadline_from(timeout));
-    }
+    [[nodiscard]] std::string get_bytes(std::chrono::duration<Rep, Period> timeout);
 
     /// close closes the handle. closed_error if already closed; locked_error (the handle stays
     /// open) while another fiber is inside get().
@@ -185,13 +114,13 @@ public:
 
 private:
     friend std::pair<reader, writer> pipe(pipe_options);
-    friend struct detail_access;
+    friend struct detail::detail_access;
     explicit reader(std::shared_ptr<detail::read_end> end) noexcept;
     std::shared_ptr<detail::read_end> end_;
 };
 
 /// writer: the write end of a pipe.
-class writer {
+class GIPC_EXPORT writer {
 public:
     /// A default-constructed writer is closed.
     writer() noexcept;
@@ -206,10 +135,7 @@ public:
     /// nothing) when the encoded value is over max_message_size, std::system_error for a
     /// failed write (broken_pipe when every reader is gone), closed_error when closed.
     template <class T>
-    void put(const T& value)
-    {
-        detail::put_value(end_.get(), value);
-    }
+    void put(const T& value);
 
     /// put_bytes sends payload unchanged as one frame. Throws as put() does.
     void put_bytes(std::string_view payload);
@@ -229,14 +155,14 @@ public:
 
 private:
     friend std::pair<reader, writer> pipe(pipe_options);
-    friend struct detail_access;
+    friend struct detail::detail_access;
     explicit writer(std::shared_ptr<detail::write_end> end) noexcept;
     std::shared_ptr<detail::write_end> end_;
 };
 
 /// duplex: one end of a duplex pipe, reading what the other end writes and writing what it
 /// reads. Everything reader and writer offer, on one object.
-class duplex {
+class GIPC_EXPORT duplex {
 public:
     /// A default-constructed duplex is closed.
     duplex() noexcept;
@@ -251,32 +177,20 @@ public:
     /// get blocks the calling fiber until a whole message from the other end arrives and returns
     /// it as T, as reader::get() does.
     template <class T>
-    T get()
-    {
-        return detail::get_value<T>(in_.get(), detail::steady_time::max());
-    }
+    [[nodiscard]] T get();
     /// get with a timeout bounding the whole call, as reader::get() with a timeout.
     template <class T, class Rep, class Period>
-    T get(std::chrono::duration<Rep, Period> timeout)
-    {
-        return detail::get_value<T>(in_.get(), detail::deadline_from(timeout));
-    }
+    [[nodiscard]] T get(std::chrono::duration<Rep, Period> timeout);
     /// get_bytes returns the raw payload of the next frame, as reader::get_bytes() does.
-    std::string get_bytes();
+    [[nodiscard]] std::string get_bytes();
     /// get_bytes with a timeout bounding the whole call, as reader::get_bytes() with a timeout.
     template <class Rep, class Period>
-    std::string get_bytes(std::chrono::duration<Rep, Period> timeout)
-    {
-        return detail::read_frame_bytes(in_.get(), detail::deadline_from(timeout));
-    }
+    [[nodiscard]] std::string get_bytes(std::chrono::duration<Rep, Period> timeout);
 
     /// put msgpack-encodes value and sends it to the other end as one frame, as writer::put()
     /// does.
     template <class T>
-    void put(const T& value)
-    {
-        detail::put_value(out_.get(), value);
-    }
+    void put(const T& value);
     /// put_bytes sends payload unchanged as one frame, as writer::put_bytes() does.
     void put_bytes(std::string_view payload);
     /// flush pushes queued frames into the pipe now, as writer::flush() does.
@@ -294,10 +208,12 @@ public:
 
 private:
     friend std::pair<duplex, duplex> duplex_pipe(pipe_options);
-    friend struct detail_access;
+    friend struct detail::detail_access;
     duplex(std::shared_ptr<detail::read_end> in, std::shared_ptr<detail::write_end> out) noexcept;
     std::shared_ptr<detail::read_end> in_;
     std::shared_ptr<detail::write_end> out_;
 };
 
 } // namespace gipc
+
+#include <gipc/detail/pipe.hpp>

@@ -29,6 +29,7 @@
 /// queue, the worker is replaced, and every other task completes: the pool never hangs and
 /// never breaks as a whole.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/error.hpp>
 #include <gipc/process.hpp>
 
@@ -52,7 +53,7 @@ struct pool_options {
 };
 
 /// task_error: the task threw; what() is the exception's what().
-class task_error : public error {
+class GIPC_EXPORT task_error : public error {
 public:
     /// Made by the pool from what the worker reported.
     task_error(std::string type, const std::string& what) : error(what), type_(std::move(type)) {}
@@ -64,7 +65,7 @@ private:
 };
 
 /// worker_lost_error: the worker running the task died; what() names how (exit code or signal).
-class worker_lost_error : public error {
+class GIPC_EXPORT worker_lost_error : public error {
 public:
     using error::error;
 };
@@ -76,7 +77,7 @@ struct task_result;
 } // namespace detail
 
 /// pool: worker processes that run tasks. Not copyable or movable.
-class pool {
+class GIPC_EXPORT pool {
 public:
     /// Starts the workers (std::system_error when one cannot be started; gipc::error for a
     /// name that is empty). Call on the thread whose fibers are to dispatch the tasks.
@@ -96,7 +97,7 @@ public:
     /// dies, timeout_error when it runs longer than pool_options::task_timeout, gipc::error when
     /// the pool is terminated first, and std::system_error when its result cannot be decoded.
     template <class F, class... Args>
-    boost::fibers::future<typename detail::task_result<F>::type> submit(F task, Args&&... args);
+    [[nodiscard]] boost::fibers::future<typename detail::task_result<F>::type> submit(F task, Args&&... args);
 
     /// map runs task on every element of inputs and returns the results in input order. After
     /// every task has ended, rethrows the failure of the first one in input order that failed.

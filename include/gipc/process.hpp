@@ -32,8 +32,8 @@
 /// this child process":
 ///
 /// @code{.cpp}
-/// gipc::start_process([r = std::move(r)]() mutable { r.get<int>(); });   // wrong
-/// gipc::start_process([](gipc::reader r) { r.get<int>(); }, std::move(r)); // right
+/// gipc::start_process([r = std::move(r)]() mutable { return r.get<int>(); });   // wrong
+/// gipc::start_process([](gipc::reader r) { return r.get<int>(); }, std::move(r)); // right
 /// @endcode
 ///
 /// start_process returns once the child is about to run its target. The child first waits until
@@ -66,6 +66,7 @@
 /// exit()), daemon children are terminated (SIGTERM) and the others are waited for. A daemon
 /// child also dies (SIGKILL) when its parent dies in any way.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 #include <gipc/net.hpp>
@@ -97,155 +98,11 @@ class byte_writer;
 
 namespace detail {
 class child_state;
+class child_entry;
 class process_maker;
-struct spawn_request;
-class spawned_handles;
-
-// child_entry: the target and its arguments, as run in the child.
-class child_entry {
-public:
-    virtual ~child_entry() = default;
-    virtual int run() = 0;
-};
-
-template <class F, class... Args>
-class bound_call final : public child_entry {
-public:
-    template <class G, class... A>
-    explicit bound_call(G&& f, A&&... args) : call_(std::forward<G>(f), std::forward<A>(args)...)
-    {
-    }
-    int run() override
-    {
-        return std::apply(
-            [](auto&& f, auto&&... args) -> int {
-                using result = std::invoke_result_t<F, Args...>;
-                if constexpr (std::is_integral_v<result>)
-                    return static_cast<int>(std::invoke(std::move(f), std::move(args)...));
-                else {
-                    std::invoke(std::move(f), std::move(args)...);
-                    return 0;
-                }
-            },
-            std::move(call_));
-    }
-    std::tuple<F, Args...>& call() noexcept { return call_; }
-
-private:
-    std::tuple<F, Args...> call_;
-};
-
-// transfer_list: the pipe ends given to a child.
-struct transfer_list {
-    std::vector<read_end*> readers;
-    std::vector<write_end*> writers;
-    std::vector<socket_end*> sockets;
-    bool closed_argument = false; // a handle argument that is closed or moved from
-};
-} // namespace detail
-
-// detail_access lets start_process see which pipe ends its arguments hold.
-struct detail_access {
-    static void add(detail::transfer_list& list, const reader& r)
-    {
-        if (r.end_)
-            list.readers.push_back(r.end_.get());
-        else
-            list.closed_argument = true;
-    }
-    static void add(detail::transfer_list& list, const writer& w)
-    {
-        if (w.end_)
-            list.writers.push_back(w.end_.get());
-        else
-            list.closed_argument = true;
-    }
-    static void add(detail::transfer_list& list, const duplex& d)
-    {
-        if (d.in_)
-            list.readers.push_back(d.in_.get());
-        if (d.out_)
-            list.writers.push_back(d.out_.get());
-        if (!d.in_ && !d.out_)
-            list.closed_argument = true;
-    }
-    static void add(detail::transfer_list& list, const net::stream& s) { add_socket(list, s.end_); }
-    static void add(detail::transfer_list& list, const net::listener& l) { add_socket(list, l.end_); }
-    // The byte streams of <gipc/program.hpp> (program.cpp).
-    static void add(detail::transfer_list& list, const byte_reader& r);
-    static void add(detail::transfer_list& list, const byte_writer& w);
-    template <class T>
-    static constexpr bool is_handle = std::is_same_v<T, reader> || std::is_same_v<T, writer> ||
-                                      std::is_same_v<T, duplex> || std::is_same_v<T, net::stream> ||
-                                      std::is_same_v<T, net::listener> || std::is_same_v<T, byte_reader> ||
-                                      std::is_same_v<T, byte_writer>;
-    // A std::vector of handles transfers each of them.
-    template <class T, class A>
-    static void add(detail::transfer_list& list, const std::vector<T, A>& handles)
-    {
-        if constexpr (is_handle<T>)
-            for (const T& h : handles)
-                add(list, h);
-    }
-    template <class T>
-    static void add(detail::transfer_list& list, const std::reference_wrapper<T>& ref)
-    {
-        add(list, ref.get());
-    }
-    template <class T>
-    static void add(detail::transfer_list&, const T&)
-    {
-    }
-
-    // spawn_process: add_spawned lists a handle argument for transfer and returns its index;
-    // in the child, take_spawned rebuilds it (spawn.cpp).
-    static std::size_t add_spawned(detail::spawn_request& request, const reader& r);
-    static std::size_t add_spawned(detail::spawn_request& request, const writer& w);
-    static std::size_t add_spawned(detail::spawn_request& request, const duplex& d);
-    static std::size_t add_spawned(detail::spawn_request& request, const net::stream& s);
-    static std::size_t add_spawned(detail::spawn_request& request, const net::listener& l);
-    static std::size_t add_spawned(detail::spawn_request& request, const byte_reader& r);
-    static std::size_t add_spawned(detail::spawn_request& request, const byte_writer& w);
-    template <class H>
-    static H take_spawned(detail::spawned_handles& handles, std::size_t index)
-    {
-        H h;
-        if constexpr (std::is_same_v<H, reader>)
-            h.end_ = take_read_end(handles, index, 'r');
-        else if constexpr (std::is_same_v<H, writer>)
-            h.end_ = take_write_end(handles, index, 'w');
-        else if constexpr (std::is_same_v<H, duplex>) {
-            h.in_ = take_read_end(handles, index, 'd');
-            h.out_ = take_write_end(handles, index, 'd');
-        } else if constexpr (std::is_same_v<H, net::stream>)
-            h.end_ = take_socket_end(handles, index, 's');
-        else if constexpr (std::is_same_v<H, byte_reader>)
-            h.end_ = take_socket_end(handles, index, 'b');
-        else if constexpr (std::is_same_v<H, byte_writer>)
-            h.end_ = take_socket_end(handles, index, 'y');
-        else
-            h.end_ = take_socket_end(handles, index, 'l');
-        return h;
-    }
-
-private:
-    static std::shared_ptr<detail::read_end> take_read_end(detail::spawned_handles&, std::size_t, char kind);
-    static std::shared_ptr<detail::write_end> take_write_end(detail::spawned_handles&, std::size_t, char kind);
-    static std::shared_ptr<detail::socket_end> take_socket_end(detail::spawned_handles&, std::size_t, char kind);
-    static void add_socket(detail::transfer_list& list, const std::shared_ptr<detail::socket_end>& end)
-    {
-        if (end)
-            list.sockets.push_back(end.get());
-        else
-            list.closed_argument = true;
-    }
-};
-
-namespace detail {
-// spawn forks and runs entry in the child. Defined in process.cpp.
-process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers);
-// spawn_exec starts a new execution of the program for a spawn_process call (spawn.cpp).
-process spawn_exec(process_options options, spawn_request& request);
+struct transfer_list;
+// spawn forks and runs entry in the child (process.cpp; <gipc/detail/process.hpp>).
+GIPC_EXPORT process spawn(process_options options, std::unique_ptr<child_entry> entry, const transfer_list& transfers);
 } // namespace detail
 
 /// start_process starts target(args...) in a child process and returns its handle. Callable
@@ -265,7 +122,7 @@ process start_process(F&& target, Args&&... args);
 ///
 /// A moved-from process is empty: pid() is -1, name() is "", daemon() is false, and
 /// is_alive(), exitcode(), join(), terminate() and kill() throw gipc::error.
-class process {
+class GIPC_EXPORT process {
 public:
     /// Takes over other's child; other is left empty.
     process(process&& other) noexcept;
@@ -284,14 +141,14 @@ public:
     /// is_alive is true until the child has exited. Never blocks.
     bool is_alive();
     /// exitcode: nullopt while running; >= 0 exit status; -N if killed by signal N.
-    std::optional<int> exitcode();
+    [[nodiscard]] std::optional<int> exitcode();
 
     /// join blocks only the calling fiber until the child has exited. Callable from any
     /// fiber of any thread, several at once.
     void join();
     /// join with a timeout: true once the child has exited, false when the timeout expired.
     template <class Rep, class Period>
-    bool join(std::chrono::duration<Rep, Period> timeout)
+    [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout)
     {
         return join_until(detail::deadline_from(timeout));
     }
@@ -310,22 +167,6 @@ private:
     std::shared_ptr<detail::child_state> state_;
 };
 
-template <class F, class... Args>
-process start_process(process_options options, F&& target, Args&&... args)
-{
-    auto entry = std::make_unique<detail::bound_call<std::decay_t<F>, std::decay_t<Args>...>>(
-        std::forward<F>(target), std::forward<Args>(args)...);
-    detail::transfer_list transfers;
-    std::apply([&](auto&, auto&... stored) { (detail_access::add(transfers, stored), ...); }, entry->call());
-    return detail::spawn(std::move(options), std::move(entry), transfers);
-}
-
-template <class F, class... Args>
-process start_process(F&& target, Args&&... args)
-{
-    return start_process(process_options{}, std::forward<F>(target), std::forward<Args>(args)...);
-}
-
 /// spawn_main must be the first statement of main() in a program that calls spawn_process.
 /// In a child started by spawn_process it runs the target and ends the child: it never returns
 /// there. In any other process it returns at once and costs nothing. A spawned child whose
@@ -342,7 +183,7 @@ process start_process(F&& target, Args&&... args)
 ///     p.join();                   // p.exitcode() == 49
 /// }
 /// @endcode
-void spawn_main(int argc, char** argv);
+GIPC_EXPORT void spawn_main(int argc, char** argv);
 
 /// spawn_process starts target(args...) in a new execution of the program's own file (on Linux
 /// /proc/self/exe, started with clone(CLONE_VM | CLONE_VFORK) + execve, never fork(), with the
@@ -383,4 +224,5 @@ process spawn_process(F target, Args&&... args);
 
 } // namespace gipc
 
+#include <gipc/detail/process.hpp>
 #include <gipc/detail/spawn.hpp>

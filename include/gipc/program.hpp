@@ -29,6 +29,7 @@
 /// At this process's normal exit a daemon program is SIGKILLed and reaped; other programs are
 /// left running (as Python's subprocess leaves them), never waited for.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 #include <gipc/process.hpp>
@@ -92,8 +93,8 @@ struct completed {
 };
 
 class program;
-program start_program(command cmd);
-completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
+GIPC_EXPORT program start_program(command cmd);
+[[nodiscard]] GIPC_EXPORT completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
 
 /// byte_reader: unframed bytes from a pipe, e.g. a program's stdout. A move-only gipc handle:
 /// non-blocking and close-on-exec, closed by its destructor, transferred to a start_process /
@@ -102,7 +103,7 @@ completed run_program_until(command cmd, std::string_view input, detail::steady_
 ///
 /// Timeouts lose no data: bytes read_line or read_all received before their timeout stay in
 /// the reader and come first on the next call.
-class byte_reader {
+class GIPC_EXPORT byte_reader {
 public:
     /// A default-constructed byte_reader is closed.
     byte_reader() noexcept;
@@ -150,7 +151,7 @@ public:
     int native_handle() const noexcept;
 
 private:
-    friend struct gipc::detail_access;
+    friend struct detail::detail_access;
     friend class program;
     friend program start_program(command cmd);
     explicit byte_reader(std::shared_ptr<detail::socket_end> end) noexcept;
@@ -166,7 +167,7 @@ private:
 /// byte_writer: unframed bytes into a pipe, e.g. a program's stdin. A move-only gipc handle
 /// like byte_reader. Writing to a pipe whose reader is gone throws std::system_error with
 /// EPIPE (never SIGPIPE).
-class byte_writer {
+class GIPC_EXPORT byte_writer {
 public:
     /// A default-constructed byte_writer is closed.
     byte_writer() noexcept;
@@ -197,7 +198,7 @@ public:
     int native_handle() const noexcept;
 
 private:
-    friend struct gipc::detail_access;
+    friend struct detail::detail_access;
     friend class program;
     friend program start_program(command cmd);
     explicit byte_writer(std::shared_ptr<detail::socket_end> end) noexcept;
@@ -213,7 +214,7 @@ private:
 /// pid(), name(), is_alive(), exitcode(), join() and the rest behave as for gipc::process (a
 /// moved-from program throws gipc::error from them), except that terminate() and kill()
 /// signal the program's whole group with command::new_process_group.
-class program {
+class GIPC_EXPORT program {
 public:
     /// Takes over other's program and streams; other is left empty.
     program(program&& other) noexcept;
@@ -230,12 +231,12 @@ public:
     /// is_alive is true until the program has exited. Never blocks.
     bool is_alive();
     /// exitcode: nullopt while running; >= 0 exit status; -N if killed by signal N.
-    std::optional<int> exitcode();
+    [[nodiscard]] std::optional<int> exitcode();
     /// join blocks only the calling fiber until the program has exited.
     void join();
     /// join with a timeout: true once the program has exited, false when the timeout expired.
     template <class Rep, class Period>
-    bool join(std::chrono::duration<Rep, Period> timeout)
+    [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout)
     {
         check();
         return process_.join(timeout);
@@ -299,20 +300,20 @@ private:
 /// std::errc::no_such_file_or_directory, permission_denied, ...; chdir's for a bad cwd;
 /// EAGAIN, EMFILE) after which no child is left behind; gipc::error for an empty argv or
 /// stdio::merge for in or out.
-program start_program(command cmd);
+GIPC_EXPORT program start_program(command cmd);
 
 /// run_program starts cmd, communicates input (stdin is piped when input is not empty and
 /// cmd.in is stdio::inherit), and returns once the program has exited.
-completed run_program(command cmd, std::string_view input = {});
+[[nodiscard]] GIPC_EXPORT completed run_program(command cmd, std::string_view input = {});
 
 /// run_program_until is run_program with an absolute deadline (see the timeout overload).
-completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
+[[nodiscard]] GIPC_EXPORT completed run_program_until(command cmd, std::string_view input, detail::steady_time deadline);
 
 /// run_program with a timeout bounding the whole call: when it expires, the program (its
 /// whole group with new_process_group) is SIGKILLed and reaped, and timeout_error is thrown,
 /// even when a grandchild outside the group still holds the program's stdout open.
 template <class Rep, class Period>
-completed run_program(command cmd, std::string_view input, std::chrono::duration<Rep, Period> timeout)
+[[nodiscard]] GIPC_EXPORT completed run_program(command cmd, std::string_view input, std::chrono::duration<Rep, Period> timeout)
 {
     return run_program_until(std::move(cmd), input, detail::deadline_from(timeout));
 }

@@ -18,6 +18,7 @@
 /// once there (queueing frames until the fiber suspends needs gipc's algorithm), and
 /// use_reactor() throws gipc::error.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 
 #include <chrono>
@@ -27,38 +28,38 @@ namespace gipc {
 namespace detail {
 // wait_fd_until backs the waits below: true when fd is ready for writing (for_write) or
 // reading, false at deadline; with may_block false it only checks readiness.
-bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block);
+GIPC_EXPORT bool wait_fd_until(int fd, bool for_write, steady_time deadline, bool may_block);
 } // namespace detail
 
 /// use_reactor installs gipc's scheduling algorithm on the calling thread. Idempotent. Fibers
 /// already ready on the thread move over to it. Only in place of Boost.Fiber's default
 /// round_robin: on a thread that runs another algorithm it throws gipc::error and changes
 /// nothing. Throws std::system_error when the reactor's epoll or eventfd cannot be created.
-void use_reactor();
+GIPC_EXPORT void use_reactor();
 
 /// wait_readable parks the calling fiber until fd is readable (or has hung up or failed), while
 /// other fibers of the thread run. Returns at once when fd is already readable. The fd must stay
 /// open during the wait. Callable from any fiber of any thread, including the main context.
-void wait_readable(int fd);
+GIPC_EXPORT void wait_readable(int fd);
 
 /// wait_readable with a timeout: false when the timeout expired first. Any duration type
 /// works, and timeouts saturate: hours::max(), duration<double> infinity and other timeouts
 /// beyond what steady_clock can represent mean "no timeout"; a timeout <= 0 (or NaN) only
 /// checks readiness without blocking.
 template <class Rep, class Period>
-bool wait_readable(int fd, std::chrono::duration<Rep, Period> timeout)
+[[nodiscard]] bool wait_readable(int fd, std::chrono::duration<Rep, Period> timeout)
 {
     return detail::wait_fd_until(fd, false, detail::deadline_from(timeout),
                                  timeout > std::chrono::duration<Rep, Period>::zero());
 }
 
 /// wait_writable / wait_writable(timeout): the same for writability.
-void wait_writable(int fd);
+GIPC_EXPORT void wait_writable(int fd);
 
 /// wait_writable with a timeout: false when the timeout expired first (timeouts as for
 /// wait_readable).
 template <class Rep, class Period>
-bool wait_writable(int fd, std::chrono::duration<Rep, Period> timeout)
+[[nodiscard]] bool wait_writable(int fd, std::chrono::duration<Rep, Period> timeout)
 {
     return detail::wait_fd_until(fd, true, detail::deadline_from(timeout),
                                  timeout > std::chrono::duration<Rep, Period>::zero());

@@ -24,6 +24,8 @@
 // fibers woken to try again), and the reactors of threads that did not survive the fork are
 // never locked or written to again.
 
+#include "../private.hpp"
+
 #include "posix/fd.hpp"
 #include "reactor.hpp"
 #include "thread_safety.hpp"

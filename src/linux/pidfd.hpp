@@ -3,6 +3,8 @@
 // pidfd helpers: exit watching without SIGCHLD handlers or waitpid(-1). Linux 5.3 or later.
 // Functions return >= 0 or -errno and never throw.
 
+#include "../private.hpp"
+
 #include <sys/types.h>
 
 namespace gipc::linux_pidfd {

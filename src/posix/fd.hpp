@@ -4,6 +4,8 @@
 // and -errno on failure, captured right after the failing call. EINTR is retried in exactly
 // one place, retry_eintr().
 
+#include "../private.hpp"
+
 #include <cerrno>
 #include <utility>
 

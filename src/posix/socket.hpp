@@ -4,6 +4,8 @@
 // function returns a value >= 0 on success and -errno on failure. Sockets are made
 // non-blocking and close-on-exec.
 
+#include "../private.hpp"
+
 #include "posix/fd.hpp"
 
 #include <sys/socket.h>

@@ -2,6 +2,8 @@
 #pragma once
 // Signal hygiene around fork(), and gipc's own threads. Never throws.
 
+#include "../private.hpp"
+
 #include <pthread.h>
 
 #include <csignal>

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "test_support.hpp"
 
+#include <gipc/detail/test_support.hpp>
 #include <gipc/pipe.hpp>
 #include <gipc/runtime.hpp>
 

@@ -5,6 +5,8 @@
 // became of it (a result, or an exception's type name and what()). Used by spawn_process; not
 // part of the API: names here may change.
 
+#include <gipc/detail/export.hpp>
+
 #include <msgpack.hpp>
 
 #include <cstdint>
@@ -22,11 +24,11 @@ struct code_location {
 
 // locate_code finds the loaded object that holds address; throws gipc::error when none does
 // (code made at run time).
-code_location locate_code(std::uintptr_t address);
+GIPC_EXPORT code_location locate_code(std::uintptr_t address);
 // find_code is the address of a located function in this process (another execution of the
 // same program); throws gipc::error when its object is not loaded here or the offset lies
 // outside it.
-std::uintptr_t find_code(const code_location& where);
+GIPC_EXPORT std::uintptr_t find_code(const code_location& where);
 
 // call_failure describes an exception that ended a call: its demangled type and what().
 struct call_failure {
@@ -35,6 +37,6 @@ struct call_failure {
     MSGPACK_DEFINE(type, what)
 };
 // describe_current_exception describes the exception being handled (call only in a catch).
-call_failure describe_current_exception();
+GIPC_EXPORT call_failure describe_current_exception();
 
 } // namespace gipc::detail

@@ -2,6 +2,7 @@
 #pragma once
 // Framing and msgpack glue used by the templates of <gipc/pipe.hpp>. Not part of the API.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/error.hpp>
 
 #include <msgpack.hpp>
@@ -18,7 +19,7 @@ namespace gipc::detail {
 // stays bounded: a payload growing past the limit given to reset() is refused at once (the
 // write throws gipc::error and the builder gives its storage back), and a builder holding
 // more than keep_capacity gives it back when reset for the next frame.
-class frame_builder {
+class GIPC_EXPORT frame_builder {
 public:
     static constexpr std::size_t keep_capacity = 64 * 1024;
 
@@ -48,19 +49,19 @@ private:
 };
 
 // scratch_builder is the calling thread's frame_builder.
-frame_builder& scratch_builder() noexcept;
+GIPC_EXPORT frame_builder& scratch_builder() noexcept;
 
 // unpack_payload parses one msgpack value that must span the whole payload. Unpack limits
 // keep a small hostile frame from allocating without bound. Throws decode_error.
-msgpack::object_handle unpack_payload(const char* data, std::size_t size);
+GIPC_EXPORT msgpack::object_handle unpack_payload(const char* data, std::size_t size);
 // This one puts what the value needs into zone; the object is valid until zone is cleared.
-msgpack::object unpack_payload(msgpack::zone& zone, const char* data, std::size_t size);
+GIPC_EXPORT msgpack::object unpack_payload(msgpack::zone& zone, const char* data, std::size_t size);
 
 // zone_lease lends the calling thread's reusable msgpack zone for one decode, so that decoding
 // a value allocates nothing (a fresh zone mallocs an 8 KiB chunk, and then frees it). A decode
 // that begins while the zone is lent (a conversion that suspended its fiber) gets a zone of
 // its own. The zone is cleared when the lease ends.
-class zone_lease {
+class GIPC_EXPORT zone_lease {
 public:
     zone_lease();
     ~zone_lease();
@@ -74,7 +75,7 @@ private:
 };
 
 // throw_convert_error throws decode_error for a payload that does not convert to a type.
-[[noreturn]] void throw_convert_error(const std::type_info& type, const char* why);
+[[noreturn]] GIPC_EXPORT void throw_convert_error(const std::type_info& type, const char* why);
 
 // decode converts one frame payload to T. Throws decode_error.
 template <class T>

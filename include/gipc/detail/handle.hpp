@@ -10,6 +10,9 @@ namespace gipc::detail {
 
 class read_end;
 class write_end;
+// detail_access: the handles' friend, through which start_process and spawn_process reach
+// their ends (<gipc/detail/process.hpp>).
+struct detail_access;
 
 using steady_time = std::chrono::steady_clock::time_point;
 
@@ -30,8 +33,5 @@ steady_time deadline_from(std::chrono::duration<Rep, Period> timeout) noexcept
         return steady_time::max();
     return now + ceil<steady_clock::duration>(timeout);
 }
-
-// open_handle_count is the number of gipc pipe handle ends open in this process.
-std::size_t open_handle_count() noexcept;
 
 } // namespace gipc::detail

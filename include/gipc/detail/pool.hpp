@@ -3,6 +3,7 @@
 // The templates behind gipc::pool (<gipc/pool.hpp>): packing a task as data, running it in a
 // worker, and completing its future. Not part of the API: names here may change.
 
+#include <gipc/detail/export.hpp>
 #include <gipc/detail/spawn.hpp>
 
 #include <boost/fiber/future.hpp>
@@ -57,7 +58,7 @@ struct task_result<F> {
 };
 
 // pool_sink completes one task's future.
-class pool_sink {
+class GIPC_EXPORT pool_sink {
 public:
     virtual ~pool_sink() = default;
     // deliver converts the task's packed result; a conversion failure fails the future.
@@ -126,7 +127,7 @@ struct pool_request {
 };
 
 // pool_submit queues a task (pool.cpp). Throws gipc::error when the pool takes no more tasks.
-void pool_submit(pool_state& state, pool_request request);
+GIPC_EXPORT void pool_submit(pool_state& state, pool_request request);
 
 // pack_pool_argument packs one argument; a handle (or a vector of them) is moved into the
 // request, which owns it until it is handed to a worker.
