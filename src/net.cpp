@@ -217,49 +217,27 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
 {
     detail::op_guard op(end_.get());
     socket_end& e = *end_;
-    std::size_t scanned = e.head;
-    for (;;) {
-        const auto nl = e.buffer.find('\n', scanned);
-        if (nl != std::string::npos) {
-            std::string line = e.buffer.substr(e.head, nl + 1 - e.head);
-            e.head = nl + 1;
-            if (e.head == e.buffer.size()) {
-                e.buffer.clear();
-                e.head = 0;
-            }
-            return line;
+    return e.read_line(max_length, "the peer closed the connection", [&] {
+        for (;;) {
+            // Receive straight into the buffer's tail: no copy, and no array on the fiber's
+            // stack (whose untouched pages would fault in, for each fiber that reads a line).
+            // The first receive asks for 512 bytes, later ones for the room the string's growth
+            // leaves (at most 64 KiB), so a stream's buffer stays small for short lines and long
+            // ones take few receives.
+            const std::size_t old_size = e.buffer.size();
+            const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 * 1024);
+            e.buffer.resize(old_size + room);
+            const ssize_t n = posix::receive_some(e.fd(), e.buffer.data() + old_size, room);
+            e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+            if (n > 0)
+                return true;
+            if (n == 0)
+                return false;
+            if (n != -EAGAIN)
+                throw_errno(static_cast<int>(n), "gipc: read from " + e.name());
+            wait_for(e.fd(), io_dir::read, deadline, "read_line");
         }
-        scanned = e.buffer.size();
-        if (scanned - e.head > max_length)
-            throw error("gipc: line longer than " + std::to_string(max_length) + " bytes on " + e.name());
-        if (e.head > 0 && e.head * 2 > e.buffer.size()) {
-            e.buffer.erase(0, e.head);
-            scanned -= e.head;
-            e.head = 0;
-        }
-        // Receive straight into the buffer's tail: no copy, and no array on the fiber's stack
-        // (whose untouched pages would fault in, for each fiber that reads a line). The first
-        // receive asks for 512 bytes, later ones for the room the string's growth leaves (at
-        // most 64 KiB), so a stream's buffer stays small for short lines and long ones take
-        // few receives.
-        const std::size_t old_size = e.buffer.size();
-        const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 * 1024);
-        e.buffer.resize(old_size + room);
-        const ssize_t n = posix::receive_some(e.fd(), e.buffer.data() + old_size, room);
-        e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-        if (n > 0)
-            continue;
-        if (n == 0) {
-            const std::size_t partial = e.buffer.size() - e.head;
-            if (partial == 0)
-                return {};
-            throw eof_error("gipc: " + e.name() + ": the peer closed the connection in the middle of a line (" +
-                            std::to_string(partial) + " bytes without a newline)");
-        }
-        if (n != -EAGAIN)
-            throw_errno(static_cast<int>(n), "gipc: read from " + e.name());
-        wait_for(e.fd(), io_dir::read, deadline, "read_line");
-    }
+    });
 }
 
 void stream::write_all(std::string_view data) { write_all_until(data, steady_time::max()); }

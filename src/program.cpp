@@ -263,35 +263,7 @@ std::string byte_reader::read_line(std::size_t max_length) { return read_line_un
 std::string byte_reader::read_line_until(steady_time deadline, std::size_t max_length)
 {
     detail::op_guard op(end_.get());
-    socket_end& e = *end_;
-    std::size_t scanned = e.head;
-    for (;;) {
-        const auto nl = e.buffer.find('\n', scanned);
-        if (nl != std::string::npos) {
-            std::string line = e.buffer.substr(e.head, nl + 1 - e.head);
-            e.head = nl + 1;
-            if (e.head == e.buffer.size()) {
-                e.buffer.clear();
-                e.head = 0;
-            }
-            return line;
-        }
-        scanned = e.buffer.size();
-        if (scanned - e.head > max_length)
-            throw error("gipc: line longer than " + std::to_string(max_length) + " bytes on " + e.name());
-        if (e.head > 0 && e.head * 2 > e.buffer.size()) {
-            e.buffer.erase(0, e.head);
-            scanned -= e.head;
-            e.head = 0;
-        }
-        if (!read_more(deadline)) {
-            const std::size_t partial = e.buffer.size() - e.head;
-            if (partial == 0)
-                return {};
-            throw eof_error("gipc: " + e.name() + ": the stream ended in the middle of a line (" +
-                            std::to_string(partial) + " bytes without a newline)");
-        }
-    }
+    return end_->read_line(max_length, "the stream ended", [&] { return read_more(deadline); });
 }
 
 std::string byte_reader::read_all() { return read_all_until(steady_time::max()); }

@@ -6,6 +6,8 @@
 
 #include "end_base.hpp"
 
+#include <gipc/error.hpp>
+
 #include <string>
 #include <utility>
 
@@ -26,6 +28,43 @@ public:
     // set_fd gives an end made without an fd its fd (start_program: on the fork thread, so that
     // no gipc child is forked between the pipe's creation and the end's registration).
     void set_fd(int fd) noexcept { fd_.reset(fd); }
+
+    // read_line is the line reading of net::stream and byte_reader: the next line (its
+    // newline included) from the buffer, which more() extends (false at the end of the stream).
+    // "" at the end of the stream with nothing buffered; eof_error saying `ended` when a partial
+    // line is left; gipc::error for a line longer than max_length.
+    template <class More>
+    std::string read_line(std::size_t max_length, const char* ended, More&& more)
+    {
+        std::size_t scanned = head;
+        for (;;) {
+            const auto nl = buffer.find('\n', scanned);
+            if (nl != std::string::npos) {
+                std::string line = buffer.substr(head, nl + 1 - head);
+                head = nl + 1;
+                if (head == buffer.size()) {
+                    buffer.clear();
+                    head = 0;
+                }
+                return line;
+            }
+            scanned = buffer.size();
+            if (scanned - head > max_length)
+                throw error("gipc: line longer than " + std::to_string(max_length) + " bytes on " + name());
+            if (head > 0 && head * 2 > buffer.size()) {
+                buffer.erase(0, head);
+                scanned -= head;
+                head = 0;
+            }
+            if (!more()) {
+                const std::size_t partial = buffer.size() - head;
+                if (partial == 0)
+                    return {};
+                throw eof_error("gipc: " + name() + ": " + ended + " in the middle of a line (" +
+                                std::to_string(partial) + " bytes without a newline)");
+            }
+        }
+    }
 
     // Bytes read ahead by read_line, not yet returned; buffer[head..] is unread.
     std::string buffer;
