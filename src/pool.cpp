@@ -345,6 +345,10 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                     break;
             }
         }
+        // A worker that died while idle (killed from outside) is replaced before it is sent
+        // anything, so that no task is failed for a death it had no part in.
+        if (w && !w->p.is_alive())
+            retire(w, false);
         if (!w) {
             try {
                 w = start_worker();

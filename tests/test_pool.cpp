@@ -13,6 +13,7 @@
 #include <cctype>
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -379,6 +380,28 @@ GIPC_TEST("gipc handles given to submit reach the task's worker and are closed i
         gipc::reader closed;
         CHECK_THROWS_AS((void)p.submit(sum_until_eof, std::move(closed)), gipc::closed_error);
     }
+}
+
+GIPC_TEST("a worker that died while idle is replaced before a task is sent to it")
+{
+    gipc::pool p(opts(1, false));
+    const int first = p.submit(my_pid).get();
+    REQUIRE(::kill(first, SIGKILL) == 0);
+    // Bounded wait until it has died (a zombie until the pool reaps it).
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        std::ifstream stat("/proc/" + std::to_string(first) + "/stat");
+        std::string line;
+        if (!std::getline(stat, line))
+            break;
+        const auto close = line.rfind(')');
+        if (close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z')
+            break;
+        REQUIRE(gipc_test::seconds_since(start) < 10);
+        boost::this_fiber::sleep_for(5ms);
+    }
+    const int second = p.submit(my_pid).get(); // not a worker_lost_error
+    CHECK(second != first);
 }
 
 } // TEST_SUITE
