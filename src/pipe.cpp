@@ -217,6 +217,13 @@ std::string read_end::unread_bytes() const
     return bytes;
 }
 
+bool read_end::frame_ready() const noexcept
+{
+    if (!poison_.empty() || large_active_ || tail_ - head_ < 4)
+        return false;
+    return tail_ - head_ >= 4 + std::size_t{load_be32(buf_.get() + head_)};
+}
+
 void read_end::preload(std::string_view bytes)
 {
     if (bytes.empty())

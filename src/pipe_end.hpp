@@ -53,6 +53,9 @@ public:
     // assembled included), as the bytes of the stream: a spawned child that receives the end
     // preloads them, so a transfer loses nothing. Only while no fiber uses the end.
     std::string unread_bytes() const;
+    // frame_ready: a whole frame is buffered, so the next next_frame() returns it without
+    // reading the pipe. Only while no fiber uses the end.
+    bool frame_ready() const noexcept;
     void preload(std::string_view bytes);
 
 private:

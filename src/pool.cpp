@@ -5,19 +5,25 @@
 // A task travels as one frame, a msgpack array [id, invoker, target, handles, arguments]
 // (invoker and target as code_location, so forked and spawned workers run it alike; handles
 // as handle_header, their fds indices into the fds sent with the task over the worker's
-// Unix socket, SCM_RIGHTS, just before the frame); its result comes back
-// as [id, true, result] or [id, false, call_failure]. A dispatcher takes a batch of tasks from
-// the queue (one task while no more wait than there are workers, else its share, at most
-// max_batch and at most batch_budget_seconds of the pool's typical task time), puts them all
-// (the writer's coalescing makes that one write), then reads their results in order. A worker
-// writes each result before it starts its next task, so when it dies the parent knows which
-// task was running: the first without a result. The running task then fails with
-// worker_lost_error, and the tasks of the batch it had not started go back to the front of the
-// queue.
+// Unix socket, SCM_RIGHTS, just before the frame). Its result, [id, true, result] or
+// [id, false, call_failure], comes back through the worker's result_ring (memory shared with
+// the pool, handed over the same socket when the worker starts; see result_ring.hpp), or as a
+// frame on the pipe when it is too large for the ring.
+//
+// A dispatcher takes a batch of tasks from the queue (one task while no more wait than there
+// are workers, else its share, at most max_batch and at most batch_budget_seconds of the
+// pool's typical task time), puts them all (the writer's coalescing makes that one write),
+// then collects their results in order: from the ring when the worker says results wait (a
+// one-byte frame it writes before it waits for more tasks) and, while a long task runs, every
+// few milliseconds. A result in the ring survives its worker, and the ring says which task
+// the worker runs: when a worker dies, the dispatcher collects what the ring holds, fails the
+// task the worker was running with worker_lost_error, and puts the tasks of the batch it had
+// not started back at the front of the queue.
 #include "errors.hpp"
 #include "handle_transfer.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
+#include "result_ring.hpp"
 #include "socket_end.hpp"
 
 #include <gipc/pool.hpp>
@@ -33,6 +39,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <deque>
@@ -53,27 +60,64 @@ constexpr std::size_t max_batch = 64;
 // runs long wait for it, even while another worker is idle): short tasks go 64 at a time, tasks
 // of a millisecond or more one at a time.
 constexpr double batch_budget_seconds = 0.0005;
+// While a worker runs a task longer than that, its dispatcher looks into its ring first after
+// a millisecond, then at doubling intervals up to the second figure: results the worker put
+// before the long task began reach their futures without waiting for it.
+constexpr auto first_look = std::chrono::milliseconds(1);
+constexpr auto last_look = std::chrono::milliseconds(64);
+// A dispatcher whose workers die this many times in a row before starting the task sent to
+// them fails that task instead of trying again.
+constexpr unsigned max_unstarted_deaths = 3;
 
-// Locations of code, by address: found once per process (dl_iterate_phdr walks every object).
+// The frame a worker writes when results wait in its ring (msgpack nil; a result is an array).
+constexpr char results_wait = '\xc0';
+bool is_results_wait(std::string_view frame) noexcept { return frame.size() == 1 && frame[0] == results_wait; }
+
+// Locations of code, by address: found once per process (dl_iterate_phdr walks every object),
+// and remembered per thread for the last few addresses, so that submitting the same task
+// again and again takes no lock.
 code_location cached_location(std::uintptr_t address)
 {
+    struct recent {
+        std::uintptr_t address = 0;
+        code_location where;
+    };
+    thread_local recent last[2];
+    thread_local unsigned next_slot = 0;
+    for (const recent& r : last)
+        if (r.address == address && address != 0)
+            return r.where;
     static std::mutex mtx;
     static std::map<std::uintptr_t, code_location> known;
+    code_location where;
+    bool found = false;
     {
         std::lock_guard lk(mtx);
-        if (auto it = known.find(address); it != known.end())
-            return it->second;
+        if (auto it = known.find(address); it != known.end()) {
+            where = it->second;
+            found = true;
+        }
     }
-    code_location where = locate_code(address);
-    std::lock_guard lk(mtx);
-    known.emplace(address, where);
+    if (!found) {
+        where = locate_code(address);
+        std::lock_guard lk(mtx);
+        known.emplace(address, where);
+    }
+    last[next_slot] = {address, where};
+    next_slot = (next_slot + 1) % 2;
     return where;
 }
+
+// string_sink lets msgpack pack straight into a std::string.
+struct string_sink {
+    std::string& out;
+    void write(const char* data, std::size_t size) { out.append(data, size); }
+};
 
 struct queued_task {
     std::uint64_t id = 0;
     std::string frame;
-    std::unique_ptr<pool_sink> sink;
+    sink_handle sink;
     // Handle arguments: the handles (the pool owns them), their ends in the order the frame's
     // fd indices count, and the writers among them.
     std::vector<std::shared_ptr<void>> keep;
@@ -157,6 +201,18 @@ std::string describe_end(std::optional<int> code)
 // given to tasks arrive over fds (SCM_RIGHTS), one message per task that has any.
 int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
 {
+    // The first message on the socket is the ring's memory.
+    result_ring ring;
+    {
+        std::vector<posix::unique_fd> got = receive_fds(fds.native_handle());
+        if (got.size() != 1)
+            throw error("gipc: a pool worker did not receive its result memory");
+        ring = result_ring::attach(got[0].get());
+    }
+    transfer_list ends;
+    detail_access::add(ends, d);
+    read_end* const in = ends.readers.at(0);
+
     std::map<std::pair<std::string, std::uint64_t>, std::uintptr_t> found;
     auto address_of = [&](const code_location& where) {
         auto key = std::make_pair(where.object, where.offset);
@@ -168,7 +224,14 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
     };
     msgpack::sbuffer result;
     msgpack::sbuffer reply;
+    bool told = true; // the pool knows of every result in the ring
     for (;;) {
+        // About to wait for a task (none is buffered): say that results wait, first.
+        if (!told && !in->frame_ready()) {
+            d.put_bytes(std::string_view(&results_wait, 1));
+            d.flush();
+            told = true;
+        }
         std::string frame;
         try {
             frame = d.get_bytes();
@@ -180,6 +243,7 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
         if (task.type != msgpack::type::ARRAY || task.via.array.size != 5)
             throw error("gipc: a pool worker received a malformed task");
         const auto id = task.via.array.ptr[0].as<std::uint64_t>();
+        ring.starting(id);
         result.clear();
         bool ok = true;
         try {
@@ -208,10 +272,17 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
         pk.pack(id);
         pk.pack(ok);
         reply.write(result.data(), result.size());
-        // Written before the next task starts: should that task kill the worker, the parent
-        // knows exactly which task was running (the first one without a result).
-        d.put_bytes(std::string_view(reply.data(), reply.size()));
-        d.flush();
+        // In the ring, the result is the pool's even if the next task kills this worker. One
+        // too large for the ring goes by the pipe (the pool collects the ring first, so order
+        // holds), which tells the pool of the ring's results too.
+        if (ring.put(std::string_view(reply.data(), reply.size()))) {
+            told = false;
+        } else {
+            d.put_bytes(std::string_view(reply.data(), reply.size()));
+            d.flush();
+            told = true;
+        }
+        ring.finished();
     }
 }
 
@@ -233,13 +304,16 @@ public:
     // result to the next): what batches are sized by. It starts at a millisecond (one task at a
     // time) and adapts within a few results.
     double task_seconds = 0.001;
-    std::uint64_t next_id = 0;
+    std::atomic<std::uint64_t> next_id{0};
 
     // worker: one worker process and the parent's end of its pipe.
     struct worker {
-        worker(process proc, duplex end, std::shared_ptr<socket_end> sock)
-            : p(std::move(proc)), d(std::move(end)), fds(std::move(sock))
+        worker(process proc, duplex end, std::shared_ptr<socket_end> sock, result_ring r)
+            : p(std::move(proc)), d(std::move(end)), fds(std::move(sock)), ring(std::move(r))
         {
+            transfer_list ends;
+            detail_access::add(ends, d);
+            in = ends.readers.at(0);
         }
         ~worker()
         {
@@ -251,6 +325,8 @@ public:
         // The parent's end of the Unix socket that carries handles: a registered end, so that
         // forked children (other workers) close their copies.
         std::shared_ptr<socket_end> fds;
+        result_ring ring;
+        read_end* in = nullptr; // d's reading end
         unsigned done = 0;
     };
 
@@ -269,6 +345,14 @@ public:
             throw_errno(-errno, "gipc: pool: socketpair");
         auto parent_sock = std::make_shared<socket_end>(posix::unique_fd(sv[0]), "stream");
         parent_sock->register_open();
+        // The ring's memory waits in the socket for the worker (its first message); the
+        // parent keeps only the mapping.
+        result_ring ring;
+        {
+            posix::unique_fd memory;
+            ring = result_ring::create(memory);
+            send_fds(parent_sock->fd(), {memory.get()});
+        }
         // The worker's end, as a gipc handle (a net::stream) so that it is transferred.
         spawned_handles one;
         one.items.push_back({'s', nullptr, nullptr, std::make_shared<socket_end>(posix::unique_fd(sv[1]), "stream")});
@@ -277,31 +361,38 @@ public:
         auto w = std::make_unique<worker>(
             options.spawn ? spawn_process(po, pool_worker_main, std::move(theirs), std::move(worker_sock))
                           : start_process(po, pool_worker_main, std::move(theirs), std::move(worker_sock)),
-            std::move(mine), std::move(parent_sock));
+            std::move(mine), std::move(parent_sock), std::move(ring));
         std::lock_guard lk(mtx);
         alive.push_back(&w->p);
         return w;
     }
 
-    // retire ends a worker: the pipe closed (it exits at EOF; killed when kill is set), joined.
+    // stop ends a worker process: the pipe closed (it exits at EOF; killed when kill is set),
+    // joined. Its ring stays readable until bury().
+    void stop(worker& w, bool kill)
+    {
+        {
+            std::lock_guard lk(mtx);
+            alive.erase(std::remove(alive.begin(), alive.end(), &w.p), alive.end());
+        }
+        if (kill)
+            w.p.kill();
+        try {
+            w.d.close();
+        } catch (const std::exception&) {
+        }
+        if (!w.p.join(std::chrono::seconds(10))) {
+            w.p.kill();
+            w.p.join();
+        }
+    }
+
+    // retire stops a worker and frees what is left of it.
     void retire(std::unique_ptr<worker>& w, bool kill)
     {
         if (!w)
             return;
-        {
-            std::lock_guard lk(mtx);
-            alive.erase(std::remove(alive.begin(), alive.end(), &w->p), alive.end());
-        }
-        if (kill)
-            w->p.kill();
-        try {
-            w->d.close();
-        } catch (const std::exception&) {
-        }
-        if (!w->p.join(std::chrono::seconds(10))) {
-            w->p.kill();
-            w->p.join();
-        }
+        stop(*w, kill);
         w.reset();
     }
 
@@ -321,6 +412,8 @@ public:
 void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
 {
     std::vector<queued_task> batch;
+    msgpack::zone results_zone; // reused: unpacking a small result allocates nothing
+    unsigned unstarted_deaths = 0; // workers lost in a row before they began their task
     for (;;) {
         {
             std::unique_lock lk(mtx);
@@ -354,13 +447,67 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                 w = start_worker();
             } catch (...) {
                 // No worker can start now: the first task fails with why, the others wait.
-                batch.front().sink->fail(std::current_exception());
+                batch.front().sink.fail(std::current_exception());
                 requeue(batch, 1);
                 boost::this_fiber::sleep_for(std::chrono::milliseconds(10));
                 continue;
             }
         }
+
+        // Results are collected in batch order: i is the first task without one.
         std::size_t i = 0;
+        auto since = std::chrono::steady_clock::now(); // when the batch went, or results last came
+        // complete gives a result to its task, which must be batch[i], the first without one.
+        // With in_order false (a result from the ring), a result of a later task of the batch
+        // is left for later: batch[i]'s, too large for the ring, is still on its way by the
+        // pipe. Returns whether it took the result.
+        auto complete = [&](const char* data, std::size_t size, bool in_order) {
+            results_zone.clear();
+            const msgpack::object r = msgpack::unpack(results_zone, data, size);
+            if (i == batch.size() || r.type != msgpack::type::ARRAY || r.via.array.size != 3)
+                throw decode_error("gipc: a pool worker sent a malformed result");
+            const auto id = r.via.array.ptr[0].as<std::uint64_t>();
+            if (id != batch[i].id) {
+                const bool later = std::any_of(batch.begin() + std::ptrdiff_t(i) + 1, batch.end(),
+                                               [&](const queued_task& t) { return t.id == id; });
+                if (in_order || !later)
+                    throw decode_error("gipc: a pool worker sent a malformed result");
+                return false;
+            }
+            if (r.via.array.ptr[1].as<bool>()) {
+                batch[i].sink.deliver(r.via.array.ptr[2]);
+            } else {
+                const auto f = r.via.array.ptr[2].as<call_failure>();
+                batch[i].sink.fail(std::make_exception_ptr(task_error(f.type, f.what)));
+            }
+            ++i;
+            ++w->done;
+            return true;
+        };
+        // collect completes the tasks whose results are in the ring, and learns from how long
+        // they took.
+        auto collect = [&] {
+            const long n = w->ring.drain([&](const char* data, std::size_t size) { return complete(data, size, false); });
+            if (n < 0)
+                throw decode_error("gipc: a pool worker wrote over its result memory");
+            if (n > 0) {
+                const auto now = std::chrono::steady_clock::now();
+                const double each = std::chrono::duration<double>(now - since).count() / double(n);
+                since = now;
+                std::lock_guard lk(mtx);
+                for (long k = 0; k < n; ++k)
+                    task_seconds = 0.8 * task_seconds + 0.2 * each;
+            }
+            return n > 0;
+        };
+        // The running task's deadline (task_timeout): from when the ring says it began, or,
+        // before the worker began it, from the last news.
+        auto deadline_of_running = [&] {
+            if (options.task_timeout.count() <= 0)
+                return steady_time::max();
+            const auto began = w->ring.running() == batch[i].id ? w->ring.running_since() : since;
+            return began + options.task_timeout;
+        };
         try {
             for (auto& t : batch) {
                 if (!t.ends.empty()) {
@@ -378,59 +525,88 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                 }
                 w->d.put_bytes(t.frame);
             }
-            auto since = std::chrono::steady_clock::now();
-            for (; i < batch.size(); ++i) {
-                std::string frame = options.task_timeout.count() > 0 ? w->d.get_bytes(options.task_timeout)
-                                                                      : w->d.get_bytes();
-                {
-                    const auto now = std::chrono::steady_clock::now();
-                    const double took = std::chrono::duration<double>(now - since).count();
-                    since = now;
-                    std::lock_guard lk(mtx);
-                    task_seconds = 0.8 * task_seconds + 0.2 * took;
+            since = std::chrono::steady_clock::now();
+            auto look = std::chrono::steady_clock::duration(first_look);
+            while (i < batch.size()) {
+                if (collect())
+                    look = first_look;
+                if (i == batch.size())
+                    break;
+                const steady_time task_deadline = deadline_of_running();
+                std::string frame;
+                try {
+                    frame = read_frame_bytes(w->in, std::min(std::chrono::steady_clock::now() + look, task_deadline));
+                } catch (const timeout_error&) {
+                    if (std::chrono::steady_clock::now() >= deadline_of_running() && !collect())
+                        throw; // the running task overran task_timeout
+                    look = std::min<std::chrono::steady_clock::duration>(look * 2, last_look);
+                    continue;
                 }
-                const msgpack::object_handle oh = msgpack::unpack(frame.data(), frame.size());
-                const msgpack::object& r = oh.get();
-                if (r.type != msgpack::type::ARRAY || r.via.array.size != 3 ||
-                    r.via.array.ptr[0].as<std::uint64_t>() != batch[i].id)
-                    throw decode_error("gipc: a pool worker sent a malformed result");
-                if (r.via.array.ptr[1].as<bool>()) {
-                    batch[i].sink->deliver(r.via.array.ptr[2]);
-                } else {
-                    const auto f = r.via.array.ptr[2].as<call_failure>();
-                    batch[i].sink->fail(std::make_exception_ptr(task_error(f.type, f.what)));
-                }
-                batch[i].sink.reset();
-                ++w->done;
+                if (is_results_wait(frame))
+                    continue;
+                collect(); // the results put before this one
+                complete(frame.data(), frame.size(), true);
+                since = std::chrono::steady_clock::now();
             }
+            unstarted_deaths = 0;
             batch.clear();
             if (options.max_tasks_per_worker > 0 && w->done >= options.max_tasks_per_worker)
                 retire(w, false); // recycled: the next batch starts a new one
         } catch (const timeout_error&) {
             const std::string name = w->p.name();
-            retire(w, true);
-            batch[i].sink->fail(std::make_exception_ptr(
-                timeout_error("gipc: the task ran longer than the pool's task_timeout; worker " + name + " was killed")));
-            requeue(batch, i + 1);
+            stop(*w, true);
+            // The task may have ended just before the kill.
+            bool finished = false;
+            try {
+                const std::size_t before = i;
+                collect();
+                finished = i > before;
+            } catch (const std::exception&) {
+            }
+            w.reset();
+            if (!finished) {
+                batch[i].sink.fail(std::make_exception_ptr(timeout_error(
+                    "gipc: the task ran longer than the pool's task_timeout; worker " + name + " was killed")));
+                ++i;
+            }
+            requeue(batch, i);
         } catch (const std::exception& e) {
-            // The worker died (EOF, a broken pipe) or sent garbage: the task it ran fails.
+            // The worker died (EOF, a broken pipe) or sent garbage. What it finished is in its
+            // ring; the task it was running fails, the ones it had not begun go back.
             const std::string name = w->p.name();
             const pid_t pid = w->p.pid();
             const bool died = w->p.join(std::chrono::seconds(5));
             const std::optional<int> code = died ? w->p.exitcode() : std::nullopt;
-            retire(w, true);
+            stop(*w, true);
+            bool ring_whole = true;
+            try {
+                collect();
+            } catch (const std::exception&) {
+                ring_whole = false;
+            }
+            const bool was_running = i < batch.size() && (!ring_whole || w->ring.running() == batch[i].id);
+            w.reset();
+            if (i == batch.size()) {
+                batch.clear(); // it died after its last result: nothing was lost
+                continue;
+            }
+            if (!was_running && ++unstarted_deaths < max_unstarted_deaths) {
+                requeue(batch, i); // it had not begun the task: another worker runs it
+                continue;
+            }
+            unstarted_deaths = 0;
             bool was_terminated;
             {
                 std::lock_guard lk(mtx);
                 was_terminated = terminated;
             }
             if (was_terminated)
-                batch[i].sink->fail(std::make_exception_ptr(error("gipc: the pool was terminated")));
+                batch[i].sink.fail(std::make_exception_ptr(error("gipc: the pool was terminated")));
             else if (died)
-                batch[i].sink->fail(std::make_exception_ptr(worker_lost_error(
+                batch[i].sink.fail(std::make_exception_ptr(worker_lost_error(
                     "gipc: worker " + name + " (pid " + std::to_string(pid) + ") running the task " + describe_end(code))));
             else
-                batch[i].sink->fail(std::make_exception_ptr(worker_lost_error(
+                batch[i].sink.fail(std::make_exception_ptr(worker_lost_error(
                     "gipc: worker " + name + " (pid " + std::to_string(pid) + ") failed: " + e.what())));
             requeue(batch, i + 1);
         }
@@ -439,30 +615,22 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
     std::lock_guard lk(mtx);
     if (terminated) {
         for (auto& t : queue)
-            t.sink->fail(std::make_exception_ptr(error("gipc: the pool was terminated")));
+            t.sink.fail(std::make_exception_ptr(error("gipc: the pool was terminated")));
         queue.clear();
     }
     --dispatchers;
     changed.notify_all();
 }
 
+void sink_handle::drop(pool_sink* borrowed) noexcept
+{
+    borrowed->fail(std::make_exception_ptr(error("gipc: the pool dropped the task")));
+}
+
 void pool_submit(pool_state& state, pool_request request)
 {
     queued_task t;
-    msgpack::sbuffer frame;
-    msgpack::packer<msgpack::sbuffer> pk(frame);
-    pk.pack_array(5);
-    std::unique_lock lk(state.mtx, std::defer_lock);
-    {
-        // The id first: frames of one pool are numbered in submit order.
-        std::lock_guard id_lock(state.mtx);
-        if (state.closed || state.terminated)
-            throw error("gipc: the pool takes no more tasks (closed or terminated)");
-        t.id = ++state.next_id;
-    }
-    pk.pack(t.id);
-    pk.pack(cached_location(request.invoker));
-    pk.pack(cached_location(request.target));
+    t.id = state.next_id.fetch_add(1, std::memory_order_relaxed) + 1; // unique; the queue keeps the order
     // The handles: each end once, numbered in the order its fd is sent.
     if (request.handles.transfers.closed_argument)
         throw closed_error("gipc: cannot give a pool task a handle that is closed or moved from");
@@ -486,16 +654,23 @@ void pool_submit(pool_state& state, pool_request request)
     }
     if (t.ends.size() > std::size_t(max_task_fds))
         throw error("gipc: a pool task can be given at most 250 fds");
+    t.frame.reserve(48 + request.handles.args.size());
+    string_sink sink{t.frame};
+    msgpack::packer<string_sink> pk(sink);
+    pk.pack_array(5);
+    pk.pack(t.id);
+    pk.pack(cached_location(request.invoker));
+    pk.pack(cached_location(request.target));
     pk.pack(headers);
-    frame.write(request.handles.args.data(), request.handles.args.size());
-    t.frame.assign(frame.data(), frame.size());
+    t.frame.append(request.handles.args.data(), request.handles.args.size());
     t.keep = std::move(request.keep);
     t.sink = std::move(request.sink);
-    lk.lock();
-    if (state.closed || state.terminated)
-        throw error("gipc: the pool takes no more tasks (closed or terminated)");
-    state.queue.push_back(std::move(t));
-    lk.unlock();
+    {
+        std::lock_guard lk(state.mtx);
+        if (state.closed || state.terminated)
+            throw error("gipc: the pool takes no more tasks (closed or terminated)");
+        state.queue.push_back(std::move(t));
+    }
     state.changed.notify_all();
 }
 

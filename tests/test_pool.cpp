@@ -405,3 +405,110 @@ GIPC_TEST("a worker that died while idle is replaced before a task is sent to it
 }
 
 } // TEST_SUITE
+
+namespace {
+
+// ready_within gets a future's value, failing the test (instead of hanging it) when the future
+// is not ready within the limit.
+template <class T>
+T ready_within(boost::fibers::future<T>& f, std::chrono::seconds limit = 60s)
+{
+    REQUIRE(f.wait_for(limit) == boost::fibers::future_status::ready);
+    return f.get();
+}
+
+// record_then_maybe_die notes in the file at path that it ran with x, then dies on 150.
+int record_then_maybe_die(std::string path, int x)
+{
+    std::FILE* f = std::fopen(path.c_str(), "a");
+    if (!f)
+        throw std::runtime_error("cannot open " + path);
+    std::fprintf(f, "%d\n", x);
+    std::fclose(f);
+    if (x == 150)
+        ::raise(SIGKILL);
+    return 2 * x;
+}
+
+// sized_result: every third result is far larger than the worker's result memory takes.
+std::string sized_result(int i) { return std::string(i % 3 == 0 ? 200000 : 10, char('a' + i % 26)); }
+
+} // namespace
+
+TEST_SUITE("pool") {
+
+GIPC_TEST("a worker that dies in the middle of a batch: no result it gave is lost and no task runs twice")
+{
+    for (bool spawn : {false, true}) {
+        INFO("spawn " << spawn);
+        char path[] = "/tmp/gipc-pool-ran-XXXXXX";
+        const int fd = ::mkstemp(path);
+        REQUIRE(fd >= 0);
+        ::close(fd);
+        {
+            gipc::pool p(opts(2, spawn));
+            std::vector<boost::fibers::future<int>> futures;
+            for (int i = 0; i < 300; ++i)
+                futures.push_back(p.submit(record_then_maybe_die, std::string(path), i));
+            for (int i = 0; i < 300; ++i) {
+                if (i == 150)
+                    CHECK_THROWS_AS((void)ready_within(futures[std::size_t(i)]), gipc::worker_lost_error);
+                else
+                    CHECK(ready_within(futures[std::size_t(i)]) == 2 * i);
+            }
+        }
+        std::map<int, int> runs;
+        std::ifstream in(path);
+        for (int x; in >> x;)
+            ++runs[x];
+        ::unlink(path);
+        CHECK(runs.size() == 300);
+        for (const auto& [x, n] : runs) {
+            INFO("task " << x);
+            CHECK(n == 1);
+        }
+    }
+}
+
+GIPC_TEST("results too large for the worker's result memory come by the pipe, in order with the others")
+{
+    for (bool spawn : {false, true}) {
+        INFO("spawn " << spawn);
+        gipc::pool p(opts(2, spawn));
+        std::vector<int> inputs(90);
+        for (int i = 0; i < 90; ++i)
+            inputs[std::size_t(i)] = i;
+        const auto out = p.map(sized_result, inputs);
+        REQUIRE(out.size() == 90);
+        for (int i = 0; i < 90; ++i)
+            CHECK(out[std::size_t(i)] == sized_result(i));
+    }
+}
+
+GIPC_TEST("results a worker gave before a long task began reach their futures while it runs")
+{
+    gipc::pool p(opts(1, false));
+    // Short tasks teach the pool that tasks are short: the next ones go in one batch.
+    (void)p.map(square, std::vector<int>(500, 2));
+    std::vector<boost::fibers::future<int>> quick;
+    for (int i = 0; i < 20; ++i)
+        quick.push_back(p.submit(square, i));
+    auto slow = p.submit(sleeps_ms, 3000);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i) {
+        REQUIRE(quick[std::size_t(i)].wait_for(1500ms) == boost::fibers::future_status::ready);
+        CHECK(quick[std::size_t(i)].get() == i * i);
+    }
+    CHECK(gipc_test::seconds_since(start) < 1.5);
+    CHECK(slow.wait_for(0ms) == boost::fibers::future_status::timeout); // it still runs
+    CHECK(ready_within(slow) == 3000);
+}
+
+GIPC_TEST("map after close() throws the refusal; map waits for every task it queued")
+{
+    gipc::pool p(opts(2, false));
+    p.close();
+    CHECK_THROWS_AS((void)p.map(square, std::vector<int>{1, 2, 3}), gipc::error);
+}
+
+} // TEST_SUITE

@@ -6,13 +6,19 @@
 #include <gipc/detail/export.hpp>
 #include <gipc/detail/spawn.hpp>
 
+#include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/future.hpp>
+#include <boost/fiber/mutex.hpp>
 
 #include <msgpack.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -64,6 +70,61 @@ public:
     // deliver converts the task's packed result; a conversion failure fails the future.
     virtual void deliver(const msgpack::object& result) noexcept = 0;
     virtual void fail(std::exception_ptr e) noexcept = 0;
+};
+
+// sink_handle holds a task's sink: owned (submit: the promise of the future it returned) or
+// borrowed (map: a slot of the map call, which waits for every task it submitted). A borrowed
+// sink whose task is dropped without an outcome is failed, so that its map never waits for
+// it; an owned one is destroyed, which breaks its promise.
+class sink_handle {
+public:
+    sink_handle() noexcept = default;
+    static sink_handle owned(std::unique_ptr<pool_sink> s) noexcept { return sink_handle(s.release(), true); }
+    static sink_handle borrowed(pool_sink* s) noexcept { return sink_handle(s, false); }
+    sink_handle(sink_handle&& o) noexcept : p_(std::exchange(o.p_, nullptr)), owned_(o.owned_) {}
+    sink_handle& operator=(sink_handle&& o) noexcept
+    {
+        if (this != &o) {
+            reset();
+            p_ = std::exchange(o.p_, nullptr);
+            owned_ = o.owned_;
+        }
+        return *this;
+    }
+    sink_handle(const sink_handle&) = delete;
+    sink_handle& operator=(const sink_handle&) = delete;
+    ~sink_handle() { reset(); }
+
+    explicit operator bool() const noexcept { return p_ != nullptr; }
+    // deliver and fail give the task's outcome to the sink, then let go of it.
+    void deliver(const msgpack::object& result) noexcept
+    {
+        p_->deliver(result);
+        done();
+    }
+    void fail(std::exception_ptr e) noexcept
+    {
+        p_->fail(std::move(e));
+        done();
+    }
+
+private:
+    sink_handle(pool_sink* p, bool owned) noexcept : p_(p), owned_(owned) {}
+    GIPC_EXPORT static void drop(pool_sink* borrowed) noexcept; // fails it: the task was dropped (pool.cpp)
+    void done() noexcept
+    {
+        if (owned_)
+            delete p_;
+        p_ = nullptr;
+    }
+    void reset() noexcept
+    {
+        if (p_ && !owned_)
+            drop(p_);
+        done();
+    }
+    pool_sink* p_ = nullptr;
+    bool owned_ = false;
 };
 
 template <class R>
@@ -123,7 +184,7 @@ struct pool_request {
     std::uintptr_t target = 0;
     spawn_request handles;
     std::vector<std::shared_ptr<void>> keep;
-    std::unique_ptr<pool_sink> sink;
+    sink_handle sink;
 };
 
 // pool_submit queues a task (pool.cpp). Throws gipc::error when the pool takes no more tasks.
@@ -151,8 +212,59 @@ void pack_pool_argument(msgpack::packer<msgpack::sbuffer>& pk, pool_request& req
     }
 }
 
+// map_waiter counts the tasks of one map() call that have no outcome yet.
+class map_waiter {
+public:
+    void add() noexcept { left_.fetch_add(1, std::memory_order_relaxed); }
+    void one_done() noexcept
+    {
+        if (left_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            std::lock_guard lk(mtx_);
+            cv_.notify_all();
+        }
+    }
+    void wait()
+    {
+        std::unique_lock lk(mtx_);
+        cv_.wait(lk, [&] { return left_.load(std::memory_order_acquire) == 0; });
+    }
+
+private:
+    std::atomic<std::size_t> left_{0};
+    boost::fibers::mutex mtx_;
+    boost::fibers::condition_variable cv_;
+};
+
+// map_slot receives one map() task's outcome, in the map call's own storage (no future, no
+// allocation per task).
+template <class R>
+class map_slot final : public pool_sink {
+public:
+    explicit map_slot(map_waiter& w) noexcept : waiter_(&w) {}
+    void deliver(const msgpack::object& result) noexcept override
+    {
+        try {
+            value.emplace(result.as<R>());
+        } catch (const std::exception& e) {
+            failure = std::make_exception_ptr(decode_error(std::string("gipc: the result of a pool task: ") + e.what()));
+        }
+        waiter_->one_done();
+    }
+    void fail(std::exception_ptr e) noexcept override
+    {
+        failure = std::move(e);
+        waiter_->one_done();
+    }
+    std::optional<R> value;
+    std::exception_ptr failure;
+
+private:
+    map_waiter* waiter_;
+};
+
+// pool_call packs a call to fn as a task whose outcome goes to sink, and queues it.
 template <class R, class... P, class... A>
-boost::fibers::future<std::remove_cvref_t<R>> pool_call(pool_state& state, R (*fn)(P...), A&&... args)
+void pool_call(pool_state& state, sink_handle sink, R (*fn)(P...), A&&... args)
 {
     static_assert(sizeof...(P) == sizeof...(A), "gipc::pool: give the task exactly one argument per parameter");
     static_assert((check_spawn_argument<P, A>() && ...));
@@ -160,16 +272,22 @@ boost::fibers::future<std::remove_cvref_t<R>> pool_call(pool_state& state, R (*f
     static_assert(std::is_void_v<result> || (packable_v<result> && !std::is_pointer_v<result>),
                   "gipc::pool: a task's result must be void or a value msgpack-cxx can pack and convert");
     pool_request request;
+    request.sink = std::move(sink); // first: whatever throws below, the sink hears of it
     msgpack::packer<msgpack::sbuffer> pk(request.handles.args);
     pk.pack_array(static_cast<std::uint32_t>(sizeof...(P)));
     (pack_pool_argument<P>(pk, request, std::forward<A>(args)), ...);
     request.target = reinterpret_cast<std::uintptr_t>(fn);
     pool_invoker invoker = &pool_invoke<R, P...>;
     request.invoker = reinterpret_cast<std::uintptr_t>(invoker);
-    auto sink = std::make_unique<promise_sink<result>>();
-    auto future = sink->future();
-    request.sink = std::move(sink);
     pool_submit(state, std::move(request));
+}
+
+template <class R, class... P, class... A>
+boost::fibers::future<std::remove_cvref_t<R>> pool_call_future(pool_state& state, R (*fn)(P...), A&&... args)
+{
+    auto sink = std::make_unique<promise_sink<std::remove_cvref_t<R>>>();
+    auto future = sink->future();
+    pool_call(state, sink_handle::owned(std::move(sink)), fn, std::forward<A>(args)...);
     return future;
 }
 
@@ -184,7 +302,7 @@ boost::fibers::future<typename detail::task_result<F>::type> pool::submit(F task
                   "gipc::pool: a task must be a function pointer or a lambda without captures and without "
                   "auto parameters: workers find it by its place in the program's file");
     if constexpr (detail::spawn_target<F>)
-        return detail::pool_call(*state_, +task, std::forward<Args>(args)...);
+        return detail::pool_call_future(*state_, +task, std::forward<Args>(args)...);
 }
 
 template <class F, class Range>
@@ -192,22 +310,32 @@ std::vector<typename detail::task_result<F>::type> pool::map(F task, const Range
 {
     using result = typename detail::task_result<F>::type;
     static_assert(!std::is_void_v<result>, "gipc::pool::map: the task must return a value (use submit for void tasks)");
-    std::vector<boost::fibers::future<result>> futures;
-    for (const auto& input : inputs)
-        futures.push_back(submit(task, input));
-    std::vector<result> out;
-    out.reserve(futures.size());
-    std::exception_ptr first;
-    for (auto& f : futures) {
-        try {
-            out.push_back(f.get());
-        } catch (...) {
-            if (!first)
-                first = std::current_exception();
+    static_assert(detail::spawn_target<F>,
+                  "gipc::pool: a task must be a function pointer or a lambda without captures and without "
+                  "auto parameters: workers find it by its place in the program's file");
+    // Every task submitted is waited for before map returns or throws: the slots are here.
+    detail::map_waiter waiter;
+    std::deque<detail::map_slot<result>> slots; // stable addresses as it grows
+    if constexpr (detail::spawn_target<F>) {
+        for (const auto& input : inputs) {
+            detail::map_slot<result>& slot = slots.emplace_back(waiter);
+            waiter.add();
+            try {
+                detail::pool_call(*state_, detail::sink_handle::borrowed(&slot), +task, input);
+            } catch (...) {
+                slot.failure = std::current_exception(); // never queued (the slot was failed already)
+                break;
+            }
         }
     }
-    if (first)
-        std::rethrow_exception(first);
+    waiter.wait();
+    std::vector<result> out;
+    out.reserve(slots.size());
+    for (auto& slot : slots) {
+        if (slot.failure)
+            std::rethrow_exception(slot.failure);
+        out.push_back(std::move(*slot.value));
+    }
     return out;
 }
 

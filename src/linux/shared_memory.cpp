@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+#include "linux/shared_memory.hpp"
+
+#include "posix/fd.hpp"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace gipc::linux_shm {
+
+int create(const char* name, std::size_t size) noexcept
+{
+    const int fd = ::memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (const int r = posix::retry_eintr([&] { return ::ftruncate(fd, static_cast<off_t>(size)); }); r < 0) {
+        posix::close_fd(fd);
+        return r;
+    }
+    return fd;
+}
+
+void* map(int fd, std::size_t size, int& err) noexcept
+{
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        err = -errno;
+        return nullptr;
+    }
+    if (::madvise(p, size, MADV_DONTFORK) != 0) {
+        err = -errno;
+        ::munmap(p, size);
+        return nullptr;
+    }
+    err = 0;
+    return p;
+}
+
+void unmap(void* address, std::size_t size) noexcept
+{
+    if (address)
+        ::munmap(address, size);
+}
+
+} // namespace gipc::linux_shm

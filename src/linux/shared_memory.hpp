@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Shared memory between a process and the children it hands an fd to: a memfd, mapped shared.
+// Functions return >= 0 (or an address) or -errno and never throw.
+
+#include "../private.hpp"
+
+#include <cstddef>
+
+namespace gipc::linux_shm {
+
+// create returns a memfd (close-on-exec) of size bytes, zero-filled, or -errno.
+int create(const char* name, std::size_t size) noexcept;
+
+// map maps the first size bytes of fd shared and read-write, and keeps the mapping out of
+// forked children (MADV_DONTFORK: a child forked later, by gipc or by a task, does not get
+// it). Returns the address, or nullptr with err set to -errno.
+void* map(int fd, std::size_t size, int& err) noexcept;
+
+// unmap undoes map (nothing for nullptr).
+void unmap(void* address, std::size_t size) noexcept;
+
+} // namespace gipc::linux_shm
