@@ -3,7 +3,9 @@
 
 #include <cxxabi.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -62,6 +64,104 @@ auto unpack_checked(std::size_t size, Unpack&& unpack)
     return result;
 }
 
+std::uint64_t load_be(const char* p, std::size_t n) noexcept
+{
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        v = (v << 8) | static_cast<unsigned char>(p[i]);
+    return v;
+}
+
+// scalar_value reads a payload that is one integer, nil, boolean or float without msgpack's
+// parser (which allocates its stacks on every call), giving the object msgpack would give.
+// False for anything else: the parser takes it.
+bool scalar_value(const char* data, std::size_t size, msgpack::object& out) noexcept
+{
+    if (size == 0)
+        return false;
+    const auto b = static_cast<unsigned char>(data[0]);
+    auto set_signed = [&](std::int64_t v) {
+        if (v < 0) {
+            out.type = msgpack::type::NEGATIVE_INTEGER;
+            out.via.i64 = v;
+        } else {
+            out.type = msgpack::type::POSITIVE_INTEGER;
+            out.via.u64 = static_cast<std::uint64_t>(v);
+        }
+    };
+    if (size == 1) {
+        if (b <= 0x7f) {
+            out.type = msgpack::type::POSITIVE_INTEGER;
+            out.via.u64 = b;
+        } else if (b >= 0xe0) {
+            set_signed(static_cast<std::int8_t>(b));
+        } else if (b == 0xc0) {
+            out.type = msgpack::type::NIL;
+        } else if (b == 0xc2 || b == 0xc3) {
+            out.type = msgpack::type::BOOLEAN;
+            out.via.boolean = b == 0xc3;
+        } else {
+            return false;
+        }
+        return true;
+    }
+    switch (b) {
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: {
+        const std::size_t n = std::size_t{1} << (b - 0xcc);
+        if (size != 1 + n)
+            return false;
+        out.type = msgpack::type::POSITIVE_INTEGER;
+        out.via.u64 = load_be(data + 1, n);
+        return true;
+    }
+    case 0xd0:
+        if (size != 2)
+            return false;
+        set_signed(static_cast<std::int8_t>(load_be(data + 1, 1)));
+        return true;
+    case 0xd1:
+        if (size != 3)
+            return false;
+        set_signed(static_cast<std::int16_t>(load_be(data + 1, 2)));
+        return true;
+    case 0xd2:
+        if (size != 5)
+            return false;
+        set_signed(static_cast<std::int32_t>(load_be(data + 1, 4)));
+        return true;
+    case 0xd3:
+        if (size != 9)
+            return false;
+        set_signed(static_cast<std::int64_t>(load_be(data + 1, 8)));
+        return true;
+    case 0xca: {
+        if (size != 5)
+            return false;
+        const auto bits = static_cast<std::uint32_t>(load_be(data + 1, 4));
+        float f;
+        std::memcpy(&f, &bits, 4);
+        out.type = msgpack::type::FLOAT32;
+        out.via.f64 = f;
+        return true;
+    }
+    case 0xcb: {
+        if (size != 9)
+            return false;
+        const std::uint64_t bits = load_be(data + 1, 8);
+        double d;
+        std::memcpy(&d, &bits, 8);
+        out.type = msgpack::type::FLOAT64;
+        out.via.f64 = d;
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
 } // namespace
 
 msgpack::object_handle unpack_payload(const char* data, std::size_t size)
@@ -73,6 +173,8 @@ msgpack::object_handle unpack_payload(const char* data, std::size_t size)
 
 msgpack::object unpack_payload(msgpack::zone& zone, const char* data, std::size_t size)
 {
+    if (msgpack::object scalar; scalar_value(data, size, scalar))
+        return scalar;
     return unpack_checked(size, [&](std::size_t& offset, const msgpack::unpack_limit& limit) {
         return msgpack::unpack(zone, data, size, offset, nullptr, nullptr, limit);
     });

@@ -29,6 +29,7 @@
 #include <gipc/pool.hpp>
 
 #include <gipc/detail/call.hpp>
+#include <gipc/detail/codec.hpp>
 #include <gipc/pipe.hpp>
 #include <gipc/process.hpp>
 #include <gipc/runtime.hpp>
@@ -114,15 +115,19 @@ struct string_sink {
     void write(const char* data, std::size_t size) { out.append(data, size); }
 };
 
+// task_handles: a task's handle arguments: the handles (the pool owns them), their ends in the
+// order the frame's fd indices count, and the writers among them.
+struct task_handles {
+    std::vector<std::shared_ptr<void>> keep;
+    std::vector<end_base*> ends;
+    std::vector<write_end*> writers;
+};
+
 struct queued_task {
     std::uint64_t id = 0;
     std::string frame;
     sink_handle sink;
-    // Handle arguments: the handles (the pool owns them), their ends in the order the frame's
-    // fd indices count, and the writers among them.
-    std::vector<std::shared_ptr<void>> keep;
-    std::vector<end_base*> ends;
-    std::vector<write_end*> writers;
+    std::unique_ptr<task_handles> handles; // null for most tasks: none
 };
 
 constexpr int max_task_fds = 250; // SCM_RIGHTS carries at most 253 fds in one message
@@ -181,6 +186,44 @@ std::vector<posix::unique_fd> receive_fds(int sock)
             throw error("gipc: a task's handles did not all reach its worker");
         return fds;
     }
+}
+
+// result_envelope: a result's frame, [id, ok, value], opened by hand (msgpack's parser would
+// allocate for every result); the value stays packed.
+struct result_envelope {
+    std::uint64_t id = 0;
+    bool ok = false;
+    const char* value = nullptr;
+    std::size_t value_size = 0;
+};
+
+bool open_result(const char* data, std::size_t size, result_envelope& r) noexcept
+{
+    const auto* p = reinterpret_cast<const unsigned char*>(data);
+    if (size < 4 || p[0] != 0x93) // an array of 3
+        return false;
+    std::size_t at = 1;
+    if (p[at] <= 0x7f) {
+        r.id = p[at++];
+    } else if (p[at] >= 0xcc && p[at] <= 0xcf) {
+        const std::size_t n = std::size_t{1} << (p[at] - 0xcc);
+        if (size < at + 1 + n + 2)
+            return false;
+        r.id = 0;
+        for (std::size_t k = 0; k < n; ++k)
+            r.id = (r.id << 8) | p[at + 1 + k];
+        at += 1 + n;
+    } else {
+        return false;
+    }
+    if (at >= size || (p[at] != 0xc2 && p[at] != 0xc3))
+        return false;
+    r.ok = p[at++] == 0xc3;
+    if (at >= size)
+        return false;
+    r.value = data + at;
+    r.value_size = size - at;
+    return true;
 }
 
 // describe_end says how a process ended, for worker_lost_error.
@@ -412,7 +455,7 @@ public:
 void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
 {
     std::vector<queued_task> batch;
-    msgpack::zone results_zone; // reused: unpacking a small result allocates nothing
+    msgpack::zone results_zone; // reused: unpacking a result allocates little or nothing
     unsigned unstarted_deaths = 0; // workers lost in a row before they began their task
     for (;;) {
         {
@@ -430,11 +473,11 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
             // A task with handles goes alone: its handles leave the parent when it is sent, so it
             // must never wait behind another task that could lose the worker.
             for (std::size_t i = 0; i < take && !queue.empty(); ++i) {
-                if (!queue.front().ends.empty() && !batch.empty())
+                if (queue.front().handles && !batch.empty())
                     break;
                 batch.push_back(std::move(queue.front()));
                 queue.pop_front();
-                if (!batch.back().ends.empty())
+                if (batch.back().handles)
                     break;
             }
         }
@@ -463,21 +506,21 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
         // pipe. Returns whether it took the result.
         auto complete = [&](const char* data, std::size_t size, bool in_order) {
             results_zone.clear();
-            const msgpack::object r = msgpack::unpack(results_zone, data, size);
-            if (i == batch.size() || r.type != msgpack::type::ARRAY || r.via.array.size != 3)
+            result_envelope r;
+            if (i == batch.size() || !open_result(data, size, r))
                 throw decode_error("gipc: a pool worker sent a malformed result");
-            const auto id = r.via.array.ptr[0].as<std::uint64_t>();
-            if (id != batch[i].id) {
+            if (r.id != batch[i].id) {
                 const bool later = std::any_of(batch.begin() + std::ptrdiff_t(i) + 1, batch.end(),
-                                               [&](const queued_task& t) { return t.id == id; });
+                                               [&](const queued_task& t) { return t.id == r.id; });
                 if (in_order || !later)
                     throw decode_error("gipc: a pool worker sent a malformed result");
                 return false;
             }
-            if (r.via.array.ptr[1].as<bool>()) {
-                batch[i].sink.deliver(r.via.array.ptr[2]);
+            const msgpack::object value = unpack_payload(results_zone, r.value, r.value_size);
+            if (r.ok) {
+                batch[i].sink.deliver(value);
             } else {
-                const auto f = r.via.array.ptr[2].as<call_failure>();
+                const auto f = value.as<call_failure>();
                 batch[i].sink.fail(std::make_exception_ptr(task_error(f.type, f.what)));
             }
             ++i;
@@ -510,18 +553,16 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
         };
         try {
             for (auto& t : batch) {
-                if (!t.ends.empty()) {
+                if (t.handles) {
                     // Frames the parent queued on a transferred writer go first; then the fds
                     // travel, and the parent's copies close.
-                    for (write_end* wr : t.writers)
+                    for (write_end* wr : t.handles->writers)
                         flush(wr);
                     std::vector<int> fds;
-                    for (end_base* e : t.ends)
+                    for (end_base* e : t.handles->ends)
                         fds.push_back(e->fd());
                     send_fds(w->fds->fd(), fds);
-                    t.keep.clear();
-                    t.ends.clear();
-                    t.writers.clear();
+                    t.handles.reset();
                 }
                 w->d.put_bytes(t.frame);
             }
@@ -622,6 +663,12 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
     changed.notify_all();
 }
 
+msgpack::sbuffer& pool_request::scratch() noexcept
+{
+    thread_local msgpack::sbuffer buffer(256);
+    return buffer;
+}
+
 void sink_handle::drop(pool_sink* borrowed) noexcept
 {
     borrowed->fail(std::make_exception_ptr(error("gipc: the pool dropped the task")));
@@ -635,26 +682,30 @@ void pool_submit(pool_state& state, pool_request request)
     if (request.handles.transfers.closed_argument)
         throw closed_error("gipc: cannot give a pool task a handle that is closed or moved from");
     std::vector<handle_header> headers;
+    if (!request.handles.handles.empty())
+        t.handles = std::make_unique<task_handles>();
     for (const auto& h : request.handles.handles) {
         handle_header hh = describe_handle(h);
         for (std::size_t j = 0; j < h.ends.size(); ++j) {
             end_base* e = h.ends[j];
             if (e->in_use())
                 throw locked_error("gipc: cannot give a pool task " + e->name() + ": another fiber is using it");
-            auto at = std::find(t.ends.begin(), t.ends.end(), e);
-            if (at == t.ends.end()) {
-                t.ends.push_back(e);
+            auto& ends = t.handles->ends;
+            auto at = std::find(ends.begin(), ends.end(), e);
+            if (at == ends.end()) {
+                ends.push_back(e);
                 if (auto* wr = dynamic_cast<write_end*>(e))
-                    t.writers.push_back(wr);
-                at = t.ends.end() - 1;
+                    t.handles->writers.push_back(wr);
+                at = ends.end() - 1;
             }
-            hh.fds[j] = int(at - t.ends.begin());
+            hh.fds[j] = int(at - ends.begin());
         }
         headers.push_back(std::move(hh));
     }
-    if (t.ends.size() > std::size_t(max_task_fds))
+    if (t.handles && t.handles->ends.size() > std::size_t(max_task_fds))
         throw error("gipc: a pool task can be given at most 250 fds");
-    t.frame.reserve(48 + request.handles.args.size());
+    const std::string_view args = request.args();
+    t.frame.reserve(48 + args.size());
     string_sink sink{t.frame};
     msgpack::packer<string_sink> pk(sink);
     pk.pack_array(5);
@@ -662,8 +713,9 @@ void pool_submit(pool_state& state, pool_request request)
     pk.pack(cached_location(request.invoker));
     pk.pack(cached_location(request.target));
     pk.pack(headers);
-    t.frame.append(request.handles.args.data(), request.handles.args.size());
-    t.keep = std::move(request.keep);
+    t.frame.append(args);
+    if (t.handles)
+        t.handles->keep = std::move(request.keep);
     t.sink = std::move(request.sink);
     {
         std::lock_guard lk(state.mtx);

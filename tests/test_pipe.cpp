@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -404,6 +405,56 @@ GIPC_TEST("values of every kind msgpack-cxx supports round-trip")
     CHECK(r.get<std::optional<int>>() == 9);
     CHECK(r.get<point>() == point{3, "p", {0.5, 1.5}});
     CHECK(r.get<std::vector<std::string>>() == std::vector<std::string>{"x", std::string("\0y", 2)});
+}
+
+GIPC_TEST("every encoding of a scalar decodes exactly as msgpack-cxx decodes it")
+{
+    // The decoder reads lone scalars itself (msgpack's parser allocates on every call): each
+    // format, at its boundaries, must give the object msgpack-cxx gives, and a scalar with
+    // bytes after it must still be refused.
+    std::vector<std::string> payloads;
+    auto add = [&](auto value) {
+        msgpack::sbuffer b;
+        msgpack::pack(b, value);
+        payloads.emplace_back(b.data(), b.size());
+    };
+    for (std::int64_t v : {std::int64_t{0}, std::int64_t{1}, std::int64_t{127}, std::int64_t{128}, std::int64_t{255},
+                           std::int64_t{256}, std::int64_t{65535}, std::int64_t{65536}, std::int64_t{4294967295},
+                           std::int64_t{4294967296}, std::int64_t{-1}, std::int64_t{-32}, std::int64_t{-33},
+                           std::int64_t{-128}, std::int64_t{-129}, std::int64_t{-32768}, std::int64_t{-32769},
+                           std::int64_t{-2147483648LL}, std::int64_t{-2147483649LL},
+                           std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max()})
+        add(v);
+    add(std::numeric_limits<std::uint64_t>::max());
+    add(true);
+    add(false);
+    add(msgpack::type::nil_t());
+    add(1.5f);
+    add(-0.25);
+    add(std::numeric_limits<double>::infinity());
+    // Signed formats holding values >= 0, and unsigned formats holding small values, as other
+    // msgpack writers produce them.
+    using namespace std::string_literals; // literals that keep their NUL bytes
+    for (const std::string& raw : {"\xd0\x05"s, "\xd1\x00\x05"s, "\xd2\x00\x00\x00\x05"s,
+                                   "\xd3\x00\x00\x00\x00\x00\x00\x00\x05"s, "\xcc\x05"s, "\xcd\x00\x05"s,
+                                   "\xce\x00\x00\x00\x05"s, "\xd0\xff"s, "\xd1\xff\xff"s, "\xd0\x00"s,
+                                   "\xcf\x00\x00\x00\x00\x00\x00\x00\x00"s})
+        payloads.push_back(raw);
+    for (const std::string& p : payloads) {
+        INFO("payload of " << p.size() << " bytes, first byte " << int(static_cast<unsigned char>(p[0])));
+        const msgpack::object_handle expected = msgpack::unpack(p.data(), p.size());
+        msgpack::zone zone;
+        const msgpack::object got = gipc::detail::unpack_payload(zone, p.data(), p.size());
+        CHECK(got.type == expected.get().type);
+        CHECK(got == expected.get());
+        const std::string longer = p + '\x01';
+        CHECK_THROWS_WITH_AS((void)gipc::detail::unpack_payload(zone, longer.data(), longer.size()),
+                             doctest::Contains("trailing"), gipc::decode_error);
+        if (p.size() > 1) {
+            const std::string shorter = p.substr(0, p.size() - 1);
+            CHECK_THROWS_AS((void)gipc::detail::unpack_payload(zone, shorter.data(), shorter.size()), gipc::decode_error);
+        }
+    }
 }
 
 GIPC_TEST("get<msgpack::object_handle> returns the dynamic value")

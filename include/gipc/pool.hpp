@@ -19,15 +19,21 @@
 /// same task runs in forked and in spawned workers. The pool's parent side is one dispatcher
 /// fiber per worker on the thread that made the pool: it sends queued tasks to its worker
 /// (several at once when more tasks wait than there are workers, which the pipe's write
-/// coalescing turns into one write), reads the results and completes the futures. submit()
+/// coalescing turns into one write), collects the results and completes the futures. A worker
+/// puts each result in memory it shares with the pool (one result too large for it, over 64
+/// KiB, goes by the pipe) and tells its dispatcher when it is about to wait for more tasks, so a
+/// batch costs one write each way; while a task runs long, the dispatcher looks at the shared
+/// memory every few milliseconds, so the results before it are not held up. submit()
 /// never blocks and may be called from any fiber of any thread; future::get() blocks only the
 /// calling fiber. The pool's thread must let its fibers run (any blocking gipc or Boost.Fiber
 /// call does).
 ///
 /// A worker that dies (a signal, a crash, exit() in the task) fails only the task it was
-/// running, with worker_lost_error; tasks sent to it that it had not started go back to the
-/// queue, the worker is replaced, and every other task completes: the pool never hangs and
-/// never breaks as a whole.
+/// running, with worker_lost_error: the results it had given are kept (they are in the shared
+/// memory), tasks sent to it that it had not started go back to the queue, the worker is
+/// replaced, and every other task completes: the pool never hangs and never breaks as a whole.
+/// No task runs twice. A worker that dies between two tasks (killed from outside) fails none,
+/// unless workers keep dying that way: the third in a row fails the task it was sent.
 
 #include <gipc/detail/export.hpp>
 #include <gipc/error.hpp>
@@ -100,7 +106,11 @@ public:
     [[nodiscard]] boost::fibers::future<typename detail::task_result<F>::type> submit(F task, Args&&... args);
 
     /// map runs task on every element of inputs and returns the results in input order. After
-    /// every task has ended, rethrows the failure of the first one in input order that failed.
+    /// every task has ended, rethrows the failure of the first one in input order that failed
+    /// (a submit refused because the pool was closed counts as the failure of that element;
+    /// the tasks queued before it still run, and map waits for them). There is no chunk size
+    /// to choose: the tasks are queued one by one and the dispatchers batch them by how long
+    /// tasks take. Blocks only the calling fiber.
     template <class F, class Range>
     std::vector<typename detail::task_result<F>::type> map(F task, const Range& inputs);
 

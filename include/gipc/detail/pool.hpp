@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -179,12 +180,16 @@ void pool_invoke(std::uintptr_t target, const msgpack::object& args, spawned_han
 
 // pool_request: one task, packed, with the sink of its future. Handle arguments are moved
 // into `keep` (the pool owns them from submit on) and listed in `handles` (their ends).
+// The arguments are packed into a buffer of the submitting thread's (scratch()), reused from
+// one submit to the next: pool_submit copies them into the task's frame.
 struct pool_request {
     std::uintptr_t invoker = 0;
     std::uintptr_t target = 0;
-    spawn_request handles;
+    spawn_request handles; // its args stay empty: the arguments are in scratch()
     std::vector<std::shared_ptr<void>> keep;
     sink_handle sink;
+    GIPC_EXPORT static msgpack::sbuffer& scratch() noexcept;
+    std::string_view args() const noexcept { return {scratch().data(), scratch().size()}; }
 };
 
 // pool_submit queues a task (pool.cpp). Throws gipc::error when the pool takes no more tasks.
@@ -273,7 +278,9 @@ void pool_call(pool_state& state, sink_handle sink, R (*fn)(P...), A&&... args)
                   "gipc::pool: a task's result must be void or a value msgpack-cxx can pack and convert");
     pool_request request;
     request.sink = std::move(sink); // first: whatever throws below, the sink hears of it
-    msgpack::packer<msgpack::sbuffer> pk(request.handles.args);
+    msgpack::sbuffer& packed = pool_request::scratch();
+    packed.clear();
+    msgpack::packer<msgpack::sbuffer> pk(packed);
     pk.pack_array(static_cast<std::uint32_t>(sizeof...(P)));
     (pack_pool_argument<P>(pk, request, std::forward<A>(args)), ...);
     request.target = reinterpret_cast<std::uintptr_t>(fn);

@@ -37,7 +37,7 @@ struct spawn_request {
         char kind; // 'r' reader, 'w' writer, 'd' duplex, 's' stream, 'l' listener, 'b' byte_reader, 'y' byte_writer
         std::vector<end_base*> ends; // a duplex: its read end, then its write end
     };
-    msgpack::sbuffer args{256}; // most calls' arguments are small: no 8 KiB buffer for them
+    msgpack::sbuffer args{0}; // allocated on first write (a pool task's stays empty)
     std::vector<handle> handles;
     transfer_list transfers;
     std::uintptr_t target = 0;
