@@ -18,7 +18,9 @@
 // few milliseconds. A result in the ring survives its worker, and the ring says which task
 // the worker runs: when a worker dies, the dispatcher collects what the ring holds, fails the
 // task the worker was running with worker_lost_error, and puts the tasks of the batch it had
-// not started back at the front of the queue.
+// not started back at the front of the queue. While a task runs long (a millisecond) and
+// another dispatcher idles with nothing queued, the tasks behind it in its batch are recalled
+// through the ring's gate and go back to the front of the queue too: the idle worker runs them.
 #include "errors.hpp"
 #include "handle_transfer.hpp"
 #include "pipe_end.hpp"
@@ -65,7 +67,10 @@ constexpr double batch_budget_seconds = 0.0005;
 // a millisecond, then at doubling intervals up to the second figure: results the worker put
 // before the long task began reach their futures without waiting for it.
 constexpr auto first_look = std::chrono::milliseconds(1);
-constexpr auto last_look = std::chrono::milliseconds(64);
+constexpr auto last_look = std::chrono::milliseconds(16);
+// A task that has run this long while another worker idles has the tasks queued behind it in
+// its batch recalled (result_ring.hpp, the gate), so that the idle worker runs them.
+constexpr auto recall_after = std::chrono::milliseconds(1);
 // A dispatcher whose workers die this many times in a row before starting the task sent to
 // them fails that task instead of trying again.
 constexpr unsigned max_unstarted_deaths = 3;
@@ -128,6 +133,7 @@ struct queued_task {
     std::string frame;
     sink_handle sink;
     std::unique_ptr<task_handles> handles; // null for most tasks: none
+    std::uint64_t seq = 0;                 // its frame's number on the worker's pipe, once sent
 };
 
 constexpr int max_task_fds = 250; // SCM_RIGHTS carries at most 253 fds in one message
@@ -267,7 +273,8 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
     };
     msgpack::sbuffer result;
     msgpack::sbuffer reply;
-    bool told = true; // the pool knows of every result in the ring
+    bool told = true;      // the pool knows of every result in the ring
+    std::uint64_t seq = 0; // the number of the last task frame read
     for (;;) {
         // About to wait for a task (none is buffered): say that results wait, first.
         if (!told && !in->frame_ready()) {
@@ -281,6 +288,8 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
         } catch (const eof_error&) {
             return 0; // the pool is done with this worker
         }
+        if (!ring.claim(++seq))
+            continue; // recalled: another worker runs it
         const msgpack::object_handle oh = msgpack::unpack(frame.data(), frame.size());
         const msgpack::object& task = oh.get();
         if (task.type != msgpack::type::ARRAY || task.via.array.size != 5)
@@ -342,6 +351,7 @@ public:
     bool closed = false;
     bool terminated = false;
     unsigned dispatchers = 0;
+    unsigned idle = 0; // dispatchers waiting for tasks
     unsigned next_worker = 0;
     // The typical time of a task, as the parent sees it (a moving average of the time from one
     // result to the next): what batches are sized by. It starts at a millisecond (one task at a
@@ -371,6 +381,7 @@ public:
         result_ring ring;
         read_end* in = nullptr; // d's reading end
         unsigned done = 0;
+        std::uint64_t sent = 0; // task frames sent (the last one's number)
     };
 
     // start_worker starts a worker (throws as start_process / spawn_process do).
@@ -460,7 +471,9 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
     for (;;) {
         {
             std::unique_lock lk(mtx);
+            ++idle;
             changed.wait(lk, [&] { return !queue.empty() || closed || terminated; });
+            --idle;
             if (terminated || queue.empty())
                 break;
             std::size_t take = 1;
@@ -551,6 +564,31 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
             const auto began = w->ring.running() == batch[i].id ? w->ring.running_since() : since;
             return began + options.task_timeout;
         };
+        // recall_if_held_up: while the task batch[i] runs long and another worker is idle with
+        // nothing queued, the tasks of the batch the worker has not begun go back to the front of
+        // the queue, for the idle worker. (A task with handles is always alone in its batch, so
+        // it is never recalled.)
+        auto recall_if_held_up = [&] {
+            if (i + 1 >= batch.size() || w->ring.running() != batch[i].id ||
+                std::chrono::steady_clock::now() - w->ring.running_since() < recall_after)
+                return;
+            {
+                std::lock_guard lk(mtx);
+                if (idle == 0 || !queue.empty())
+                    return;
+            }
+            const std::uint64_t kept = w->ring.recall(batch[i].seq, batch.back().seq);
+            if (kept == 0)
+                return;
+            std::size_t from = i + 1;
+            while (from < batch.size() && batch[from].seq <= kept)
+                ++from;
+            std::lock_guard lk(mtx);
+            for (std::size_t j = batch.size(); j > from; --j)
+                queue.push_front(std::move(batch[j - 1]));
+            batch.resize(from);
+            changed.notify_all();
+        };
         try {
             for (auto& t : batch) {
                 if (t.handles) {
@@ -564,6 +602,7 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                     send_fds(w->fds->fd(), fds);
                     t.handles.reset();
                 }
+                t.seq = ++w->sent;
                 w->d.put_bytes(t.frame);
             }
             since = std::chrono::steady_clock::now();
@@ -581,6 +620,7 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                     if (std::chrono::steady_clock::now() >= deadline_of_running() && !collect())
                         throw; // the running task overran task_timeout
                     look = std::min<std::chrono::steady_clock::duration>(look * 2, last_look);
+                    recall_if_held_up();
                     continue;
                 }
                 if (is_results_wait(frame))

@@ -15,10 +15,21 @@
 // cleared after its result is put), so that the pool knows, when a worker dies, whether it
 // died in a task or between two, and when the running task began, for task_timeout.
 //
-// Layout (shared): a header of two cache lines (the worker's counters, then the pool's), then
+// Layout (shared): a header of three cache lines (the worker's counters, the pool's, the gate), then
 // data_size bytes of records: a 4-byte length, 4 bytes of padding, the payload, padding to 8.
 // A length of 0xffffffff marks the end of a lap: the next record starts at offset 0. head and
 // tail count bytes since the start (never wrapping in practice: 2^64).
+//
+// The ring also holds the gate through which the pool takes back tasks it sent the worker that
+// the worker has not begun (a recall: when another worker is idle and this one's task runs
+// long, the tasks behind it are better run there). Frames to a worker are numbered from 1 in
+// the order they are sent, on both sides alike. The gate is one word, changed only by
+// compare-and-swap: the low half is S, the number of the last frame the worker took up (began,
+// or skipped), the high half R: frames numbered up to R that the worker has not taken up are
+// recalled, and the worker skips them without a word. Taking up a frame and recalling are each
+// one CAS, so exactly the frames after the S the recall saw are the pool's again; the worker
+// moves R up with S as it begins frames, so the halves (32 bits, compared modulo 2^32) never
+// differ by more than a batch.
 //
 // The reader trusts nothing it reads: a worker with a memory bug may scribble on the ring, and
 // then drain() reports it instead of reading out of bounds.
@@ -120,7 +131,42 @@ public:
         hdr().running.store(id, std::memory_order_release);
     }
 
+    // claim decides, atomically against recall(), whether the worker runs frame seq (true) or
+    // skips it (false: the pool recalled it). Frames are claimed in order, each once.
+    bool claim(std::uint64_t seq) noexcept
+    {
+        const auto s32 = static_cast<std::uint32_t>(seq);
+        std::uint64_t w = hdr().gate.load(std::memory_order_acquire);
+        for (;;) {
+            GIPC_ASSERT(static_cast<std::uint32_t>(w) + 1 == s32, "frames are claimed in order");
+            const auto r32 = static_cast<std::uint32_t>(w >> 32);
+            const bool recalled = static_cast<std::int32_t>(s32 - r32) <= 0;
+            const std::uint64_t next = (std::uint64_t{recalled ? r32 : s32} << 32) | s32;
+            if (hdr().gate.compare_exchange_weak(w, next, std::memory_order_acq_rel, std::memory_order_acquire))
+                return !recalled;
+        }
+    }
+
     // The pool's side.
+
+    // recall takes back the frames after the last one the worker took up, up to last (the
+    // last frame sent), if the worker has taken up first (the frame of the task whose result
+    // the pool waits for) and not yet last. Returns the number of the last frame the worker
+    // keeps (the frames after it are recalled), or 0 when it recalled nothing.
+    std::uint64_t recall(std::uint64_t first, std::uint64_t last) noexcept
+    {
+        std::uint64_t w = hdr().gate.load(std::memory_order_acquire);
+        for (;;) {
+            const auto s32 = static_cast<std::uint32_t>(w);
+            const std::uint64_t taken =
+                first + static_cast<std::uint64_t>(std::int64_t{static_cast<std::int32_t>(s32 - static_cast<std::uint32_t>(first))});
+            if (taken < first || taken >= last)
+                return 0;
+            const std::uint64_t next = (std::uint64_t{static_cast<std::uint32_t>(last)} << 32) | s32;
+            if (hdr().gate.compare_exchange_weak(w, next, std::memory_order_acq_rel, std::memory_order_acquire))
+                return taken;
+        }
+    }
 
     // running is the id of the task the worker runs, 0 between tasks. A running() read after
     // a drain() that found nothing more describes a task without a result in the ring.
@@ -173,9 +219,11 @@ private:
         std::atomic<std::int64_t> started_ns;
         // Written by the pool.
         alignas(64) std::atomic<std::uint64_t> tail;
+        // Written by both, by compare-and-swap only.
+        alignas(64) std::atomic<std::uint64_t> gate;
     };
     static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the ring's counters are shared between processes");
-    static constexpr std::size_t header_size = 128;
+    static constexpr std::size_t header_size = 192;
     static_assert(sizeof(header) <= header_size);
     static constexpr std::size_t mapping_size = header_size + data_size;
     static constexpr std::uint32_t lap_end = 0xffffffffu;

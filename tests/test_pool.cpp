@@ -504,6 +504,28 @@ GIPC_TEST("results a worker gave before a long task began reach their futures wh
     CHECK(ready_within(slow) == 3000);
 }
 
+GIPC_TEST("a task that runs long does not hold up the tasks sent behind it while another worker idles")
+{
+    for (bool spawn : {false, true}) {
+        INFO("spawn " << spawn);
+        gipc::pool p(opts(2, spawn));
+        // Short tasks teach the pool that tasks are short: the next ones go in batches.
+        (void)p.map(square, std::vector<int>(1000, 2));
+        auto slow = p.submit(sleeps_ms, 3000);
+        std::vector<boost::fibers::future<int>> quick;
+        for (int i = 0; i < 40; ++i)
+            quick.push_back(p.submit(square, i));
+        const auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < 40; ++i) {
+            REQUIRE(quick[std::size_t(i)].wait_for(1500ms) == boost::fibers::future_status::ready);
+            CHECK(quick[std::size_t(i)].get() == i * i);
+        }
+        CHECK(gipc_test::seconds_since(start) < 1.5);
+        CHECK(slow.wait_for(0ms) == boost::fibers::future_status::timeout); // it still runs
+        CHECK(ready_within(slow) == 3000);
+    }
+}
+
 GIPC_TEST("map after close() throws the refusal; map waits for every task it queued")
 {
     gipc::pool p(opts(2, false));
