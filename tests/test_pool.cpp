@@ -463,9 +463,10 @@ GIPC_TEST("a worker that dies in the middle of a batch: no result it gave is los
             ++runs[x];
         ::unlink(path);
         CHECK(runs.size() == 300);
-        for (const auto& [x, n] : runs) {
-            INFO("task " << x);
-            CHECK(n == 1);
+        for (const auto& run : runs) {
+            const int task = run.first, times = run.second; // (clang 14 lambdas cannot capture bindings)
+            INFO("task " << task);
+            CHECK(times == 1);
         }
     }
 }
