@@ -114,6 +114,22 @@ code_location cached_location(std::uintptr_t address)
     return where;
 }
 
+std::uint32_t load_be32(const char* p) noexcept
+{
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    return std::uint32_t{u[0]} << 24 | std::uint32_t{u[1]} << 16 | std::uint32_t{u[2]} << 8 | std::uint32_t{u[3]};
+}
+
+void append_be32(std::string& out, std::uint32_t v)
+{
+    const char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    out.append(b, 4);
+}
+
+// A frame to a worker holds the frames of several tasks (each after its length) up to this
+// size; a task frame larger than that goes alone.
+constexpr std::size_t max_batch_frame = std::size_t{1} << 20;
+
 // string_sink lets msgpack pack straight into a std::string.
 struct string_sink {
     std::string& out;
@@ -273,24 +289,10 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
     };
     msgpack::sbuffer result;
     msgpack::sbuffer reply;
-    bool told = true;      // the pool knows of every result in the ring
-    std::uint64_t seq = 0; // the number of the last task frame read
-    for (;;) {
-        // About to wait for a task (none is buffered): say that results wait, first.
-        if (!told && !in->frame_ready()) {
-            d.put_bytes(std::string_view(&results_wait, 1));
-            d.flush();
-            told = true;
-        }
-        std::string frame;
-        try {
-            frame = d.get_bytes();
-        } catch (const eof_error&) {
-            return 0; // the pool is done with this worker
-        }
-        if (!ring.claim(++seq))
-            continue; // recalled: another worker runs it
-        const msgpack::object_handle oh = msgpack::unpack(frame.data(), frame.size());
+    bool told = true; // the pool knows of every result in the ring
+    // run_task runs one task frame and hands its result over.
+    auto run_task = [&](const char* data, std::size_t size) {
+        const msgpack::object_handle oh = msgpack::unpack(data, size);
         const msgpack::object& task = oh.get();
         if (task.type != msgpack::type::ARRAY || task.via.array.size != 5)
             throw error("gipc: a pool worker received a malformed task");
@@ -335,6 +337,32 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
             told = true;
         }
         ring.finished();
+    };
+    std::uint64_t seq = 0; // the number of the last task frame taken up
+    for (;;) {
+        // About to wait for tasks (none is buffered): say that results wait, first.
+        if (!told && !in->frame_ready()) {
+            d.put_bytes(std::string_view(&results_wait, 1));
+            d.flush();
+            told = true;
+        }
+        std::string batch;
+        try {
+            batch = d.get_bytes();
+        } catch (const eof_error&) {
+            return 0; // the pool is done with this worker
+        }
+        // A frame from the pool holds one or more task frames, each after its 4-byte length.
+        for (std::size_t at = 0; at < batch.size();) {
+            if (batch.size() - at < 4)
+                throw error("gipc: a pool worker received a malformed batch of tasks");
+            const std::size_t len = load_be32(batch.data() + at);
+            if (batch.size() - at - 4 < len)
+                throw error("gipc: a pool worker received a malformed batch of tasks");
+            if (ring.claim(++seq)) // else recalled: another worker runs it
+                run_task(batch.data() + at + 4, len);
+            at += 4 + len;
+        }
     }
 }
 
@@ -467,6 +495,7 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
 {
     std::vector<queued_task> batch;
     msgpack::zone results_zone; // reused: unpacking a result allocates little or nothing
+    std::string batch_frame;    // reused: the frame that carries a batch's tasks
     unsigned unstarted_deaths = 0; // workers lost in a row before they began their task
     for (;;) {
         {
@@ -590,6 +619,7 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
             changed.notify_all();
         };
         try {
+            batch_frame.clear();
             for (auto& t : batch) {
                 if (t.handles) {
                     // Frames the parent queued on a transferred writer go first; then the fds
@@ -603,8 +633,16 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                     t.handles.reset();
                 }
                 t.seq = ++w->sent;
-                w->d.put_bytes(t.frame);
+                if (!batch_frame.empty() && batch_frame.size() + 4 + t.frame.size() > max_batch_frame) {
+                    w->d.put_bytes(batch_frame);
+                    batch_frame.clear();
+                }
+                append_be32(batch_frame, static_cast<std::uint32_t>(t.frame.size()));
+                batch_frame.append(t.frame); // kept: the task may go back to the queue
             }
+            w->d.put_bytes(batch_frame);
+            if (batch_frame.capacity() > max_batch_frame)
+                std::string().swap(batch_frame);
             since = std::chrono::steady_clock::now();
             auto look = std::chrono::steady_clock::duration(first_look);
             while (i < batch.size()) {
