@@ -2,7 +2,7 @@
 // gipc::pool: worker processes reached over duplex pipes, one dispatcher fiber per worker on
 // the pool's thread.
 //
-// A task travels as one frame, a msgpack array [id, invoker, target, handles, arguments]
+// A task is a task frame, a msgpack array [id, invoker, target, handles, arguments]
 // (invoker and target as code_location, so forked and spawned workers run it alike; handles
 // as handle_header, their fds indices into the fds sent with the task over the worker's
 // Unix socket, SCM_RIGHTS, just before the frame). Its result, [id, true, result] or
@@ -12,10 +12,10 @@
 //
 // A dispatcher takes a batch of tasks from the queue (one task while no more wait than there
 // are workers, else its share, at most max_batch and at most batch_budget_seconds of the
-// pool's typical task time), puts them all (the writer's coalescing makes that one write),
-// then collects their results in order: from the ring when the worker says results wait (a
-// one-byte frame it writes before it waits for more tasks) and, while a long task runs, every
-// few milliseconds. A result in the ring survives its worker, and the ring says which task
+// pool's typical task time) and puts them in one frame to the worker (the task frames one
+// after the other, each after its 4-byte length), then collects their results in order: from
+// the ring when the worker says results wait (a one-byte frame it writes before it waits for
+// more tasks) and, while a long task runs, every few milliseconds. A result in the ring survives its worker, and the ring says which task
 // the worker runs: when a worker dies, the dispatcher collects what the ring holds, fails the
 // task the worker was running with worker_lost_error, and puts the tasks of the batch it had
 // not started back at the front of the queue. While a task runs long (a millisecond) and
