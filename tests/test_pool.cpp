@@ -71,6 +71,15 @@ int sleeps_ms(int ms)
     return ms;
 }
 
+// ready_within gets a future's value, failing the test (instead of hanging it) when the future
+// is not ready within the limit.
+template <class Future>
+auto ready_within(Future&& f, std::chrono::seconds limit = 60s)
+{
+    REQUIRE(f.wait_for(limit) == boost::fibers::future_status::ready);
+    return f.get();
+}
+
 gipc::pool_options opts(unsigned workers, bool spawn)
 {
     gipc::pool_options o;
@@ -95,13 +104,13 @@ GIPC_TEST("results of many types and void, from forked and spawned workers")
         auto d = p.submit(make_tuple_of, 3);
         auto e = p.submit(no_result, 1);
         auto f = p.submit([](long x) { return x + 1; }, 41L);
-        CHECK(a.get() == 144);
-        CHECK(b.get() == "hi you;hi you;");
-        CHECK(c.get() == make_map(4));
-        CHECK(d.get() == make_tuple_of(3));
-        e.get();
+        CHECK(ready_within(a) == 144);
+        CHECK(ready_within(b) == "hi you;hi you;");
+        CHECK(ready_within(c) == make_map(4));
+        CHECK(ready_within(d) == make_tuple_of(3));
+        ready_within(e);
         CHECK(g_side_effects == 0); // it ran in a worker, not here
-        CHECK(f.get() == 42);
+        CHECK(ready_within(f) == 42);
     }
 }
 
@@ -124,7 +133,7 @@ GIPC_TEST("map returns results in input order and rethrows the first failure aft
         CHECK(std::string(e.what()) == "three is out of range");
     }
     // The pool goes on.
-    CHECK(p.submit(square, 3).get() == 9);
+    CHECK(ready_within(p.submit(square, 3)) == 9);
 }
 
 GIPC_TEST("submits from 4 threads x 10 fibers at once")
@@ -139,7 +148,8 @@ GIPC_TEST("submits from 4 threads x 10 fibers at once")
                 fibers.emplace_back([&, t, f] {
                     for (int k = 0; k < 10; ++k) {
                         const int x = t * 1000 + f * 10 + k;
-                        if (p.submit(square, x).get() == x * x)
+                        auto result = p.submit(square, x);
+                        if (result.wait_for(60s) == boost::fibers::future_status::ready && result.get() == x * x)
                             ++ok;
                     }
                 });
@@ -161,10 +171,10 @@ GIPC_TEST("submits from 4 threads x 10 fibers at once")
 GIPC_TEST("a task that throws fails with task_error; its worker stays")
 {
     gipc::pool p(opts(1, false));
-    const int pid = p.submit(my_pid).get();
+    const int pid = ready_within(p.submit(my_pid));
     auto f = p.submit(throws_out_of_range, 3);
-    CHECK_THROWS_AS(f.get(), gipc::task_error);
-    CHECK(p.submit(my_pid).get() == pid);
+    CHECK_THROWS_AS(ready_within(f), gipc::task_error);
+    CHECK(ready_within(p.submit(my_pid)) == pid);
 }
 
 GIPC_TEST("a worker that dies fails only its task, is replaced, and every other task completes")
@@ -182,14 +192,14 @@ GIPC_TEST("a worker that dies fails only its task, is replaced, and every other 
         }
         int good = 0;
         for (auto& f : fine) {
-            f.get();
+            ready_within(f);
             ++good;
         }
         CHECK(good == 57);
         std::vector<std::string> messages;
         for (auto& f : fatal) {
             try {
-                f.get();
+                ready_within(f);
                 messages.push_back("no error");
             } catch (const gipc::worker_lost_error& e) {
                 messages.push_back(e.what());
@@ -199,7 +209,7 @@ GIPC_TEST("a worker that dies fails only its task, is replaced, and every other 
         CHECK(messages[0].find("killed by signal 9") != std::string::npos);
         CHECK(messages[1].find("killed by signal 6") != std::string::npos);
         CHECK(messages[2].find("exited with code 3") != std::string::npos);
-        CHECK(p.submit(square, 5).get() == 25);
+        CHECK(ready_within(p.submit(square, 5)) == 25);
     }
 }
 
@@ -208,14 +218,14 @@ GIPC_TEST("task_timeout kills the overrunning worker, fails that task with timeo
     gipc::pool_options o = opts(1, false);
     o.task_timeout = 300ms;
     gipc::pool p(o);
-    const int before = p.submit(my_pid).get();
+    const int before = ready_within(p.submit(my_pid));
     auto slow = p.submit(sleeps_ms, 5000);
     auto after = p.submit(sleeps_ms, 10);
     const auto start = std::chrono::steady_clock::now();
-    CHECK_THROWS_AS(slow.get(), gipc::timeout_error);
+    CHECK_THROWS_AS(ready_within(slow), gipc::timeout_error);
     CHECK(gipc_test::seconds_since(start) < 4);
-    CHECK(after.get() == 10);
-    CHECK(p.submit(my_pid).get() != before);
+    CHECK(ready_within(after) == 10);
+    CHECK(ready_within(p.submit(my_pid)) != before);
 }
 
 GIPC_TEST("max_tasks_per_worker recycles workers")
@@ -225,7 +235,7 @@ GIPC_TEST("max_tasks_per_worker recycles workers")
     gipc::pool p(o);
     std::vector<int> pids;
     for (int i = 0; i < 6; ++i)
-        pids.push_back(p.submit(my_pid).get());
+        pids.push_back(ready_within(p.submit(my_pid)));
     CHECK(pids[0] == pids[1]);
     CHECK(pids[2] == pids[3]);
     CHECK(pids[4] == pids[5]);
@@ -243,7 +253,7 @@ GIPC_TEST("close() refuses new tasks; the destructor completes submitted ones")
         CHECK_THROWS_AS((void)p.submit(square, 1), gipc::error);
     }
     for (auto& f : futures)
-        CHECK(f.get() == 5);
+        CHECK(ready_within(f) == 5);
 }
 
 GIPC_TEST("terminate() fails unfinished tasks with gipc::error and join() returns")
@@ -260,7 +270,7 @@ GIPC_TEST("terminate() fails unfinished tasks with gipc::error and join() return
     int failed = 0;
     for (auto& f : futures) {
         try {
-            f.get();
+            ready_within(f);
         } catch (const gipc::worker_lost_error&) {
             FAIL("a terminated task failed as lost");
         } catch (const gipc::error&) {
@@ -338,13 +348,13 @@ GIPC_TEST("gipc handles given to submit reach the task's worker and are closed i
         CHECK(r.closed());
         w.put(10);
         w.close();
-        CHECK(sum.get() == 15);
+        CHECK(ready_within(sum) == 15);
 
         // A writer by std::ref, with frames the parent queued first.
         auto [r2, w2] = gipc::pipe();
         w2.put(100);
         auto wrote = p.submit(write_three, std::ref(w2), 7);
-        CHECK(wrote.get() == 3);
+        CHECK(ready_within(wrote) == 3);
         CHECK(w2.closed());
         CHECK(r2.get<int>(10s) == 100);
         CHECK(r2.get<int>(10s) == 7);
@@ -357,7 +367,7 @@ GIPC_TEST("gipc handles given to submit reach the task's worker and are closed i
         auto upper = p.submit(echo_upper, std::move(b));
         a.put(std::string("pool"));
         CHECK(a.get<std::string>(10s) == "POOL");
-        CHECK(upper.get() == "POOL");
+        CHECK(ready_within(upper) == "POOL");
 
         // A vector of readers, among plain tasks.
         std::vector<gipc::reader> readers;
@@ -373,9 +383,9 @@ GIPC_TEST("gipc handles given to submit reach the task's worker and are closed i
         auto counted = p.submit(count_readers, std::move(readers));
         for (int i = 0; i < 3; ++i)
             writers[std::size_t(i)].put(i + 1);
-        CHECK(counted.get() == 6);
+        CHECK(ready_within(counted) == 6);
         for (int i = 0; i < 50; ++i)
-            CHECK(plain[std::size_t(i)].get() == i * i);
+            CHECK(ready_within(plain[std::size_t(i)]) == i * i);
 
         gipc::reader closed;
         CHECK_THROWS_AS((void)p.submit(sum_until_eof, std::move(closed)), gipc::closed_error);
@@ -385,7 +395,7 @@ GIPC_TEST("gipc handles given to submit reach the task's worker and are closed i
 GIPC_TEST("a worker that died while idle is replaced before a task is sent to it")
 {
     gipc::pool p(opts(1, false));
-    const int first = p.submit(my_pid).get();
+    const int first = ready_within(p.submit(my_pid));
     REQUIRE(::kill(first, SIGKILL) == 0);
     // Bounded wait until it has died (a zombie until the pool reaps it).
     const auto start = std::chrono::steady_clock::now();
@@ -400,22 +410,13 @@ GIPC_TEST("a worker that died while idle is replaced before a task is sent to it
         REQUIRE(gipc_test::seconds_since(start) < 10);
         boost::this_fiber::sleep_for(5ms);
     }
-    const int second = p.submit(my_pid).get(); // not a worker_lost_error
+    const int second = ready_within(p.submit(my_pid)); // not a worker_lost_error
     CHECK(second != first);
 }
 
 } // TEST_SUITE
 
 namespace {
-
-// ready_within gets a future's value, failing the test (instead of hanging it) when the future
-// is not ready within the limit.
-template <class T>
-T ready_within(boost::fibers::future<T>& f, std::chrono::seconds limit = 60s)
-{
-    REQUIRE(f.wait_for(limit) == boost::fibers::future_status::ready);
-    return f.get();
-}
 
 // record_then_maybe_die notes in the file at path that it ran with x, then dies on 150.
 int record_then_maybe_die(std::string path, int x)
