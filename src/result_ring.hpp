@@ -38,7 +38,7 @@
 
 #include "assert.hpp"
 #include "errors.hpp"
-#include "linux/shared_memory.hpp"
+#include "shared_memory.hpp"
 #include "posix/fd.hpp"
 
 #include <atomic>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "linux/shared_memory.hpp"
+#include "shared_memory.hpp"
 
 #include "posix/fd.hpp"
 

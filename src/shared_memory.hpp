@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// Shared memory between a process and the children it hands an fd to: a memfd, mapped shared.
-// Functions return >= 0 (or an address) or -errno and never throw.
+// Shared memory between a process and a child it hands the memory's fd to, as gipc's logic
+// sees it (the pool's result rings). The backend implements it, chosen in meson.build: on
+// Linux, src/linux/shared_memory.cpp (a memfd). Functions return >= 0 (or an address) or
+// -errno and never throw.
 
-#include "../private.hpp"
+#include "private.hpp"
 
 #include <cstddef>
 
