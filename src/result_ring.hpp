@@ -66,13 +66,13 @@ public:
     }
     result_ring(const result_ring&) = delete;
     result_ring& operator=(const result_ring&) = delete;
-    ~result_ring() { linux_shm::unmap(base_, mapping_size); }
+    ~result_ring() { shm::unmap(base_, mapping_size); }
 
     // create makes a new ring, mapped here; fd is set to its memory, for the worker to attach.
     // Throws std::system_error.
     static result_ring create(posix::unique_fd& fd)
     {
-        const int r = linux_shm::create("gipc-pool-results", mapping_size);
+        const int r = shm::create("gipc-pool-results", mapping_size);
         if (r < 0)
             throw_errno(r, "gipc: pool: creating a worker's result memory");
         fd.reset(r);
@@ -86,7 +86,7 @@ public:
     static result_ring attach(int fd)
     {
         int err = 0;
-        void* p = linux_shm::map(fd, mapping_size, err);
+        void* p = shm::map(fd, mapping_size, err);
         if (!p)
             throw_errno(err, "gipc: pool: mapping a worker's result memory");
         result_ring ring;

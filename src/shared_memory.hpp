@@ -9,7 +9,7 @@
 
 #include <cstddef>
 
-namespace gipc::linux_shm {
+namespace gipc::shm {
 
 // create returns a memfd (close-on-exec) of size bytes, zero-filled, or -errno.
 int create(const char* name, std::size_t size) noexcept;
@@ -22,4 +22,4 @@ void* map(int fd, std::size_t size, int& err) noexcept;
 // unmap undoes map (nothing for nullptr).
 void unmap(void* address, std::size_t size) noexcept;
 
-} // namespace gipc::linux_shm
+} // namespace gipc::shm

@@ -8,7 +8,7 @@
 
 #include <cerrno>
 
-namespace gipc::linux_shm {
+namespace gipc::shm {
 
 int create(const char* name, std::size_t size) noexcept
 {
@@ -44,4 +44,4 @@ void unmap(void* address, std::size_t size) noexcept
         ::munmap(address, size);
 }
 
-} // namespace gipc::linux_shm
+} // namespace gipc::shm
