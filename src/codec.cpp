@@ -118,25 +118,16 @@ bool scalar_value(const char* data, std::size_t size, msgpack::object& out) noex
         return true;
     }
     case 0xd0:
-        if (size != 2)
-            return false;
-        set_signed(static_cast<std::int8_t>(load_be(data + 1, 1)));
-        return true;
     case 0xd1:
-        if (size != 3)
-            return false;
-        set_signed(static_cast<std::int16_t>(load_be(data + 1, 2)));
-        return true;
     case 0xd2:
-        if (size != 5)
+    case 0xd3: {
+        const std::size_t n = std::size_t{1} << (b - 0xd0);
+        if (size != 1 + n)
             return false;
-        set_signed(static_cast<std::int32_t>(load_be(data + 1, 4)));
+        const unsigned shift = unsigned(64 - 8 * n); // sign-extends the n-byte value
+        set_signed(static_cast<std::int64_t>(load_be(data + 1, n) << shift) >> shift);
         return true;
-    case 0xd3:
-        if (size != 9)
-            return false;
-        set_signed(static_cast<std::int64_t>(load_be(data + 1, 8)));
-        return true;
+    }
     case 0xca: {
         if (size != 5)
             return false;
