@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -37,6 +38,26 @@ handle_header describe_handle(const spawn_request::handle& h)
             hh.unread = s->buffer.substr(s->head);
     }
     return hh;
+}
+
+std::vector<handle_header> describe_handles(const std::vector<spawn_request::handle>& handles,
+                                            std::vector<end_base*>& ends, int first)
+{
+    std::vector<handle_header> out;
+    out.reserve(handles.size());
+    for (const auto& h : handles) {
+        handle_header hh = describe_handle(h);
+        for (std::size_t j = 0; j < h.ends.size(); ++j) {
+            auto at = std::find(ends.begin(), ends.end(), h.ends[j]);
+            if (at == ends.end()) {
+                ends.push_back(h.ends[j]);
+                at = ends.end() - 1;
+            }
+            hh.fds[j] = first + int(at - ends.begin());
+        }
+        out.push_back(std::move(hh));
+    }
+    return out;
 }
 
 spawned_handles rebuild_handles(const std::vector<handle_header>& headers)

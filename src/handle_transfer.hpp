@@ -34,6 +34,12 @@ struct handle_header {
 // describe_handle is the header of one handle of a request, whose fds are still the sender's.
 handle_header describe_handle(const spawn_request::handle& h);
 
+// describe_handles is the headers of a request's handles as the receiver numbers their fds:
+// each end once, in the order it first appears (appended to ends), the n-th of them as fd
+// first + n.
+std::vector<handle_header> describe_handles(const std::vector<spawn_request::handle>& handles,
+                                            std::vector<end_base*>& ends, int first);
+
 // spawned_handles: the handles a process received, rebuilt; handles are taken out by index.
 class spawned_handles {
 public:

@@ -760,25 +760,16 @@ void pool_submit(pool_state& state, pool_request request)
     if (request.handles.transfers.closed_argument)
         throw closed_error("gipc: cannot give a pool task a handle that is closed or moved from");
     std::vector<handle_header> headers;
-    if (!request.handles.handles.empty())
+    if (!request.handles.handles.empty()) {
+        for (const auto& h : request.handles.handles)
+            for (end_base* e : h.ends)
+                if (e->in_use())
+                    throw locked_error("gipc: cannot give a pool task " + e->name() + ": another fiber is using it");
         t.handles = std::make_unique<task_handles>();
-    for (const auto& h : request.handles.handles) {
-        handle_header hh = describe_handle(h);
-        for (std::size_t j = 0; j < h.ends.size(); ++j) {
-            end_base* e = h.ends[j];
-            if (e->in_use())
-                throw locked_error("gipc: cannot give a pool task " + e->name() + ": another fiber is using it");
-            auto& ends = t.handles->ends;
-            auto at = std::find(ends.begin(), ends.end(), e);
-            if (at == ends.end()) {
-                ends.push_back(e);
-                if (auto* wr = dynamic_cast<write_end*>(e))
-                    t.handles->writers.push_back(wr);
-                at = ends.end() - 1;
-            }
-            hh.fds[j] = int(at - ends.begin());
-        }
-        headers.push_back(std::move(hh));
+        headers = describe_handles(request.handles.handles, t.handles->ends, 0);
+        for (end_base* e : t.handles->ends)
+            if (auto* wr = dynamic_cast<write_end*>(e))
+                t.handles->writers.push_back(wr);
     }
     if (t.handles && t.handles->ends.size() > std::size_t(max_task_fds))
         throw error("gipc: a pool task can be given at most 250 fds");

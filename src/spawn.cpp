@@ -104,25 +104,9 @@ void exec_prepare(start_context& ctx, exec_plan& plan)
     header.parent = ctx.parent;
     header.invoker = locate_code(req.invoker);
     header.target = locate_code(req.target);
-    for (const auto& h : req.handles) {
-        handle_header hh;
-        hh.kind = h.kind;
-        for (end_base* e : h.ends) {
-            auto at = std::find(ends.begin(), ends.end(), e);
-            if (at == ends.end()) {
-                ends.push_back(e);
-                sources.push_back(e->fd());
-                at = ends.end() - 1;
-            }
-            hh.fds.push_back(start_fd_in_child + 1 + int(at - ends.begin()));
-            hh.limit = e->message_limit();
-            if (auto* r = dynamic_cast<read_end*>(e))
-                hh.unread = r->unread_bytes();
-            else if (auto* s = dynamic_cast<socket_end*>(e))
-                hh.unread = s->buffer.substr(s->head);
-        }
-        header.handles.push_back(std::move(hh));
-    }
+    header.handles = describe_handles(req.handles, ends, start_fd_in_child + 1);
+    for (end_base* e : ends)
+        sources.push_back(e->fd());
     if (ctx.death_read_fd >= 0) {
         header.death_fd = start_fd_in_child + int(sources.size());
         sources.push_back(ctx.death_read_fd);
