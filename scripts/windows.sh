@@ -10,7 +10,8 @@
 #      <builddir>/deps, as static libraries beside a copy of Debian's Boost headers, with
 #      pkg-config files; reused as long as its stamp (compiler, flags, sources) is unchanged;
 #   3. writes <builddir>/deps/cross.ini, a Meson cross file whose exe_wrapper runs wine64 in a
-#      private prefix (<builddir>/wineprefix, made with `wineboot --init` when new), headless;
+#      private prefix (<builddir>/wineprefix, made with `wineboot --init` when new and set to
+#      Windows 10), headless;
 #   4. configures <builddir> as a cross build and runs `meson test` under Wine.
 #
 # Boost under Wine needs winfib: with Boost.Context's default fcontext, every exception thrown on
@@ -147,6 +148,13 @@ if [ ! -f "$prefix/system.reg" ]; then
     "${wine_env[@]}" "$wine" wineboot --init >/dev/null 2>&1
     "${wine_env[@]}" /usr/lib/wine/wineserver -w
 fi
+# A new prefix of Debian's Wine 8 says it is Windows 7 (6.1.7601); gipc is for Windows 10 and
+# later, so the prefix says Windows 10.
+if [ ! -f "$prefix/gipc-win10" ]; then
+    "${wine_env[@]}" "$wine" winecfg -v win10 >/dev/null 2>&1
+    "${wine_env[@]}" /usr/lib/wine/wineserver -w
+    touch "$prefix/gipc-win10"
+fi
 # Wine's server outlives the programs by a few seconds; end it when this script ends, so that
 # nothing of this run stays behind.
 trap '"${wine_env[@]}" /usr/lib/wine/wineserver -k 2>/dev/null || true' EXIT
@@ -183,7 +191,9 @@ cpu = 'x86_64'
 endian = 'little'
 EOF
 
-# 4. Configure, build, test.
+# 4. Configure, build, test. The test log of an earlier run goes first: a run that fails before
+# its tests leaves none, which .ci/run counts as a failure.
+rm -f "$builddir/meson-logs/testlog.json"
 if [ ! -f "$builddir/build.ninja" ]; then
     meson setup "$builddir" --cross-file "$deps/cross.ini" -Dwerror=true
 fi
