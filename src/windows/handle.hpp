@@ -91,8 +91,8 @@ DWORD inheritable_duplicate(HANDLE h, unique_handle& out) noexcept;
 
 // process_handle_count is the number of handles open in this process, for leak checks:
 // GetProcessHandleCount, or, where that answers 0 (Wine 8 always does; a running process has
-// handles), the number of this process's entries in the system's handle table
-// (NtQuerySystemInformation, SystemExtendedHandleInformation). Returns 0 or a Win32 error code.
+// handles), the number of handle values that GetHandleInformation accepts (handle.cpp says
+// how). Returns 0 or a Win32 error code.
 DWORD process_handle_count(DWORD& count) noexcept;
 
 } // namespace gipc::detail::win

@@ -29,7 +29,8 @@ int deep_throw(int depth)
     return deep_throw(depth - 1) + pad[0];
 }
 
-// A thread of the whole process that runs the jobs given to it. Boost.Fiber gives every thread
+// A thread of the whole process that runs the jobs given to it (never destroyed: it runs until
+// the process ends). Boost.Fiber gives every thread
 // that touches one of its primitives a scheduler, and a thread that ends leaves it behind under
 // MinGW-w64 (README.md, "Windows"): the cross-thread test uses this long-lived thread, whose
 // scheduler, made during the warm-up, belongs to every test's baseline.
@@ -37,32 +38,43 @@ class worker {
 public:
     static worker& get()
     {
-        static worker* w = new worker; // never destroyed: it runs until the process ends
+        static worker* w = new worker;
         return *w;
     }
     void run(std::function<void()> job)
     {
-        std::lock_guard<std::mutex> lk(mtx_);
+        ::AcquireSRWLockExclusive(&lock_);
         jobs_.push_back(std::move(job));
-        cv_.notify_one();
+        ::ReleaseSRWLockExclusive(&lock_);
+        ::WakeConditionVariable(&cv_);
     }
 
 private:
+    // An SRW lock and a condition variable of the system, which need no handle, rather than
+    // std::mutex, for which winpthread opens an event the first time two threads contend.
     worker()
     {
-        std::thread([this] {
-            for (;;) {
-                std::unique_lock<std::mutex> lk(mtx_);
-                cv_.wait(lk, [this] { return !jobs_.empty(); });
-                auto job = std::move(jobs_.front());
-                jobs_.pop_front();
-                lk.unlock();
-                job();
-            }
-        }).detach();
+        // The thread runs until the process ends; its handle is not needed.
+        HANDLE thread = ::CreateThread(
+            nullptr, 0,
+            [](void* p) -> DWORD {
+                auto* self = static_cast<worker*>(p);
+                for (;;) {
+                    ::AcquireSRWLockExclusive(&self->lock_);
+                    while (self->jobs_.empty())
+                        ::SleepConditionVariableSRW(&self->cv_, &self->lock_, INFINITE, 0);
+                    auto job = std::move(self->jobs_.front());
+                    self->jobs_.pop_front();
+                    ::ReleaseSRWLockExclusive(&self->lock_);
+                    job();
+                }
+            },
+            this, 0, nullptr);
+        if (thread)
+            ::CloseHandle(thread);
     }
-    std::mutex mtx_;
-    std::condition_variable cv_;
+    SRWLOCK lock_ = SRWLOCK_INIT;
+    CONDITION_VARIABLE cv_ = CONDITION_VARIABLE_INIT;
     std::deque<std::function<void()>> jobs_;
 };
 

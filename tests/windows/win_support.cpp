@@ -26,40 +26,24 @@ DWORD handle_count()
 
 namespace {
 
-// open_handles lists the values of this process's handles in the system's handle table, for
-// the message of a leak (empty when the table cannot be read).
+// open_handles lists the values of this process's handles (as process_handle_count counts
+// them), for the message of a leak.
 std::set<ULONG_PTR> open_handles()
 {
-    struct entry {
-        void* object;
-        ULONG_PTR process_id;
-        ULONG_PTR handle_value;
-        ULONG granted_access;
-        USHORT creator_back_trace_index;
-        USHORT object_type_index;
-        ULONG handle_attributes;
-        ULONG reserved;
-    };
-    std::vector<unsigned char> buf(1 << 16);
-    for (;;) {
-        ULONG needed = 0;
-        NTSTATUS st = ::NtQuerySystemInformation(static_cast<SYSTEM_INFORMATION_CLASS>(64), buf.data(),
-                                                 static_cast<ULONG>(buf.size()), &needed);
-        if (st == static_cast<NTSTATUS>(0xC0000004L) && buf.size() < (1u << 28)) {
-            buf.resize(buf.size() * 2);
-            continue;
-        }
-        if (st != 0)
-            return {};
-        break;
-    }
-    ULONG_PTR count = *reinterpret_cast<const ULONG_PTR*>(buf.data());
-    auto* entries = reinterpret_cast<const entry*>(buf.data() + 2 * sizeof(ULONG_PTR));
     std::set<ULONG_PTR> out;
-    for (ULONG_PTR i = 0; i < count; ++i)
-        if (entries[i].process_id == ::GetCurrentProcessId())
-            out.insert(entries[i].handle_value);
-    return out;
+    constexpr ULONG_PTR block = 1024 * 4;
+    for (ULONG_PTR start = 4;; start += block) {
+        bool any = false;
+        for (ULONG_PTR v = start; v < start + block; v += 4) {
+            DWORD flags = 0;
+            if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) {
+                out.insert(v);
+                any = true;
+            }
+        }
+        if (!any)
+            return out;
+    }
 }
 
 // describe_handle is the handle's object type ("Event", "File", "Thread"...).
