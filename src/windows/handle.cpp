@@ -18,6 +18,27 @@ long is_inheritable(HANDLE h) noexcept
     return (flags & HANDLE_FLAG_INHERIT) ? 1 : 0;
 }
 
+int start_winsock() noexcept
+{
+    static const int result = [] {
+        WSADATA data;
+        return ::WSAStartup(MAKEWORD(2, 2), &data);
+    }();
+    return result;
+}
+
+int make_socket(int family, int type, int protocol, unique_socket& out) noexcept
+{
+    if (int e = start_winsock())
+        return e;
+    SOCKET s = ::WSASocketW(family, type, protocol, nullptr, 0,
+                            WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET)
+        return ::WSAGetLastError();
+    out.reset(s);
+    return 0;
+}
+
 DWORD inheritable_duplicate(HANDLE h, unique_handle& out) noexcept
 {
     HANDLE self = ::GetCurrentProcess();

@@ -89,6 +89,14 @@ long is_inheritable(HANDLE h) noexcept;
 // Returns 0 or a Win32 error code.
 DWORD inheritable_duplicate(HANDLE h, unique_handle& out) noexcept;
 
+// start_winsock initializes Winsock 2.2 for the process, once (later calls return the first
+// call's result). Returns 0 or a Winsock error code.
+int start_winsock() noexcept;
+
+// make_socket creates an overlapped, non-inheritable socket (WSA_FLAG_OVERLAPPED |
+// WSA_FLAG_NO_HANDLE_INHERIT), starting Winsock first. Returns 0 or a Winsock error code.
+int make_socket(int family, int type, int protocol, unique_socket& out) noexcept;
+
 // process_handle_count is the number of handles open in this process, for leak checks:
 // GetProcessHandleCount, or, where that answers 0 (Wine 8 always does; a running process has
 // handles), the number of handle values that GetHandleInformation accepts (handle.cpp says
