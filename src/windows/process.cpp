@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "process.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <new>
 
@@ -50,6 +51,17 @@ DWORD spawn(const spawn_options& options, unique_handle& process, DWORD& pid) no
         inherit.reserve(inherit.size() + 3);
     } catch (const std::bad_alloc&) {
         return ERROR_NOT_ENOUGH_MEMORY;
+    }
+    // A handle listed twice is listed once. A listed handle that is not inheritable is refused
+    // here, the same everywhere (Windows refuses it in CreateProcessW).
+    std::sort(inherit.begin(), inherit.end());
+    inherit.erase(std::unique(inherit.begin(), inherit.end()), inherit.end());
+    for (HANDLE h : inherit) {
+        long inheritable = is_inheritable(h);
+        if (inheritable < 0)
+            return static_cast<DWORD>(-inheritable);
+        if (inheritable == 0)
+            return ERROR_INVALID_PARAMETER;
     }
 
     STARTUPINFOEXW si{};

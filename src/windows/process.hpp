@@ -22,7 +22,8 @@ struct spawn_options {
     // The whole command line, argv[0] included (cmdline.hpp builds it).
     std::wstring command_line;
     // The handles the child inherits, and no other: each must be inheritable
-    // (inheritable_duplicate). Their values are the same in the child.
+    // (inheritable_duplicate), or spawn returns ERROR_INVALID_PARAMETER; a handle that is not
+    // open gives ERROR_INVALID_HANDLE. Their values are the same in the child.
     std::vector<HANDLE> inherit;
     // The child's standard handles, or nullptr for none (the child then sees whatever its
     // startup gives it). spawn makes inheritable duplicates of them and lists those: the

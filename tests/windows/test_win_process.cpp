@@ -160,6 +160,27 @@ WIN_TEST("a child started with no handles to inherit inherits none, not even inh
     CHECK(code == 9);
 }
 
+WIN_TEST("spawn refuses a listed handle that is not inheritable, and lists a handle once")
+{
+    win::unique_handle event(::CreateEventW(nullptr, TRUE, FALSE, nullptr));
+    REQUIRE(event);
+    win::spawn_options so;
+    so.application = helper_path();
+    so.command_line = command(L"exit 5");
+    so.inherit = {event.get()};
+    win::unique_handle child;
+    DWORD pid = 0;
+    CHECK(win::spawn(so, child, pid) == ERROR_INVALID_PARAMETER);
+    CHECK_FALSE(child);
+    REQUIRE(win::set_inheritable(event.get(), true) == 0);
+    so.inherit = {event.get(), event.get()};
+    REQUIRE(win::spawn(so, child, pid) == 0);
+    REQUIRE(::WaitForSingleObject(child.get(), 10000) == WAIT_OBJECT_0);
+    DWORD code = 0;
+    REQUIRE(win::exit_code(child.get(), code) == 0);
+    CHECK(code == 5);
+}
+
 WIN_TEST("exit codes come back as the child gave them, each exit through its own packet")
 {
     win::completion_port port;
