@@ -5,6 +5,8 @@
 #include "windows/iocp.hpp"
 #include "windows/named_pipe.hpp"
 
+#include <winternl.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -238,4 +240,58 @@ WIN_TEST("pipe ends are not inheritable, and each pipe is a pipe of its own")
     REQUIRE(::PeekNamedPipe(r2.get(), nullptr, 0, nullptr, &avail2, nullptr));
     CHECK(avail1 == 0);
     CHECK(avail2 == 1);
+}
+
+namespace {
+
+// pipe_name is the name of a pipe end as the object manager knows it (ObjectNameInformation),
+// e.g. \Device\NamedPipe\gipc-<pid>-<counter>; empty when it cannot be read.
+std::wstring pipe_name(HANDLE h)
+{
+    alignas(8) unsigned char buf[2048];
+    ULONG len = 0;
+    if (::NtQueryObject(h, static_cast<OBJECT_INFORMATION_CLASS>(1), buf, sizeof buf, &len) != 0)
+        return {};
+    auto* name = reinterpret_cast<const UNICODE_STRING*>(buf);
+    return std::wstring(name->Buffer, name->Length / sizeof(wchar_t));
+}
+
+} // namespace
+
+WIN_TEST("a pipe's name is gipc-<pid>-<counter>, and nobody else can open or create it")
+{
+    win::unique_handle r, w;
+    REQUIRE(win::make_pipe(r, w) == 0);
+    std::wstring full = pipe_name(r.get());
+    auto slash = full.find_last_of(L'\\');
+    REQUIRE(slash != std::wstring::npos);
+    std::wstring leaf = full.substr(slash + 1);
+    std::wstring prefix = L"gipc-" + std::to_wstring(::GetCurrentProcessId()) + L"-";
+    CAPTURE(std::string(leaf.begin(), leaf.end()));
+    REQUIRE(leaf.compare(0, prefix.size(), prefix) == 0);
+    CHECK(leaf.size() > prefix.size());
+    CHECK(leaf.find_first_not_of(L"0123456789", prefix.size()) == std::wstring::npos);
+
+    std::wstring path = L"\\\\.\\pipe\\" + leaf;
+    // One instance, already connected: another client is turned away...
+    HANDLE other = ::CreateFileW(path.c_str(), GENERIC_WRITE, 0, nullptr, OPEN_EXISTING, 0, nullptr);
+    DWORD e = ::GetLastError();
+    if (other != INVALID_HANDLE_VALUE)
+        ::CloseHandle(other);
+    CHECK(other == INVALID_HANDLE_VALUE);
+    CHECK_MESSAGE(e == ERROR_PIPE_BUSY, "error " << e);
+    // ...and no second instance can be made under the name.
+    HANDLE second = ::CreateNamedPipeW(path.c_str(), PIPE_ACCESS_INBOUND, PIPE_TYPE_BYTE, 1, 4096,
+                                       4096, 0, nullptr);
+    e = ::GetLastError();
+    if (second != INVALID_HANDLE_VALUE)
+        ::CloseHandle(second);
+    CHECK(second == INVALID_HANDLE_VALUE);
+    CHECK_MESSAGE((e == ERROR_ACCESS_DENIED || e == ERROR_PIPE_BUSY), "error " << e);
+
+    // Each pipe gets a name of its own.
+    win::unique_handle r2, w2;
+    REQUIRE(win::make_pipe(r2, w2) == 0);
+    CHECK(pipe_name(r2.get()) != full);
+    CHECK_FALSE(pipe_name(r2.get()).empty());
 }
