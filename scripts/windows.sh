@@ -80,6 +80,11 @@ if [ ! -f "$deps/stamp" ] || [ "$(cat "$deps/stamp")" != "$stamp" ]; then
             "run scripts/setup.sh" >&2
         exit 1
     }
+    # The vendored sources are Boost 1.74's: the headers must be too.
+    grep -q '^#define BOOST_LIB_VERSION "1_74"' /usr/include/boost/version.hpp || {
+        echo "windows.sh: /usr/include/boost is not Boost 1.74, the version of $vendor" >&2
+        exit 1
+    }
     rm -rf "$deps"
     mkdir -p "$deps/include" "$deps/lib/pkgconfig" "$deps/obj"
     # A copy of the headers, so that -isystem brings Boost and nothing else of /usr/include.
