@@ -3,8 +3,8 @@
 # windows.sh [builddir]: cross-build gipc's Windows pieces with MinGW-w64 and run their tests
 # under Wine (default builddir: build-windows). Exits non-zero on any failure.
 #
-#   1. installs g++-mingw-w64-x86-64-posix and wine64 (and what the Linux build needs: meson,
-#      ninja, pkg-config) when they are missing;
+#   1. installs g++-mingw-w64-x86-64-posix and wine64 (and meson, ninja, pkg-config, Debian's
+#      Boost 1.74 headers and doctest) when they are missing;
 #   2. builds Boost.Context (Windows fibers: -DBOOST_USE_WINFIB) and Boost.Fiber 1.74 from
 #      ../shared/vendor/boost-1.74-fiber-context-src (relative to the project root) into
 #      <builddir>/deps, as static libraries beside a copy of Debian's Boost headers, with
@@ -37,7 +37,9 @@ jobs=2
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
 }
-packages=(g++-mingw-w64-x86-64-posix wine64 meson ninja-build pkg-config python3)
+# libboost1.74-dev and doctest-dev: the headers the cross build copies (Boost) and uses (doctest).
+packages=(g++-mingw-w64-x86-64-posix wine64 meson ninja-build pkg-config python3 libboost1.74-dev
+    doctest-dev)
 missing=()
 for p in "${packages[@]}"; do
     installed "$p" || missing+=("$p")

@@ -92,8 +92,8 @@ DWORD spawn(const spawn_options& options, unique_handle& process, DWORD& pid) no
     if (any_std)
         si.StartupInfo.dwFlags |= STARTF_USESTDHANDLES;
 
-    // A handle list with no entry is refused (ERROR_INVALID_PARAMETER): with nothing to
-    // inherit, the child inherits nothing, by bInheritHandles = FALSE.
+    // With nothing to inherit there is no list (an empty one is no valid attribute): the child
+    // inherits nothing by bInheritHandles = FALSE.
     attribute_list attributes;
     if (!inherit.empty()) {
         if (DWORD e = attributes.init(1))
