@@ -216,6 +216,28 @@ WIN_TEST("exit codes come back as the child gave them, each exit through its own
     CHECK(port.wait(c, 1, 100, n) == WAIT_TIMEOUT); // one packet per watch, no more
 }
 
+WIN_TEST("a watch started after the exit posts at once")
+{
+    win::completion_port port;
+    REQUIRE(port.create() == 0);
+    win::spawn_options so;
+    so.application = helper_path();
+    so.command_line = command(L"exit 12");
+    win::unique_handle child;
+    DWORD pid = 0;
+    REQUIRE(win::spawn(so, child, pid) == 0);
+    REQUIRE(::WaitForSingleObject(child.get(), 10000) == WAIT_OBJECT_0);
+    win::exit_watch watch;
+    REQUIRE(watch.start(child.get(), port, 4) == 0);
+    REQUIRE(wait_exit(port, 4, 5000));
+    DWORD code = 0;
+    REQUIRE(win::exit_code(child.get(), code) == 0);
+    CHECK(code == 12);
+    win::completion c[1];
+    std::size_t n = 0;
+    CHECK(port.wait(c, 1, 100, n) == WAIT_TIMEOUT); // once only
+}
+
 WIN_TEST("a watch reset before the exit posts nothing")
 {
     win::completion_port port;
