@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: MIT
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "win_support.hpp"
+
+#include "windows/iocp.hpp"
+#include "windows/process.hpp"
+
+#include <winternl.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <vector>
+
+namespace gipc_win_test {
+
+DWORD handle_count()
+{
+    DWORD n = 0;
+    DWORD e = gipc::detail::win::process_handle_count(n);
+    REQUIRE_MESSAGE(e == 0, "GetProcessHandleCount failed: " << e);
+    return n;
+}
+
+namespace {
+
+// open_handles lists the values of this process's handles (as process_handle_count counts
+// them), for the message of a leak.
+std::set<ULONG_PTR> open_handles()
+{
+    std::set<ULONG_PTR> out;
+    constexpr ULONG_PTR block = 1024 * 4;
+    for (ULONG_PTR start = 4;; start += block) {
+        bool any = false;
+        for (ULONG_PTR v = start; v < start + block; v += 4) {
+            DWORD flags = 0;
+            if (::GetHandleInformation(reinterpret_cast<HANDLE>(v), &flags)) {
+                out.insert(v);
+                any = true;
+            }
+        }
+        if (!any)
+            return out;
+    }
+}
+
+// describe_handle is the handle's object type ("Event", "File", "Thread"...).
+std::string describe_handle(ULONG_PTR value)
+{
+    alignas(8) unsigned char buf[1024];
+    ULONG len = 0;
+    NTSTATUS st = ::NtQueryObject(reinterpret_cast<HANDLE>(value), ObjectTypeInformation, buf,
+                                  sizeof buf, &len);
+    if (st != 0)
+        return "type unknown";
+    auto* name = reinterpret_cast<const UNICODE_STRING*>(buf);
+    std::string out;
+    for (USHORT i = 0; i < name->Length / 2; ++i)
+        out += static_cast<char>(name->Buffer[i] < 128 ? name->Buffer[i] : '?');
+    return out;
+}
+
+} // namespace
+
+handle_leak_check::handle_leak_check() : handles_(handle_count())
+{
+    before_ = open_handles();
+}
+
+handle_leak_check::~handle_leak_check()
+{
+    DWORD now = handle_count();
+    for (int i = 0; i < 200 && now > handles_; ++i) {
+        ::Sleep(10);
+        now = handle_count();
+    }
+    if (now > handles_) {
+        std::ostringstream what;
+        for (ULONG_PTR h : open_handles())
+            if (!before_.count(h))
+                what << " 0x" << std::hex << h << std::dec << " (" << describe_handle(h) << ")";
+        FAIL_CHECK((now - handles_) << " handle(s) left open by the test (" << handles_
+                                    << " before, " << now << " after):" << what.str());
+    }
+}
+
+native_thread::native_thread(std::function<void()> fn)
+{
+    auto* job = new std::function<void()>(std::move(fn));
+    HANDLE h = ::CreateThread(
+        nullptr, 0,
+        [](void* p) -> DWORD {
+            auto* f = static_cast<std::function<void()>*>(p);
+            (*f)();
+            delete f;
+            return 0;
+        },
+        job, 0, nullptr);
+    if (!h) {
+        delete job;
+        FAIL("CreateThread failed: " << ::GetLastError());
+    }
+    thread_.reset(h);
+}
+
+void native_thread::join()
+{
+    if (thread_) {
+        ::WaitForSingleObject(thread_.get(), INFINITE);
+        thread_.reset();
+    }
+}
+
+std::wstring helper_path()
+{
+    // No doctest assertion here: warm_up calls this before doctest runs. A failure gives a
+    // path that cannot start, which the tests report.
+    wchar_t buf[MAX_PATH * 4];
+    DWORD n = ::GetModuleFileNameW(nullptr, buf, sizeof buf / sizeof buf[0]);
+    std::wstring path(buf, n);
+    auto slash = path.find_last_of(L"\\/");
+    if (slash == std::wstring::npos)
+        return L"gipc_win_child.exe";
+    return path.substr(0, slash + 1) + L"gipc_win_child.exe";
+}
+
+namespace {
+std::vector<void (*)()>& warm_ups()
+{
+    static std::vector<void (*)()> fns;
+    return fns;
+}
+} // namespace
+
+bool register_warm_up(void (*fn)())
+{
+    warm_ups().push_back(fn);
+    return true;
+}
+
+void warm_up()
+{
+    for (auto fn : warm_ups())
+        fn();
+    namespace win = gipc::detail::win;
+    win::completion_port port;
+    if (port.create() != 0)
+        return; // the tests report it
+    win::spawn_options options;
+    options.application = helper_path();
+    options.command_line = L"\"" + options.application + L"\" exit 0";
+    win::unique_handle child;
+    DWORD pid = 0;
+    if (win::spawn(options, child, pid) != 0)
+        return;
+    win::exit_watch watch;
+    if (watch.start(child.get(), port, 1) != 0)
+        return;
+    win::completion c[1];
+    std::size_t n = 0;
+    port.wait(c, 1, 10000, n);
+}
+
+} // namespace gipc_win_test
+
+int main(int argc, char** argv)
+{
+    gipc_win_test::warm_up();
+    doctest::Context context(argc, argv);
+    return context.run();
+}

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+// Support of the Windows platform tests (tests/windows/): the handle-leak fixture every test
+// case runs under, the path of the child helper (gipc_win_child.exe, beside the test binary),
+// and small checks. The tests include private headers of src/windows/ (built with GIPC_PRIVATE).
+
+#include <doctest/doctest.h>
+
+#include "windows/handle.hpp"
+
+#include <functional>
+#include <set>
+#include <string>
+
+namespace gipc_win_test {
+
+// handle_leak_check: constructed before and destroyed after each test case; fails the case when
+// this process has more handles open after it than before (GetProcessHandleCount), after a
+// grace period for handles that the system's thread pool releases late. The test main warms up
+// what the system opens once per process (the thread pool, process creation) before any test,
+// so that it belongs to every test's baseline.
+struct handle_leak_check {
+    handle_leak_check();
+    ~handle_leak_check();
+    handle_leak_check(const handle_leak_check&) = delete;
+    handle_leak_check& operator=(const handle_leak_check&) = delete;
+
+private:
+    DWORD handles_ = 0;
+    std::set<ULONG_PTR> before_; // the handle values, for the message of a leak
+};
+
+// handle_count is GetProcessHandleCount of this process (a failed test case when it fails).
+DWORD handle_count();
+
+// helper_path is the full path of gipc_win_child.exe, in the directory of this test binary.
+std::wstring helper_path();
+
+// warm_up runs once before the tests (win_support.cpp's main): a thread-pool wait, a child
+// process, and what a test file registered with register_warm_up.
+void warm_up();
+
+// register_warm_up adds fn to warm_up, for what a test file's library opens once per process
+// or thread and keeps (Boost.Fiber's scheduler: the semaphores of its condition variable).
+// Call it from a namespace-scope initializer: static const bool x = register_warm_up(...).
+bool register_warm_up(void (*fn)());
+
+// native_thread runs fn on a thread made with CreateThread, joined by join() or the destructor.
+// Tests use it rather than std::thread: MinGW's threads (winpthread) open events for their own
+// bookkeeping the first time two threads contend for it, which timing decides, and which the
+// leak check would count.
+class native_thread {
+public:
+    explicit native_thread(std::function<void()> fn);
+    ~native_thread() { join(); }
+    native_thread(const native_thread&) = delete;
+    native_thread& operator=(const native_thread&) = delete;
+    void join();
+
+private:
+    gipc::detail::win::unique_handle thread_;
+};
+
+} // namespace gipc_win_test
+
+// WIN_TEST(name [* decorators]): a doctest test case under the handle-leak fixture.
+#define WIN_TEST(...) TEST_CASE_FIXTURE(gipc_win_test::handle_leak_check, __VA_ARGS__)
