@@ -27,15 +27,13 @@
 
 #include "private.hpp"
 
+#include "io_ops.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
 
 namespace gipc::detail {
-
-enum class io_dir : unsigned { read = 0, write = 1 };
-
-using steady_time = std::chrono::steady_clock::time_point;
 
 // reactor_callback: told once, on the reactor's dispatcher (from poll()), that the operation it
 // waited for can go on. It must not block or suspend.

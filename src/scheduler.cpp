@@ -184,7 +184,13 @@ int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
     reactor_algorithm* algo = thread_algorithm();
     if (algo)
         algo->run_deferred(); // one of gipc's suspension points: no need to go by the dispatcher
-    const int r = algo ? algo->reactor().wait(fd, dir, deadline, true, since) : relay_wait(fd, dir, deadline, true);
+    int r;
+    if (algo) {
+        r = algo->reactor().wait(fd, dir, deadline, true, since);
+    } else {
+        relay_lease relay;
+        r = relay.get().wait_any_thread(fd, dir, deadline, true);
+    }
     // -EAGAIN (woken without news, after a fork) is what 0 already asks of the caller: try the
     // syscall, and wait again if it would block.
     return r == -EAGAIN ? 0 : r;
@@ -193,8 +199,10 @@ int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
 int wait_user_fd(int fd, io_dir dir, steady_time deadline)
 {
     reactor_algorithm* algo = thread_algorithm();
-    if (!algo)
-        return relay_wait(fd, dir, deadline, false);
+    if (!algo) {
+        relay_lease relay;
+        return relay.get().wait_any_thread(fd, dir, deadline, false);
+    }
     algo->run_deferred();
     return algo->reactor().wait(fd, dir, deadline, false);
 }
