@@ -117,6 +117,23 @@ int wait_queue_room(int fd, steady_time deadline);
 ssize_t receive(int fd, void* data, std::size_t size, steady_time deadline);
 ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline);
 
+// send_with_fds sends data (size >= 1) together with count open fds over the connected Unix
+// socket fd, in one message (SCM_RIGHTS, at most posix::max_passed_fds fds): the receiver
+// gets the bytes and duplicates of the fds at once. Parks the fiber while the socket has no
+// room, until deadline. Returns the bytes sent (> 0), -ETIMEDOUT or -errno. This is how a
+// POSIX parent hands descriptors to a child it did not fork them into (pool tasks); a Windows
+// backend passes handles with DuplicateHandle into the child instead, which needs no socket.
+ssize_t send_with_fds(int fd, const void* data, std::size_t size, const int* fds, std::size_t count,
+                      steady_time deadline);
+
+// receive_with_fds receives one such message into data and the fds it carried into fds (at
+// most max_fds; their number in received; close-on-exec, owned by the caller from the return
+// on), parking the fiber until one arrives, or deadline. Returns the bytes received (0: the
+// peer is gone), -ETIMEDOUT, -EMSGSIZE (more fds came than max_fds or the kernel could pass:
+// none is kept) or -errno.
+ssize_t receive_with_fds(int fd, void* data, std::size_t size, int* fds, std::size_t max_fds,
+                         std::size_t& received, steady_time deadline);
+
 // accept takes one connection off the listening socket fd, parking the fiber until one is
 // queued, or deadline; a connection that the peer gave up while queued is skipped. Returns the
 // new socket (non-blocking, close-on-exec, TCP_NODELAY where it applies; the caller owns it),

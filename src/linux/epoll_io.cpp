@@ -188,6 +188,32 @@ ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline)
     }
 }
 
+ssize_t send_with_fds(int fd, const void* data, std::size_t size, const int* fds, std::size_t count,
+                      steady_time deadline)
+{
+    for (;;) {
+        const ssize_t n = posix::send_with_fds(fd, data, size, fds, count);
+        if (n > 0)
+            return n;
+        if (n != -EAGAIN)
+            return n == 0 ? -EIO : n;
+        if (const int w = wait_owned(fd, io_dir::write, deadline); w != 0)
+            return w;
+    }
+}
+
+ssize_t receive_with_fds(int fd, void* data, std::size_t size, int* fds, std::size_t max_fds,
+                         std::size_t& received, steady_time deadline)
+{
+    for (;;) {
+        const ssize_t n = posix::receive_with_fds(fd, data, size, fds, max_fds, received);
+        if (n != -EAGAIN)
+            return n;
+        if (const int w = wait_owned(fd, io_dir::read, deadline); w != 0)
+            return w;
+    }
+}
+
 int accept(int fd, steady_time deadline)
 {
     for (;;) {
