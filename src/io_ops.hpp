@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 // io_ops: gipc's I/O operations, as its logic files (pipe ends, byte streams, sockets, process
-// exits) ask for them: "read into this buffer", "write this", "accept", "connect", "wait for
-// this child's exit" — start the operation and park the calling fiber until it is done. One
+// exits, the pool's fd passing) ask for them: "read into this buffer", "write this", "accept",
+// "connect", "wait for this child's exit" — start the operation and park the calling fiber
+// until it is done. One
 // backend implements them, chosen in meson.build (platform_sources) with its reactor
 // (reactor.hpp, which includes this header): src/linux/epoll_io.cpp on Linux.
 //
 // A readiness backend (epoll) tries the syscall first and parks the fiber only when it would
-// block (EAGAIN), until the fd is ready, then tries again: what the logic files did themselves
-// before, with no syscall added. A completion backend (an I/O completion port, see
+// block (EAGAIN), until the fd is ready, then tries again: the syscalls a caller doing its own
+// non-blocking I/O would make, and no more. A completion backend (an I/O completion port, see
 // ../shared/windows.md) starts the overlapped operation (ReadFile/WriteFile on a named pipe,
 // WSARecv/WSASend, AcceptEx, ConnectEx, RegisterWaitForSingleObject on a process handle) with
 // the caller's buffer and parks the fiber until its completion packet arrives.

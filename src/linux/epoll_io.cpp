@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The operations of io_ops.hpp for the epoll backend. Each tries its syscall first (src/posix/
 // wrappers: -errno, EINTR retried) and parks the fiber in the reactor only on EAGAIN, then
-// tries again: exactly the syscalls the logic files made themselves before the interface was
-// operation-shaped, and no more. The waits go to the calling thread's epoll_reactor where
-// gipc's algorithm runs, and through the relay (relay.hpp) where the program's own runs.
+// tries again: the syscalls a caller doing its own non-blocking I/O would make, and no more
+// (a pipe reader that drained its pipe even skips the read that would fail: read_hint). The
+// waits go to the calling thread's epoll_reactor where gipc's algorithm runs, and through the
+// relay (relay.hpp) where the program's own runs.
 
 #include "linux/epoll_reactor.hpp"
 
@@ -264,7 +265,8 @@ int wait_exit(int fd, steady_time deadline) { return wait_owned(fd, io_dir::read
 
 int wait_user_fd(int fd, io_dir dir, steady_time deadline, bool may_block)
 {
-    reactor_algorithm* algo = thread_algorithm(); // every gipc call installs gipc's algorithm where the default runs
+    // Every gipc call installs gipc's algorithm where the default runs.
+    reactor_algorithm* algo = thread_algorithm();
     for (;;) {
         if (const int r = ready_now(fd, dir); r != 0)
             return r;
