@@ -51,6 +51,25 @@ int wait_owned(int fd, io_dir dir, steady_time deadline, std::uint64_t since = e
     return r == -EAGAIN ? 0 : r;
 }
 
+// until_done makes attempt (a syscall through a src/posix/ wrapper) until it returns anything
+// but -EAGAIN, waiting for dir on fd after each -EAGAIN, and returns its result, or the wait's
+// -ETIMEDOUT or -errno.
+template <class Attempt>
+auto until_done(int fd, io_dir dir, steady_time deadline, Attempt&& attempt) -> decltype(attempt())
+{
+    for (;;) {
+        const auto n = attempt();
+        if (n != -EAGAIN)
+            return n;
+        if (const int w = wait_owned(fd, dir, deadline); w != 0)
+            return w;
+    }
+}
+
+// some_moved is a write's result as the operations report it: a write of at least one byte
+// that moved none is -EIO.
+ssize_t some_moved(ssize_t n) noexcept { return n == 0 ? -EIO : n; }
+
 // to_iovec copies count (1 or 2) slices into iov and returns their total size.
 std::size_t to_iovec(const io::slice* slices, int count, ::iovec* iov) noexcept
 {
@@ -102,7 +121,7 @@ ssize_t read(int fd, const slice* slices, int count, steady_time deadline, read_
         if (w != 0 && w != -ETIMEDOUT)
             return w;
     }
-    for (;;) {
+    return until_done(fd, io_dir::read, deadline, [&] {
         const ssize_t n = count == 1 ? posix::read_some(fd, iov[0].iov_base, iov[0].iov_len)
                                      : posix::readv_some(fd, iov, count);
         if (hint) {
@@ -115,11 +134,8 @@ ssize_t read(int fd, const slice* slices, int count, steady_time deadline, read_
                     hint->reactor = loop->id();
             }
         }
-        if (n != -EAGAIN)
-            return n;
-        if (const int w = wait_owned(fd, io_dir::read, deadline); w != 0)
-            return w;
-    }
+        return n;
+    });
 }
 
 ssize_t write(int fd, const slice* slices, int count, steady_time deadline, full_handler* on_full)
@@ -127,18 +143,15 @@ ssize_t write(int fd, const slice* slices, int count, steady_time deadline, full
     ::iovec iov[2];
     [[maybe_unused]] const std::size_t total = to_iovec(slices, count, iov);
     GIPC_ASSERT(total > 0, "a write moves at least one byte");
-    for (;;) {
-        const ssize_t n = count == 1 ? posix::write_some(fd, iov[0].iov_base, iov[0].iov_len)
-                                     : posix::writev_some(fd, iov, count);
-        if (n > 0)
-            return n;
-        if (n != -EAGAIN)
-            return n == 0 ? -EIO : n;
-        if (on_full && on_full->on_full())
-            continue;
-        if (const int w = wait_owned(fd, io_dir::write, deadline); w != 0)
-            return w;
-    }
+    return until_done(fd, io_dir::write, deadline, [&] {
+        for (;;) {
+            const ssize_t n = count == 1 ? posix::write_some(fd, iov[0].iov_base, iov[0].iov_len)
+                                         : posix::writev_some(fd, iov, count);
+            // A full fd the caller made room in (a pipe grown) is tried again before waiting.
+            if (n != -EAGAIN || !on_full || !on_full->on_full())
+                return some_moved(n);
+        }
+    });
 }
 
 ssize_t queue_write(int fd, const void* data, std::size_t len, full_handler* on_full) noexcept
@@ -151,7 +164,7 @@ ssize_t queue_write(int fd, const void* data, std::size_t len, full_handler* on_
             continue;
         }
         if (n != -EAGAIN)
-            return n == 0 ? -EIO : n;
+            return some_moved(n);
         if (!on_full || !on_full->on_full())
             break;
     }
@@ -167,67 +180,39 @@ int wait_queue_room(int fd, steady_time deadline) { return wait_owned(fd, io_dir
 
 ssize_t receive(int fd, void* data, std::size_t size, steady_time deadline)
 {
-    for (;;) {
-        const ssize_t n = posix::receive_some(fd, data, size);
-        if (n != -EAGAIN)
-            return n;
-        if (const int w = wait_owned(fd, io_dir::read, deadline); w != 0)
-            return w;
-    }
+    return until_done(fd, io_dir::read, deadline, [&] { return posix::receive_some(fd, data, size); });
 }
 
 ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline)
 {
-    for (;;) {
-        const ssize_t n = posix::send_some(fd, data, size);
-        if (n > 0)
-            return n;
-        if (n != -EAGAIN)
-            return n == 0 ? -EIO : n;
-        if (const int w = wait_owned(fd, io_dir::write, deadline); w != 0)
-            return w;
-    }
+    return until_done(fd, io_dir::write, deadline,
+                      [&] { return some_moved(posix::send_some(fd, data, size)); });
 }
 
 ssize_t send_with_fds(int fd, const void* data, std::size_t size, const int* fds, std::size_t count,
                       steady_time deadline)
 {
-    for (;;) {
-        const ssize_t n = posix::send_with_fds(fd, data, size, fds, count);
-        if (n > 0)
-            return n;
-        if (n != -EAGAIN)
-            return n == 0 ? -EIO : n;
-        if (const int w = wait_owned(fd, io_dir::write, deadline); w != 0)
-            return w;
-    }
+    return until_done(fd, io_dir::write, deadline,
+                      [&] { return some_moved(posix::send_with_fds(fd, data, size, fds, count)); });
 }
 
 ssize_t receive_with_fds(int fd, void* data, std::size_t size, int* fds, std::size_t max_fds,
                          std::size_t& received, steady_time deadline)
 {
-    for (;;) {
-        const ssize_t n = posix::receive_with_fds(fd, data, size, fds, max_fds, received);
-        if (n != -EAGAIN)
-            return n;
-        if (const int w = wait_owned(fd, io_dir::read, deadline); w != 0)
-            return w;
-    }
+    return until_done(fd, io_dir::read, deadline,
+                      [&] { return posix::receive_with_fds(fd, data, size, fds, max_fds, received); });
 }
 
 int accept(int fd, steady_time deadline)
 {
-    for (;;) {
-        const int conn = posix::accept_stream(fd);
-        if (conn >= 0)
-            return conn;
-        if (conn == -ECONNABORTED)
-            continue; // the peer gave up while queued: take the next one
-        if (conn != -EAGAIN)
-            return conn;
-        if (const int w = wait_owned(fd, io_dir::read, deadline); w != 0)
-            return w;
-    }
+    return until_done(fd, io_dir::read, deadline, [&] {
+        for (;;) {
+            const int conn = posix::accept_stream(fd);
+            if (conn != -ECONNABORTED)
+                return conn;
+            // The peer gave up while queued: take the next one.
+        }
+    });
 }
 
 int connect(int fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline)
