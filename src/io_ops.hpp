@@ -119,7 +119,7 @@ ssize_t receive(int fd, void* data, std::size_t size, steady_time deadline);
 ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline);
 
 // send_with_fds sends data (size >= 1) together with count open fds over the connected Unix
-// socket fd, in one message (SCM_RIGHTS, at most posix::max_passed_fds fds): the receiver
+// socket fd, in one message (SCM_RIGHTS, at most 253 fds: SCM_MAX_FD): the receiver
 // gets the bytes and duplicates of the fds at once. Parks the fiber while the socket has no
 // room, until deadline. Returns the bytes sent (> 0), -ETIMEDOUT or -errno. This is how a
 // POSIX parent hands descriptors to a child it did not fork them into (pool tasks); a Windows
