@@ -40,18 +40,6 @@ posix::unique_fd new_socket(int family)
     return posix::unique_fd(fd);
 }
 
-// check_io throws for an operation's -errno result n: timeout_error (naming the operation) at
-// the deadline, else std::system_error with what. Returns n when it is no error.
-template <class N>
-N check_io(N n, const char* operation, const std::string& what)
-{
-    if (n == -ETIMEDOUT)
-        throw timeout_error(std::string("gipc: ") + operation + " timed out");
-    if (n < 0)
-        throw_errno(static_cast<int>(n), what);
-    return n;
-}
-
 // connecting_socket owns a socket until it is connected. A connect that waited has registered
 // the socket with this thread's reactor, so a socket given up on (refused, timed out) must be
 // forgotten there before it is closed, or the next fd with its number would go unwatched.
@@ -181,7 +169,7 @@ std::size_t stream::read_some_until(void* data, std::size_t size, steady_time de
         return n;
     }
     const ssize_t n = detail::io::receive(e.fd(), data, size, deadline);
-    return static_cast<std::size_t>(check_io(n, "read", "gipc: read from " + e.name()));
+    return static_cast<std::size_t>(e.checked(n, "read", "read from"));
 }
 
 std::string stream::read_line(std::size_t max_length) { return read_line_until(steady_time::max(), max_length); }
@@ -201,7 +189,7 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
         e.buffer.resize(old_size + room);
         const ssize_t n = detail::io::receive(e.fd(), e.buffer.data() + old_size, room, deadline);
         e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-        return check_io(n, "read_line", "gipc: read from " + e.name()) > 0;
+        return e.checked(n, "read_line", "read from") > 0;
     });
 }
 
@@ -213,7 +201,7 @@ void stream::write_all_until(std::string_view data, steady_time deadline)
     const int fd = end_->fd();
     while (!data.empty()) {
         const ssize_t n = detail::io::send(fd, data.data(), data.size(), deadline);
-        data.remove_prefix(static_cast<std::size_t>(check_io(n, "write", "gipc: write to " + end_->name())));
+        data.remove_prefix(static_cast<std::size_t>(end_->checked(n, "write", "write to")));
     }
 }
 
@@ -297,7 +285,7 @@ stream listener::accept() { return accept_until(steady_time::max()); }
 stream listener::accept_until(steady_time deadline)
 {
     detail::op_guard op(end_.get());
-    const int fd = check_io(detail::io::accept(end_->fd(), deadline), "accept", "gipc: accept on " + end_->name());
+    const int fd = end_->checked(detail::io::accept(end_->fd(), deadline), "accept", "accept on");
     return stream(make_end(posix::unique_fd(fd), "stream"));
 }
 

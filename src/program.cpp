@@ -47,17 +47,6 @@ namespace {
     detail::throw_errno(-err, "gipc: " + what);
 }
 
-// check_io throws for an operation's -errno result n: timeout_error (naming the operation) at
-// the deadline, else std::system_error with "gipc: " + what. Returns n when it is no error.
-ssize_t check_io(ssize_t n, const char* operation, const std::string& what)
-{
-    if (n == -ETIMEDOUT)
-        throw timeout_error(std::string("gipc: ") + operation + " timed out");
-    if (n < 0)
-        throw_errno_gipc(static_cast<int>(-n), what);
-    return n;
-}
-
 std::shared_ptr<socket_end> unopened_end(const char* kind)
 {
     auto end = std::make_shared<socket_end>(posix::unique_fd(), kind);
@@ -216,7 +205,7 @@ std::size_t byte_reader::read_some_until(void* data, std::size_t size, steady_ti
         return n;
     }
     const detail::io::slice into{data, size};
-    return static_cast<std::size_t>(check_io(detail::io::read(e.fd(), &into, 1, deadline), "read", "read from " + e.name()));
+    return static_cast<std::size_t>(e.checked(detail::io::read(e.fd(), &into, 1, deadline), "read", "read from"));
 }
 
 bool byte_reader::read_more(steady_time deadline)
@@ -244,7 +233,7 @@ bool byte_reader::read_more(steady_time deadline)
     const detail::io::slice into{e.buffer.data() + old_size, room};
     const ssize_t n = detail::io::read(e.fd(), &into, 1, deadline);
     e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-    return check_io(n, "read", "read from " + e.name()) > 0;
+    return e.checked(n, "read", "read from") > 0;
 }
 
 std::string byte_reader::read_line(std::size_t max_length) { return read_line_until(steady_time::max(), max_length); }
