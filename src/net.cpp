@@ -10,8 +10,6 @@
 #include <netdb.h>
 #include <sys/un.h>
 
-#include <boost/fiber/operations.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -23,7 +21,6 @@ namespace gipc::net {
 namespace {
 
 using detail::end_base;
-using detail::io_dir;
 using detail::socket_end;
 using detail::steady_time;
 using detail::throw_errno;
@@ -43,16 +40,6 @@ posix::unique_fd new_socket(int family)
     return posix::unique_fd(fd);
 }
 
-// wait_for waits for dir on fd until deadline; timeout_error names the operation.
-void wait_for(int fd, io_dir dir, steady_time deadline, const char* operation)
-{
-    const int w = detail::wait_owned_fd(fd, dir, deadline);
-    if (w == -ETIMEDOUT)
-        throw timeout_error(std::string("gipc: ") + operation + " timed out");
-    if (w != 0)
-        throw_errno(w, std::string("gipc: ") + operation);
-}
-
 // connecting_socket owns a socket until it is connected. A connect that waited has registered
 // the socket with this thread's reactor, so a socket given up on (refused, timed out) must be
 // forgotten there before it is closed, or the next fd with its number would go unwatched.
@@ -69,33 +56,13 @@ struct connecting_socket {
 };
 
 // connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or -errno;
-// throws timeout_error at the deadline. After EINTR the attempt goes on in the background, as
-// after EINPROGRESS: it is followed up like one, not started again.
+// throws timeout_error at the deadline.
 int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline)
 {
-    std::chrono::milliseconds pause{1};
-    for (;;) {
-        const int err = posix::start_connect(fd, addr, len);
-        if (err == 0)
-            return 0;
-        if (err == -EINPROGRESS)
-            break;
-        if (err != -EAGAIN || addr->sa_family != AF_UNIX)
-            return err;
-        // A Unix listener's backlog is full. The kernel announces no readiness for that, so
-        // ask again after a pause (1 ms, doubling up to 64 ms), until the deadline.
-        const auto now = std::chrono::steady_clock::now();
-        if (now >= deadline)
-            throw timeout_error("gipc: connect timed out");
-        boost::this_fiber::sleep_until(std::min(deadline, now + pause));
-        pause = std::min(pause * 2, std::chrono::milliseconds{64});
-    }
-    // Over loopback the handshake is done by the time connect() returns EINPROGRESS: asking
-    // again (EISCONN) saves a wait in the reactor and the SO_ERROR query.
-    if (const int err = posix::poll_connect(fd, addr, len); err != -EINPROGRESS)
-        return err;
-    wait_for(fd, io_dir::write, deadline, "connect");
-    return posix::connect_result(fd);
+    const int err = detail::io::connect(fd, addr, len, deadline);
+    if (err == -ETIMEDOUT)
+        throw timeout_error("gipc: connect timed out");
+    return err;
 }
 
 // resolve looks host:port up for a stream socket (passive: for binding; "" is every address).
@@ -201,14 +168,8 @@ std::size_t stream::read_some_until(void* data, std::size_t size, steady_time de
         e.head += n;
         return n;
     }
-    for (;;) {
-        const ssize_t n = posix::receive_some(e.fd(), data, size);
-        if (n >= 0)
-            return static_cast<std::size_t>(n);
-        if (n != -EAGAIN)
-            throw_errno(static_cast<int>(n), "gipc: read from " + e.name());
-        wait_for(e.fd(), io_dir::read, deadline, "read");
-    }
+    const ssize_t n = detail::io::receive(e.fd(), data, size, deadline);
+    return static_cast<std::size_t>(e.checked(n, "read", "read from"));
 }
 
 std::string stream::read_line(std::size_t max_length) { return read_line_until(steady_time::max(), max_length); }
@@ -218,25 +179,17 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
     detail::op_guard op(end_.get());
     socket_end& e = *end_;
     return e.read_line(max_length, "the peer closed the connection", [&] {
-        for (;;) {
-            // Receive straight into the buffer's tail: no copy, and no array on the fiber's
-            // stack (whose untouched pages would fault in, for each fiber that reads a line).
-            // The first receive asks for 512 bytes, later ones for the room the string's growth
-            // leaves (at most 64 KiB), so a stream's buffer stays small for short lines and long
-            // ones take few receives.
-            const std::size_t old_size = e.buffer.size();
-            const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 * 1024);
-            e.buffer.resize(old_size + room);
-            const ssize_t n = posix::receive_some(e.fd(), e.buffer.data() + old_size, room);
-            e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-            if (n > 0)
-                return true;
-            if (n == 0)
-                return false;
-            if (n != -EAGAIN)
-                throw_errno(static_cast<int>(n), "gipc: read from " + e.name());
-            wait_for(e.fd(), io_dir::read, deadline, "read_line");
-        }
+        // Receive straight into the buffer's tail: no copy, and no array on the fiber's
+        // stack (whose untouched pages would fault in, for each fiber that reads a line).
+        // The first receive asks for 512 bytes, later ones for the room the string's growth
+        // leaves (at most 64 KiB), so a stream's buffer stays small for short lines and long
+        // ones take few receives.
+        const std::size_t old_size = e.buffer.size();
+        const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 * 1024);
+        e.buffer.resize(old_size + room);
+        const ssize_t n = detail::io::receive(e.fd(), e.buffer.data() + old_size, room, deadline);
+        e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+        return e.checked(n, "read_line", "read from") > 0;
     });
 }
 
@@ -247,14 +200,8 @@ void stream::write_all_until(std::string_view data, steady_time deadline)
     detail::op_guard op(end_.get());
     const int fd = end_->fd();
     while (!data.empty()) {
-        const ssize_t n = posix::send_some(fd, data.data(), data.size());
-        if (n > 0) {
-            data.remove_prefix(static_cast<std::size_t>(n));
-            continue;
-        }
-        if (n != -EAGAIN)
-            throw_errno(n == 0 ? -EIO : static_cast<int>(n), "gipc: write to " + end_->name());
-        wait_for(fd, io_dir::write, deadline, "write");
+        const ssize_t n = detail::io::send(fd, data.data(), data.size(), deadline);
+        data.remove_prefix(static_cast<std::size_t>(end_->checked(n, "write", "write to")));
     }
 }
 
@@ -338,16 +285,8 @@ stream listener::accept() { return accept_until(steady_time::max()); }
 stream listener::accept_until(steady_time deadline)
 {
     detail::op_guard op(end_.get());
-    for (;;) {
-        const int fd = posix::accept_stream(end_->fd());
-        if (fd >= 0)
-            return stream(make_end(posix::unique_fd(fd), "stream"));
-        if (fd == -ECONNABORTED)
-            continue; // the peer gave up while queued: take the next one
-        if (fd != -EAGAIN)
-            throw_errno(fd, "gipc: accept on " + end_->name());
-        wait_for(end_->fd(), io_dir::read, deadline, "accept");
-    }
+    const int fd = end_->checked(detail::io::accept(end_->fd(), deadline), "accept", "accept on");
+    return stream(make_end(posix::unique_fd(fd), "stream"));
 }
 
 std::uint16_t listener::port() const

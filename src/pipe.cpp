@@ -5,7 +5,6 @@
 #include <gipc/detail/test_support.hpp>
 #include <gipc/pipe.hpp>
 
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -308,48 +307,28 @@ std::pair<const char*, std::size_t> read_end::next_frame(steady_time deadline, s
         // Read as much as is there: many frames per read.
         std::size_t want = std::max(needed, std::min(std::max(cap_, read_buffer_min), read_buffer_max));
         reserve_for(want);
-        // Readiness counts are kept by gipc's algorithm's reactor only: on a thread of another
-        // algorithm the read simply tries.
-        reactor_algorithm* algo = thread_algorithm();
-        reactor* loop = algo ? &algo->reactor() : nullptr;
-        if (loop && drained_on_ == loop->id() && loop->readiness(fd_.get(), io_dir::read) == drained_seq_) {
-            // The last read drained the pipe and no data was announced since: the read would
-            // fail, so wait first. The wait flushes this thread's queued frames, which is
-            // what a request/reply exchange is waiting for.
-            // A timeout of this wait proves nothing: data may have arrived that the reactor
-            // has not polled yet. The read below decides.
-            drained_on_ = 0;
-            const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, drained_seq_);
-            if (w != 0 && w != -ETIMEDOUT)
-                throw_errno(w, "gipc: wait for pipe");
-        }
-        const std::size_t space = cap_ - tail_;
-        const ssize_t n = posix::retry_eintr([&] { return ::read(fd_.get(), buf_.get() + tail_, space); });
-        drained_on_ = 0;
-        if (loop && n > 0 && static_cast<std::size_t>(n) < space) {
-            // A short read from a pipe empties it. (Not a promise that the next read blocks:
-            // after a hang-up it returns 0, which readiness() accounts for.) The fiber is still
-            // on the thread of loop: gipc's algorithm never moves fibers between threads.
-            drained_seq_ = loop->readiness(fd_.get(), io_dir::read);
-            if (drained_seq_ != reactor::no_readiness)
-                drained_on_ = loop->id();
-        }
+        const io::slice into{buf_.get() + tail_, cap_ - tail_};
+        const std::size_t n = read_some(&into, 1, deadline, &hint_);
+        tail_ += n;
         if (n > 0) {
-            tail_ += static_cast<std::size_t>(n);
             if (tail_ == cap_ && cap_ < read_buffer_max && head_ == 0) {
                 // The reader is behind: grow so that later reads take more at once.
                 reserve_for(std::min(cap_ * 2, read_buffer_max));
             }
-            continue;
         }
-        if (n == 0) {
-            eof_ = true;
-            continue;
-        }
-        if (n != -EAGAIN)
-            throw_errno(static_cast<int>(n), "gipc: read from pipe");
-        wait_readable_until(deadline);
     }
+}
+
+std::size_t read_end::read_some(const io::slice* slices, int count, steady_time deadline, io::read_hint* hint)
+{
+    const ssize_t n = io::read(fd_.get(), slices, count, deadline, hint);
+    if (n == -ETIMEDOUT)
+        throw timeout_error("gipc: " + name() + ": get() timed out");
+    if (n < 0)
+        throw_errno(static_cast<int>(n), "gipc: read from pipe");
+    if (n == 0)
+        eof_ = true;
+    return static_cast<std::size_t>(n);
 }
 
 void read_end::release_returned_frame() noexcept
@@ -364,15 +343,6 @@ void read_end::release_returned_frame() noexcept
         buf_.reset();
         cap_ = head_ = tail_ = 0;
     }
-}
-
-void read_end::wait_readable_until(steady_time deadline, std::uint64_t since)
-{
-    const int w = wait_owned_fd(fd_.get(), io_dir::read, deadline, since);
-    if (w == -ETIMEDOUT)
-        throw timeout_error("gipc: " + name() + ": get() timed out");
-    if (w != 0)
-        throw_errno(w, "gipc: wait for pipe");
 }
 
 void read_end::read_large(steady_time deadline)
@@ -390,22 +360,12 @@ void read_end::read_large(steady_time deadline)
         const std::size_t rest = large_.size() - large_filled_;
         // Bytes past the frame go to the buffer, but only once the string spans the frame.
         const std::size_t ahead = large_.size() == large_len_ ? std::min(large_read_ahead, cap_ - tail_) : 0;
-        iovec iov[2] = {{large_.data() + large_filled_, rest}, {buf_.get() + tail_, ahead}};
-        const ssize_t n = posix::retry_eintr([&] { return ::readv(fd_.get(), iov, ahead ? 2 : 1); });
-        if (n > 0) {
-            const auto got = static_cast<std::size_t>(n);
-            large_filled_ += std::min(got, rest);
-            if (got > rest)
-                tail_ += got - rest;
-            continue;
-        }
-        if (n == 0) {
-            eof_ = true;
-            continue;
-        }
-        if (n != -EAGAIN)
-            throw_errno(static_cast<int>(n), "gipc: read from pipe");
-        wait_readable_until(deadline);
+        const io::slice into[2] = {{large_.data() + large_filled_, rest}, {buf_.get() + tail_, ahead}};
+        // No read_hint: next_frame's is about its own reads, and these never wait first.
+        const std::size_t got = read_some(into, ahead ? 2 : 1, deadline, nullptr);
+        large_filled_ += std::min(got, rest);
+        if (got > rest)
+            tail_ += got - rest;
     }
 }
 
@@ -448,25 +408,31 @@ bool write_end::grow_pipe_locked() noexcept
     return true;
 }
 
+bool write_end::pipe_grower::on_full() noexcept
+{
+    if (lock_held_) {
+        w_.qlock_.assert_held();
+        return w_.grow_pipe_locked();
+    }
+    lock_guard lk(w_.qlock_);
+    return w_.grow_pipe_locked();
+}
+
 std::size_t write_end::write_queued() noexcept
 {
-    while (qhead_ < q_.size()) {
-        const char* data = q_.data() + qhead_;
-        const std::size_t len = q_.size() - qhead_;
-        const ssize_t n = posix::retry_eintr([&] { return ::write(fd_.get(), data, len); });
-        if (n > 0) {
-            qhead_ += static_cast<std::size_t>(n);
-            continue;
+    if (qhead_ < q_.size()) {
+        pipe_grower grow(*this, true);
+        const ssize_t n = io::queue_write(fd_.get(), q_.data() + qhead_, q_.size() - qhead_, &grow);
+        if (n < 0) {
+            // A pipe error drops what is queued: it can never be delivered.
+            error_ = static_cast<int>(n);
+            q_.clear();
+            qhead_ = 0;
+            return 0;
         }
-        if (n == -EAGAIN && grow_pipe_locked())
-            continue;
-        if (n == -EAGAIN)
+        qhead_ += static_cast<std::size_t>(n);
+        if (qhead_ < q_.size())
             return q_.size() - qhead_;
-        // A pipe error drops what is queued: it can never be delivered.
-        error_ = n == 0 ? -EIO : static_cast<int>(n);
-        q_.clear();
-        qhead_ = 0;
-        return 0;
     }
     q_.clear();
     qhead_ = 0;
@@ -647,7 +613,7 @@ void write_end::after_stall() noexcept
     reactor& loop = algo->reactor();
     if (stalled_on_ == loop.id())
         return;
-    if (loop.call_when_writable(fd_.get(), shared_from_this()) == 0) {
+    if (io::call_when_queue_room(loop, fd_.get(), shared_from_this()) == 0) {
         stalled_on_ = loop.id();
         thread_local stalled_writers stalled;
         stalled.add(shared_from_this(), loop.id());
@@ -698,7 +664,7 @@ void write_end::flush_blocking()
         throw_pending();
         if (left == 0)
             return;
-        const int w = wait_owned_fd(fd_.get(), io_dir::write, steady_time::max());
+        const int w = io::wait_queue_room(fd_.get(), steady_time::max());
         if (w != 0)
             throw_errno(w, "gipc: wait for pipe");
     }
@@ -718,8 +684,8 @@ void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>
         }
         throw_pending();
         flush_blocking();
-        iovec iov{const_cast<char*>(frame), size};
-        write_all_direct(&iov, 1);
+        const io::slice from{const_cast<char*>(frame), size};
+        write_all_direct(&from, 1);
         return;
     }
     throw_pending();
@@ -767,41 +733,29 @@ void write_end::put_payload(std::string_view payload)
         return;
     }
     flush_blocking();
-    iovec iov[2] = {{header, 4}, {const_cast<char*>(payload.data()), payload.size()}};
-    write_all_direct(iov, 2);
+    const io::slice from[2] = {{header, 4}, {const_cast<char*>(payload.data()), payload.size()}};
+    write_all_direct(from, 2);
 }
 
-void write_end::write_all_direct(const iovec* iov_in, int count)
+void write_end::write_all_direct(const io::slice* slices, int count)
 {
-    iovec iov[2];
-    std::copy(iov_in, iov_in + count, iov);
+    io::slice left[2];
+    std::copy(slices, slices + count, left);
     int first = 0;
+    pipe_grower grow(*this, false);
     while (first < count) {
-        const ssize_t n = posix::retry_eintr([&] { return ::writev(fd_.get(), iov + first, count - first); });
-        if (n > 0) {
-            auto done = static_cast<std::size_t>(n);
-            while (first < count && done >= iov[first].iov_len) {
-                done -= iov[first].iov_len;
-                ++first;
-            }
-            if (first < count) {
-                iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
-                iov[first].iov_len -= done;
-            }
-            continue;
+        const ssize_t n = io::write(fd_.get(), left + first, count - first, steady_time::max(), &grow);
+        if (n < 0)
+            throw_errno(static_cast<int>(n), "gipc: write to pipe");
+        auto done = static_cast<std::size_t>(n);
+        while (first < count && done >= left[first].size) {
+            done -= left[first].size;
+            ++first;
         }
-        if (n == -EAGAIN) {
-            {
-                lock_guard lk(qlock_);
-                if (grow_pipe_locked())
-                    continue;
-            }
-            const int w = wait_owned_fd(fd_.get(), io_dir::write, steady_time::max());
-            if (w != 0)
-                throw_errno(w, "gipc: wait for pipe");
-            continue;
+        if (first < count) {
+            left[first].data = static_cast<char*>(left[first].data) + done;
+            left[first].size -= done;
         }
-        throw_errno(n == 0 ? -EIO : static_cast<int>(n), "gipc: write to pipe");
     }
 }
 
@@ -831,7 +785,7 @@ void write_end::close()
             }
             if (left == 0)
                 break;
-            if (wait_owned_fd(fd_.get(), io_dir::write, steady_time::max()) != 0)
+            if (io::wait_queue_room(fd_.get(), steady_time::max()) != 0)
                 break;
         }
     } catch (...) {

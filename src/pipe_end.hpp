@@ -15,8 +15,6 @@
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 
-#include <sys/uio.h>
-
 #include <boost/fiber/mutex.hpp>
 #include <boost/fiber/timed_mutex.hpp>
 
@@ -62,17 +60,16 @@ private:
     void reserve_for(std::size_t needed);
     // read_large assembles a large frame's payload in large_, reading straight into it.
     void read_large(steady_time deadline);
-    // wait_readable_until parks until the pipe is readable; timeout_error at the deadline.
-    void wait_readable_until(steady_time deadline, std::uint64_t since = reactor::no_readiness);
+    // read_some reads from the pipe into count (1 or 2) slices: the bytes read, 0 at the end
+    // of the stream (eof_ set); timeout_error at the deadline, std::system_error on errors.
+    std::size_t read_some(const io::slice* slices, int count, steady_time deadline, io::read_hint* hint);
     boost::fibers::timed_mutex rmtx_;
     std::string large_;              // payload of a large frame being assembled
     std::size_t large_len_ = 0;      // payload size of that frame (large_ grows up to it)
     std::size_t large_filled_ = 0;   // bytes of large_ received
     bool large_active_ = false;      // large_ holds a frame being assembled (or just returned)
-    // Set when a read found the pipe drained: the id of the thread's reactor (0: not drained)
-    // and that reactor's readiness count for the fd then.
-    std::uint64_t drained_on_ = 0;
-    std::uint64_t drained_seq_ = 0;
+    // What the backend remembers of the pipe between the reads of next_frame (io_ops.hpp).
+    io::read_hint hint_;
     std::unique_ptr<char[]> buf_;
     std::size_t cap_ = 0, head_ = 0, tail_ = 0;
     bool eof_ = false;
@@ -132,9 +129,20 @@ private:
     void queue_frame(std::string_view head, std::string_view body);
     // after_stall arranges for the queue to be written when the pipe becomes writable.
     void after_stall() noexcept GIPC_REQUIRES(qlock_);
-    // grow_pipe_locked enlarges the pipe after a full-pipe EAGAIN; false when it cannot.
+    // grow_pipe_locked enlarges the pipe after a write found it full; false when it cannot.
     bool grow_pipe_locked() noexcept GIPC_REQUIRES(qlock_);
-    void write_all_direct(const ::iovec* iov, int count);
+    // pipe_grower: the full_handler of this end's writes, which grows the pipe on demand
+    // (grow_pipe_locked): with qlock_ held already (queued frames) or taking it (direct ones).
+    class pipe_grower final : public io::full_handler {
+    public:
+        pipe_grower(write_end& w, bool lock_held) noexcept : w_(w), lock_held_(lock_held) {}
+        bool on_full() noexcept override;
+
+    private:
+        write_end& w_;
+        bool lock_held_;
+    };
+    void write_all_direct(const io::slice* slices, int count);
 
     boost::fibers::mutex wmtx_;
     detail::mutex qlock_; // guards everything below: other threads flush from their dispatchers

@@ -25,6 +25,8 @@
 #include "handle_transfer.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
+#include "posix/socket.hpp"
+#include "reactor.hpp"
 #include "result_ring.hpp"
 #include "socket_end.hpp"
 
@@ -38,13 +40,10 @@
 
 #include <boost/fiber/all.hpp>
 
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <csignal>
-#include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -157,57 +156,27 @@ constexpr int max_task_fds = 250; // SCM_RIGHTS carries at most 253 fds in one m
 // send_fds passes fds over a Unix socket in one message. Throws std::system_error.
 void send_fds(int sock, const std::vector<int>& fds)
 {
-    char byte = 'h';
-    iovec iov{&byte, 1};
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    if (posix::retry_eintr([&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); }) < 0)
-        throw_errno(-errno, "gipc: passing a task's handles to its worker");
+    const char byte = 'h';
+    const ssize_t n = io::send_with_fds(sock, &byte, 1, fds.data(), fds.size(), steady_time::max());
+    if (n < 0)
+        throw_errno(static_cast<int>(n), "gipc: passing a task's handles to its worker");
 }
 
-// receive_fds waits (blocking only this fiber) for the fds of one task, close-on-exec.
+// receive_fds waits (blocking only this fiber) for the fds of one message, close-on-exec.
 std::vector<posix::unique_fd> receive_fds(int sock)
 {
-    for (;;) {
-        char byte;
-        iovec iov{&byte, 1};
-        std::vector<char> control(CMSG_SPACE(sizeof(int) * max_task_fds));
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.data();
-        msg.msg_controllen = control.size();
-        const ssize_t n = ::recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            gipc::wait_readable(sock);
-            continue;
-        }
-        if (n <= 0)
-            throw error("gipc: a pool worker lost its parent's socket while receiving a task's handles");
-        std::vector<posix::unique_fd> fds;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-                continue;
-            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                fds.emplace_back(fd);
-            }
-        }
-        if (msg.msg_flags & MSG_CTRUNC)
-            throw error("gipc: a task's handles did not all reach its worker");
-        return fds;
-    }
+    char byte;
+    int got[max_task_fds];
+    std::size_t count = 0;
+    const ssize_t n = io::receive_with_fds(sock, &byte, 1, got, max_task_fds, count, steady_time::max());
+    if (n == -EMSGSIZE)
+        throw error("gipc: a task's handles did not all reach its worker");
+    if (n <= 0)
+        throw error("gipc: a pool worker lost its parent's socket while receiving a task's handles");
+    std::vector<posix::unique_fd> fds;
+    for (std::size_t i = 0; i < count; ++i)
+        fds.emplace_back(got[i]);
+    return fds;
 }
 
 // result_envelope: a result's frame, [id, ok, value], opened by hand (msgpack's parser would
@@ -422,10 +391,10 @@ public:
         }
         po.daemon = true; // workers die with the pool's process
         auto [mine, theirs] = duplex_pipe();
-        int sv[2];
-        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-            throw_errno(-errno, "gipc: pool: socketpair");
-        auto parent_sock = std::make_shared<socket_end>(posix::unique_fd(sv[0]), "stream");
+        posix::unique_fd parent_fd, worker_fd;
+        if (const int r = posix::open_socket_pair(parent_fd, worker_fd, true); r < 0)
+            throw_errno(r, "gipc: pool: socketpair");
+        auto parent_sock = std::make_shared<socket_end>(std::move(parent_fd), "stream");
         parent_sock->register_open();
         // The ring's memory waits in the socket for the worker (its first message); the
         // parent keeps only the mapping.
@@ -437,7 +406,7 @@ public:
         }
         // The worker's end, as a gipc handle (a net::stream) so that it is transferred.
         spawned_handles one;
-        one.items.push_back({'s', nullptr, nullptr, std::make_shared<socket_end>(posix::unique_fd(sv[1]), "stream")});
+        one.items.push_back({'s', nullptr, nullptr, std::make_shared<socket_end>(std::move(worker_fd), "stream")});
         one.items.back().s->register_open();
         net::stream worker_sock = detail_access::take_spawned<net::stream>(one, 0);
         auto w = std::make_unique<worker>(

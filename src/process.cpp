@@ -806,8 +806,7 @@ void child_state::wait_blocking()
             return;
         fd = pidfd_.get(); // open as long as this object lives
     }
-    pollfd exited{fd, POLLIN, 0};
-    posix::retry_eintr([&] { return ::poll(&exited, 1, -1); });
+    linux_pidfd::wait_exited(fd); // an error leaves nothing to wait for: poll() says why
     try {
         poll();
     } catch (const std::system_error&) {
@@ -1143,7 +1142,7 @@ bool process::join_until(detail::steady_time deadline)
     for (;;) {
         if (state_->poll())
             return true;
-        const int w = detail::wait_owned_fd(state_->pidfd(), detail::io_dir::read, deadline);
+        const int w = detail::io::wait_exit(state_->pidfd(), deadline);
         if (w == -ETIMEDOUT)
             return state_->poll().has_value();
         if (w != 0)

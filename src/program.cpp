@@ -12,6 +12,7 @@
 #include "exec_child.hpp"
 #include "posix/fd.hpp"
 #include "process_start.hpp"
+#include "reactor.hpp"
 #include "scheduler.hpp"
 #include "sigpipe.hpp"
 #include "socket_end.hpp"
@@ -35,7 +36,6 @@ extern char** environ;
 
 namespace gipc {
 
-using detail::io_dir;
 using detail::socket_end;
 using detail::steady_time;
 
@@ -45,15 +45,6 @@ namespace {
 [[noreturn]] void throw_errno_gipc(int err, const std::string& what)
 {
     detail::throw_errno(-err, "gipc: " + what);
-}
-
-void wait_for(int fd, io_dir dir, steady_time deadline, const char* operation)
-{
-    const int w = detail::wait_owned_fd(fd, dir, deadline);
-    if (w == -ETIMEDOUT)
-        throw timeout_error(std::string("gipc: ") + operation + " timed out");
-    if (w != 0)
-        throw_errno_gipc(-w, operation);
 }
 
 std::shared_ptr<socket_end> unopened_end(const char* kind)
@@ -213,49 +204,36 @@ std::size_t byte_reader::read_some_until(void* data, std::size_t size, steady_ti
         }
         return n;
     }
-    for (;;) {
-        const ssize_t n = posix::retry_eintr([&] { return ::read(e.fd(), data, size); });
-        if (n >= 0)
-            return static_cast<std::size_t>(n);
-        if (n != -EAGAIN)
-            throw_errno_gipc(static_cast<int>(-n), "read from " + e.name());
-        wait_for(e.fd(), io_dir::read, deadline, "read");
-    }
+    const detail::io::slice into{data, size};
+    return static_cast<std::size_t>(e.checked(detail::io::read(e.fd(), &into, 1, deadline), "read", "read from"));
 }
 
 bool byte_reader::read_more(steady_time deadline)
 {
     socket_end& e = *end_;
-    for (;;) {
-        // Straight into the buffer's tail: the room the string's growth leaves, at least 512
-        // bytes and at most 64 KiB (a default pipe's capacity: the resize zero-fills what it
-        // adds, and a read returns no more than the pipe holds).
-        const std::size_t old_size = e.buffer.size();
-        // A large buffer grows fourfold, not twofold: each growth copies what was read into
-        // fresh memory, whose pages fault in, which costs more than the reads themselves.
-        // Where the kernel offers transparent huge pages on request, such a buffer asks for
-        // them: a 2 MiB page faults in once, not 512 times.
-        if (old_size >= (1u << 20) && e.buffer.capacity() - old_size < (64u << 10)) {
-            e.buffer.reserve(e.buffer.capacity() * 4);
-            constexpr std::uintptr_t huge = std::uintptr_t(2) << 20;
-            const auto begin = reinterpret_cast<std::uintptr_t>(e.buffer.data()) + old_size;
-            const auto end = reinterpret_cast<std::uintptr_t>(e.buffer.data()) + e.buffer.capacity();
-            const std::uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = end & ~(huge - 1);
-            if (last > first)
-                ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-        }
-        const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 << 10);
-        e.buffer.resize(old_size + room);
-        const ssize_t n = posix::retry_eintr([&] { return ::read(e.fd(), e.buffer.data() + old_size, room); });
-        e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-        if (n > 0)
-            return true;
-        if (n == 0)
-            return false;
-        if (n != -EAGAIN)
-            throw_errno_gipc(static_cast<int>(-n), "read from " + e.name());
-        wait_for(e.fd(), io_dir::read, deadline, "read");
+    // Straight into the buffer's tail: the room the string's growth leaves, at least 512
+    // bytes and at most 64 KiB (a default pipe's capacity: the resize zero-fills what it
+    // adds, and a read returns no more than the pipe holds).
+    const std::size_t old_size = e.buffer.size();
+    // A large buffer grows fourfold, not twofold: each growth copies what was read into
+    // fresh memory, whose pages fault in, which costs more than the reads themselves.
+    // Where the kernel offers transparent huge pages on request, such a buffer asks for
+    // them: a 2 MiB page faults in once, not 512 times.
+    if (old_size >= (1u << 20) && e.buffer.capacity() - old_size < (64u << 10)) {
+        e.buffer.reserve(e.buffer.capacity() * 4);
+        constexpr std::uintptr_t huge = std::uintptr_t(2) << 20;
+        const auto begin = reinterpret_cast<std::uintptr_t>(e.buffer.data()) + old_size;
+        const auto end = reinterpret_cast<std::uintptr_t>(e.buffer.data()) + e.buffer.capacity();
+        const std::uintptr_t first = (begin + huge - 1) & ~(huge - 1), last = end & ~(huge - 1);
+        if (last > first)
+            ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
     }
+    const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 << 10);
+    e.buffer.resize(old_size + room);
+    const detail::io::slice into{e.buffer.data() + old_size, room};
+    const ssize_t n = detail::io::read(e.fd(), &into, 1, deadline);
+    e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+    return e.checked(n, "read", "read from") > 0;
 }
 
 std::string byte_reader::read_line(std::size_t max_length) { return read_line_until(steady_time::max(), max_length); }
@@ -312,18 +290,13 @@ bool byte_writer::write_some_until(std::string_view& data, steady_time deadline)
     detail::op_guard op(end_.get());
     const int fd = end_->fd();
     while (!data.empty()) {
-        const ssize_t n = posix::retry_eintr([&] { return ::write(fd, data.data(), data.size()); });
-        if (n > 0) {
-            data.remove_prefix(static_cast<std::size_t>(n));
-            continue;
-        }
-        if (n != -EAGAIN)
-            throw_errno_gipc(n == 0 ? EIO : static_cast<int>(-n), "write to " + end_->name());
-        const int w = detail::wait_owned_fd(fd, io_dir::write, deadline);
-        if (w == -ETIMEDOUT)
+        const detail::io::slice from{const_cast<char*>(data.data()), data.size()};
+        const ssize_t n = detail::io::write(fd, &from, 1, deadline);
+        if (n == -ETIMEDOUT)
             return false;
-        if (w != 0)
-            throw_errno_gipc(-w, "write");
+        if (n < 0)
+            throw_errno_gipc(static_cast<int>(-n), "write to " + end_->name());
+        data.remove_prefix(static_cast<std::size_t>(n));
     }
     return true;
 }

@@ -19,13 +19,11 @@
 
 namespace gipc::detail {
 
-namespace {
-
-// relay: the state of this process's relay thread. One per process: a forked child starts
+// relay_state: the state of this process's relay thread. One per process: a forked child starts
 // with none (the pthread_atfork child handler drops the parent's, whose thread the child does
 // not have and whose mutex may have been held by a thread the child does not have either; it
 // is never freed, as inherited fibers may still point at it).
-struct relay {
+struct relay_state {
     // mtx guards every member. Fibers of any thread hold it only briefly (never across a
     // suspension: cv's waits release it), so a std::mutex, which blocks the thread, is fine.
     mutex mtx;
@@ -38,6 +36,10 @@ struct relay {
     int start_error GIPC_GUARDED_BY(mtx) = 0;   // -errno of the latest start that failed
     steady_time last_use GIPC_GUARDED_BY(mtx){}; // when the latest relayed wait ended
 };
+
+namespace {
+
+using relay = relay_state;
 
 std::atomic<relay*> g_relay{nullptr};
 
@@ -110,21 +112,25 @@ int start_locked(relay& r) noexcept GIPC_REQUIRES(r.mtx)
 
 } // namespace
 
-int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent)
+relay_lease::relay_lease()
 {
     relay& r = current_relay();
     unique_lock lk(r.mtx);
-    // Counted from here on: a serving thread does not end while this wait needs it.
+    // Counted from here on: a serving thread does not end while this lease needs it.
     ++r.users;
-    struct release {
+    // Uncounted again if the constructor throws (the destructor runs only for a lease made).
+    struct uncount {
         relay& r;
         unique_lock& lk;
+        bool armed = true;
         // lk is r.mtx's lock, which the analysis cannot tell from a reference.
-        ~release() GIPC_NO_THREAD_SAFETY_ANALYSIS
+        ~uncount() GIPC_NO_THREAD_SAFETY_ANALYSIS
         {
+            if (!armed)
+                return;
             if (!lk.owns_lock())
                 lk.lock();
-            GIPC_ASSERT(r.users > 0, "every relayed wait was counted");
+            GIPC_ASSERT(r.users > 0, "every relayed operation was counted");
             --r.users;
             r.last_use = std::chrono::steady_clock::now();
         }
@@ -137,9 +143,18 @@ int relay_wait(int fd, io_dir dir, steady_time deadline, bool persistent)
         r.cv.wait(lk);
     if (!r.reactor)
         throw_errno(r.start_error, "gipc: cannot create the relay's reactor");
-    detail::reactor* reactor = r.reactor;
-    lk.unlock();
-    return reactor->wait_any_thread(fd, dir, deadline, persistent);
+    reactor_ = r.reactor;
+    relay_ = &r;
+    counted.armed = false;
+}
+
+relay_lease::~relay_lease()
+{
+    relay& r = *relay_; // the one counted in (a forked child has another, made afresh)
+    lock_guard lk(r.mtx);
+    GIPC_ASSERT(r.users > 0, "every relayed operation was counted");
+    --r.users;
+    r.last_use = std::chrono::steady_clock::now();
 }
 
 } // namespace gipc::detail

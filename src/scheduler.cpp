@@ -3,7 +3,6 @@
 
 #include "assert.hpp"
 #include "errors.hpp"
-#include "relay.hpp"
 
 #include <gipc/error.hpp>
 
@@ -177,26 +176,6 @@ reactor_algorithm& installed_algorithm()
     throw error("gipc: this thread runs a Boost.Fiber scheduling algorithm of the program's, which gipc "
                 "keeps (gipc installs its own only in place of the default round_robin); gipc's calls "
                 "work there without it");
-}
-
-int wait_owned_fd(int fd, io_dir dir, steady_time deadline, std::uint64_t since)
-{
-    reactor_algorithm* algo = thread_algorithm();
-    if (algo)
-        algo->run_deferred(); // one of gipc's suspension points: no need to go by the dispatcher
-    const int r = algo ? algo->reactor().wait(fd, dir, deadline, true, since) : relay_wait(fd, dir, deadline, true);
-    // -EAGAIN (woken without news, after a fork) is what 0 already asks of the caller: try the
-    // syscall, and wait again if it would block.
-    return r == -EAGAIN ? 0 : r;
-}
-
-int wait_user_fd(int fd, io_dir dir, steady_time deadline)
-{
-    reactor_algorithm* algo = thread_algorithm();
-    if (!algo)
-        return relay_wait(fd, dir, deadline, false);
-    algo->run_deferred();
-    return algo->reactor().wait(fd, dir, deadline, false);
 }
 
 } // namespace gipc::detail

@@ -5,8 +5,8 @@
 // next timer of Boost.Fiber's sleep queue, or notify() from another thread.
 //
 // gipc installs it only on threads that run Boost.Fiber's default round_robin (see
-// thread_algorithm). A thread whose program installed another algorithm keeps it; gipc's fd
-// waits there go to the relay (relay.hpp).
+// thread_algorithm). A thread whose program installed another algorithm keeps it; gipc's
+// operations wait there through the relay (relay.hpp).
 
 #include "private.hpp"
 
@@ -88,20 +88,8 @@ reactor_algorithm* thread_algorithm();
 // algorithm.
 reactor_algorithm& installed_algorithm();
 
-// wait_owned_fd parks the calling fiber (on any thread, whatever its algorithm) until fd, which gipc owns and will forget_fd() before
-// closing, is ready for dir after the call began, or until deadline. The caller has just seen
-// EAGAIN. Returns 0 (try the syscall again; a wake-up is not a promise that it succeeds),
-// -ETIMEDOUT or -errno. since (a readiness count of this thread's reactor) is ignored where
-// the thread runs another algorithm. Throws std::system_error when no reactor can be had.
-int wait_owned_fd(int fd, io_dir dir, steady_time deadline,
-                  std::uint64_t since = reactor::no_readiness);
-
-// wait_user_fd is wait_owned_fd for an fd of the program's (gipc::wait_readable): registered
-// for the length of this wait only, since gipc cannot know when the program closes it. Returns
-// 0 when woken by readiness, -ETIMEDOUT, -EAGAIN (woken without news: look again) or -errno.
-int wait_user_fd(int fd, io_dir dir, steady_time deadline);
-
-// forget_fd must be called before gipc closes an fd that wait_owned_fd may have seen.
+// forget_fd must be called before gipc closes an fd that an operation of io_ops.hpp may have
+// registered with a reactor.
 inline void forget_fd(int fd) noexcept { reactor::forget_everywhere(fd); }
 
 } // namespace gipc::detail

@@ -5,9 +5,11 @@
 #include "private.hpp"
 
 #include "end_base.hpp"
+#include "errors.hpp"
 
 #include <gipc/error.hpp>
 
+#include <cerrno>
 #include <string>
 #include <utility>
 
@@ -28,6 +30,20 @@ public:
     // set_fd gives an end made without an fd its fd (start_program: on the fork thread, so that
     // no gipc child is forked between the pipe's creation and the end's registration).
     void set_fd(int fd) noexcept { fd_.reset(fd); }
+
+    // checked returns n, the result of an operation of io_ops.hpp on this end, when it is no
+    // error, and throws otherwise: timeout_error naming operation at the deadline, else
+    // std::system_error "gipc: <action> <name()>" (action: "read from", "write to"...). The
+    // message is made only when thrown: these run once per read or write.
+    template <class N>
+    N checked(N n, const char* operation, const char* action) const
+    {
+        if (n >= 0)
+            return n;
+        if (n == -ETIMEDOUT)
+            throw timeout_error(std::string("gipc: ") + operation + " timed out");
+        throw_errno(static_cast<int>(n), std::string("gipc: ") + action + " " + name());
+    }
 
     // read_line is the line reading of net::stream and byte_reader: the next line (its
     // newline included) from the buffer, which more() extends (false at the end of the stream).

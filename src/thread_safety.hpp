@@ -30,8 +30,8 @@
 //   7. the orphan writers' helper mutex (orphan_writers_mutex): adopting a writer takes it
 //      with the writer's qlock_ held.
 //   8. one reactor's mutex (epoll_reactor::mtx_): taken by a writer with its qlock_ held
-//      (call_when_writable), by forget_everywhere and renew under the registry (3), and by
-//      the owning thread's waits and poll().
+//      (io::call_when_queue_room), by forget_everywhere and renew under the registry (3),
+//      and by the owning thread's operations (their waits, readiness counts) and poll().
 //   9. Boost.Fiber's internal spinlocks (a condition variable's, a scheduler's remote queue):
 //      a reactor's waits and poll() take them with mtx_ held (wait_until, notify_all).
 //

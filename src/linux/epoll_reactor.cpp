@@ -552,20 +552,7 @@ epoll_reactor& self(reactor* r) noexcept { return *static_cast<epoll_reactor*>(r
 } // namespace
 
 std::unique_ptr<reactor> reactor::create(int& err) noexcept { return epoll_reactor::create(err); }
-int reactor::wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since) noexcept
-{
-    return self(this).wait(fd, dir, deadline, persistent, since);
-}
-int reactor::wait_any_thread(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
-{
-    return self(this).wait_any_thread(fd, dir, deadline, persistent);
-}
-std::uint64_t reactor::readiness(int fd, io_dir dir) noexcept { return self(this).readiness(fd, dir); }
 std::uint64_t reactor::id() const noexcept { return static_cast<const epoll_reactor*>(this)->id(); }
-int reactor::call_when_writable(int fd, std::shared_ptr<reactor_callback> cb) noexcept
-{
-    return self(this).call_when_writable(fd, std::move(cb));
-}
 void reactor::poll(steady_time deadline) noexcept { self(this).poll(deadline); }
 void reactor::wake() noexcept { self(this).wake(); }
 void reactor::forget_everywhere(int fd) noexcept { epoll_reactor::forget_everywhere(fd); }

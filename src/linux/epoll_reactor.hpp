@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-// epoll_reactor: the Linux backend of reactor.hpp, and the only file that includes this header
-// is epoll_reactor.cpp. One epoll instance and one eventfd per thread. Fibers of the owning
-// thread park in wait() until an fd is ready; the thread's scheduling algorithm calls poll() on
-// its dispatcher context to collect events and wake them. A kqueue or IOCP reactor would be a
-// sibling file chosen in meson.build. The members reactor.hpp declares are documented there.
+// epoll_reactor: the Linux backend of reactor.hpp. Only the backend's own files include this
+// header: epoll_reactor.cpp (the loop) and epoll_io.cpp (the operations of io_ops.hpp, which
+// try each syscall first and wait here on EAGAIN). One epoll instance and one eventfd per
+// thread. Fibers of the owning thread park in wait() until an fd is ready; the thread's
+// scheduling algorithm calls poll() on its dispatcher context to collect events and wake them.
+// The readiness primitives (wait, wait_any_thread, readiness, call_when_writable) are this
+// backend's, not the interface's: an IOCP backend would wait for completions instead. The
+// members reactor.hpp declares are documented there.
 //
 // Registrations are edge-triggered and, for fds gipc owns, persistent: an fd is added once and
 // stays in the set while the thread keeps waiting on it, so that a thread's repeated waits on
@@ -51,25 +54,42 @@ public:
     epoll_reactor(const epoll_reactor&) = delete;
     epoll_reactor& operator=(const epoll_reactor&) = delete;
 
-    // The members of reactor.hpp, for this backend. wait returns -EAGAIN when the process
-    // forked and the registration was left in the parent's epoll set, and -errno from
-    // epoll_ctl. wait_any_thread, after registering, asks the kernel (poll(2), no timeout)
-    // whether fd is ready already, and returns 0 at once if it is. readiness counts the
-    // readiness events dispatched for fd; it is no_readiness when fd is not registered (never,
-    // or no longer: see idle_limit) or its peer hung up (end of stream or an error is reported
-    // without further events), and it survives a registration dropped and made again.
-    // call_when_writable's callback runs at the first EPOLLOUT edge after the call.
-    int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since) noexcept
+    // wait parks the calling fiber until an operation on fd in dir can go on (fd became ready
+    // after the call began), or until deadline. Only fibers of the owning thread call it. With
+    // persistent, the registration outlives the wait and the owner of fd must call
+    // forget_everywhere(fd) before closing it. Returns 0 when woken by progress, -ETIMEDOUT,
+    // -EBADF when the fd was forgotten during the wait, -EAGAIN when woken without news (the
+    // process forked and the registration was left in the parent's epoll set: try the
+    // operation, and wait again if it would block), or -errno from epoll_ctl.
+    // since: a readiness() count the caller saw with fd drained (see readiness).
+    static constexpr std::uint64_t no_readiness = ~std::uint64_t{0};
+    int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since = no_readiness) noexcept
     {
         return wait_impl(fd, dir, deadline, persistent, since, false);
     }
+    // wait_any_thread is wait() for fibers of any thread (the relay reactor's waits; see
+    // relay.hpp). Another thread's poll() may dispatch fd's progress between the caller's
+    // EAGAIN and its registration, so after registering it asks the kernel (poll(2), no
+    // timeout) whether fd is ready already, and returns 0 at once if it is.
     int wait_any_thread(int fd, io_dir dir, steady_time deadline, bool persistent) noexcept
     {
         return wait_impl(fd, dir, deadline, persistent, no_readiness, true);
     }
+    // readiness counts the readiness events this reactor dispatched for fd and dir, or is
+    // no_readiness when it keeps no count for fd: not registered (never, or no longer: see
+    // idle_limit) or its peer hung up (end of stream or an error is reported without further
+    // events). The count survives a registration dropped and made again, and never goes back
+    // while gipc holds the fd. A caller that saw fd drained, and finds the count unchanged
+    // later, knows no data arrived in between that it has been told of, and may wait (passing
+    // the count as since) without trying first. Only the owning thread.
     std::uint64_t readiness(int fd, io_dir dir) noexcept;
-    std::uint64_t id() const noexcept { return id_; }
+    // call_when_writable registers cb to run once, from poll() on this thread, at the first
+    // EPOLLOUT edge of fd after the call. Persistent registration, as for wait(). Only the
+    // owning thread calls it. Returns 0 or -errno.
     int call_when_writable(int fd, std::shared_ptr<reactor_callback> cb) noexcept;
+
+    // The members of reactor.hpp, for this backend.
+    std::uint64_t id() const noexcept { return id_; }
     void poll(steady_time deadline) noexcept;
     void wake() noexcept;
     static void forget_everywhere(int fd) noexcept;

@@ -3,6 +3,7 @@
 
 #include "posix/fd.hpp"
 
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,6 +51,13 @@ int reap_blocking(int pidfd, int& status) noexcept
 {
     int r = reap(pidfd, status, 0);
     return r == 1 ? 0 : (r < 0 ? r : -ECHILD);
+}
+
+int wait_exited(int pidfd) noexcept
+{
+    pollfd exited{pidfd, POLLIN, 0};
+    const int r = posix::retry_eintr([&] { return ::poll(&exited, 1, -1); });
+    return r < 0 ? r : 0;
 }
 
 int send_signal(int pidfd, int sig) noexcept

@@ -19,6 +19,10 @@ int try_reap(int pidfd, int& status) noexcept;
 // reap_blocking waits for the child behind pidfd to exit and reaps it. 0 or -errno.
 int reap_blocking(int pidfd, int& status) noexcept;
 
+// wait_exited blocks the calling thread (not only its fiber) until the child behind pidfd
+// has exited, without reaping it. 0 or -errno.
+int wait_exited(int pidfd) noexcept;
+
 // send_signal sends sig to the process behind pidfd (immune to pid reuse). 0 or -errno.
 int send_signal(int pidfd, int sig) noexcept;
 

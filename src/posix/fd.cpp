@@ -37,6 +37,26 @@ int make_pipe(unique_fd& read_end, unique_fd& write_end, bool nonblocking) noexc
     return 0;
 }
 
+ssize_t read_some(int fd, void* data, std::size_t size) noexcept
+{
+    return retry_eintr([&] { return ::read(fd, data, size); });
+}
+
+ssize_t readv_some(int fd, const ::iovec* iov, int count) noexcept
+{
+    return retry_eintr([&] { return ::readv(fd, iov, count); });
+}
+
+ssize_t write_some(int fd, const void* data, std::size_t size) noexcept
+{
+    return retry_eintr([&] { return ::write(fd, data, size); });
+}
+
+ssize_t writev_some(int fd, const ::iovec* iov, int count) noexcept
+{
+    return retry_eintr([&] { return ::writev(fd, iov, count); });
+}
+
 int pipe_max_size() noexcept
 {
     static const int max = [] {

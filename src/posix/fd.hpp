@@ -6,7 +6,11 @@
 
 #include "../private.hpp"
 
+#include <sys/types.h>
+#include <sys/uio.h>
+
 #include <cerrno>
+#include <cstddef>
 #include <utility>
 
 namespace gipc::posix {
@@ -75,6 +79,13 @@ int grow_pipe(int fd, int size) noexcept;
 
 // pipe_size is the pipe's buffer size (F_GETPIPE_SZ), or -errno.
 int pipe_size(int fd) noexcept;
+
+// read_some / readv_some / write_some / writev_some are read(2), readv(2), write(2) and
+// writev(2) with EINTR retried: the bytes moved, or -errno (-EAGAIN: the fd would block).
+ssize_t read_some(int fd, void* data, std::size_t size) noexcept;
+ssize_t readv_some(int fd, const ::iovec* iov, int count) noexcept;
+ssize_t write_some(int fd, const void* data, std::size_t size) noexcept;
+ssize_t writev_some(int fd, const ::iovec* iov, int count) noexcept;
 
 // pipe_max_size is /proc/sys/fs/pipe-max-size, read once (1 MiB when unreadable).
 int pipe_max_size() noexcept;

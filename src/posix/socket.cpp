@@ -4,6 +4,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/uio.h>
+
+#include <cstring>
 
 namespace gipc::posix {
 
@@ -13,10 +16,10 @@ int open_stream_socket(int family) noexcept
     return fd >= 0 ? fd : -errno;
 }
 
-int open_socket_pair(unique_fd& a, unique_fd& b) noexcept
+int open_socket_pair(unique_fd& a, unique_fd& b, bool seqpacket) noexcept
 {
     int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
+    if (::socketpair(AF_UNIX, (seqpacket ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
         return -errno;
     a.reset(fds[0]);
     b.reset(fds[1]);
@@ -82,6 +85,66 @@ ssize_t receive_some(int fd, void* data, std::size_t size) noexcept
 ssize_t send_some(int fd, const void* data, std::size_t size) noexcept
 {
     return retry_eintr([&] { return ::send(fd, data, size, MSG_NOSIGNAL); });
+}
+
+ssize_t send_with_fds(int fd, const void* data, std::size_t size, const int* fds, std::size_t count) noexcept
+{
+    if (count > max_passed_fds)
+        return -EINVAL;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_passed_fds)];
+    iovec iov{const_cast<void*>(data), size};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (count > 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        std::memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
+    }
+    return retry_eintr([&] { return ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); });
+}
+
+ssize_t receive_with_fds(int fd, void* data, std::size_t size, int* fds, std::size_t max_fds,
+                         std::size_t& received) noexcept
+{
+    received = 0;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_passed_fds)];
+    iovec iov{data, size};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = retry_eintr([&] { return ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC); });
+    if (n < 0)
+        return n;
+    bool lost = (msg.msg_flags & MSG_CTRUNC) != 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        const std::size_t carried = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < carried; ++i) {
+            int got;
+            std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (received < max_fds)
+                fds[received++] = got;
+            else {
+                close_fd(got);
+                lost = true;
+            }
+        }
+    }
+    if (lost) {
+        for (std::size_t i = 0; i < received; ++i)
+            close_fd(fds[i]);
+        received = 0;
+        return -EMSGSIZE;
+    }
+    return n;
 }
 
 int shutdown_socket(int fd, int how) noexcept { return ::shutdown(fd, how) == 0 ? 0 : -errno; }

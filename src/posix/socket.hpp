@@ -18,8 +18,9 @@ namespace gipc::posix {
 // open_stream_socket makes a stream socket of family. Returns the fd or -errno.
 int open_stream_socket(int family) noexcept;
 
-// open_socket_pair makes a connected pair of Unix stream sockets. Returns 0 or -errno.
-int open_socket_pair(unique_fd& a, unique_fd& b) noexcept;
+// open_socket_pair makes a connected pair of Unix sockets (non-blocking, close-on-exec):
+// stream sockets, or with seqpacket, sockets that keep message boundaries. Returns 0 or -errno.
+int open_socket_pair(unique_fd& a, unique_fd& b, bool seqpacket = false) noexcept;
 
 // start_connect starts connecting fd to addr. Returns 0 when connected, -EINPROGRESS while the
 // attempt goes on in the background (EINTR counts as that: the attempt is not started again),
@@ -49,6 +50,23 @@ void set_nodelay(int fd) noexcept;
 // moved, or -errno.
 ssize_t receive_some(int fd, void* data, std::size_t size) noexcept;
 ssize_t send_some(int fd, const void* data, std::size_t size) noexcept;
+
+// max_passed_fds is how many fds send_with_fds passes in one message at most (the kernel's
+// SCM_MAX_FD is 253).
+inline constexpr std::size_t max_passed_fds = 253;
+
+// send_with_fds sends data (size >= 1) with count fds (SCM_RIGHTS, count <= max_passed_fds)
+// over the Unix socket fd in one message, without waiting (MSG_DONTWAIT, MSG_NOSIGNAL, EINTR
+// retried): the bytes sent, or -errno (-EAGAIN: no room now).
+ssize_t send_with_fds(int fd, const void* data, std::size_t size, const int* fds, std::size_t count) noexcept;
+
+// receive_with_fds receives one message from the Unix socket fd into data, without waiting
+// (MSG_DONTWAIT, EINTR retried), and stores the fds it carried (close-on-exec; the caller owns
+// them) in fds, at most max_fds, their number in received. Returns the bytes received (0: the
+// peer is gone), or -errno (-EAGAIN: nothing queued; -EMSGSIZE: the message carried more fds
+// than max_fds or the kernel could pass, and those that arrived are closed again).
+ssize_t receive_with_fds(int fd, void* data, std::size_t size, int* fds, std::size_t max_fds,
+                         std::size_t& received) noexcept;
 
 // shutdown_socket is shutdown(2). Returns 0 or -errno.
 int shutdown_socket(int fd, int how) noexcept;
