@@ -184,6 +184,28 @@ void destroy_handle(End* end) noexcept
     }
 }
 
+// GIPC_SINGLE_END_HANDLE(T, End, kind) defines the members that every public handle class
+// holding one end (a std::shared_ptr<End> end_) has alike: the constructors, the move
+// assignment and destructor (an open end is closed, as destroy_handle says), close() (as
+// close_handle says, kind naming the handle in errors), closed() and native_handle() (-1 once
+// closed). Used at namespace gipc scope, in the handle's source file.
+#define GIPC_SINGLE_END_HANDLE(T, End, kind)                                                       \
+    T::T() noexcept = default;                                                                     \
+    T::T(std::shared_ptr<End> end) noexcept : end_(std::move(end)) {}                              \
+    T::T(T&&) noexcept = default;                                                                  \
+    T& T::operator=(T&& other) noexcept                                                            \
+    {                                                                                              \
+        if (this != &other) {                                                                      \
+            detail::destroy_handle(end_.get());                                                    \
+            end_ = std::move(other.end_);                                                          \
+        }                                                                                          \
+        return *this;                                                                              \
+    }                                                                                              \
+    T::~T() { detail::destroy_handle(end_.get()); }                                                \
+    void T::close() { detail::close_handle(end_.get(), kind); }                                    \
+    bool T::closed() const noexcept { return !end_ || end_->closed(); }                            \
+    int T::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
+
 // Registry of open ends.
 void register_end(end_base* end);
 void unregister_end(end_base* end) noexcept;

@@ -83,42 +83,14 @@ std::pair<duplex, duplex> duplex_pipe(pipe_options options)
 
 // ---- reader ----------------------------------------------------------------------------------
 
-reader::reader() noexcept = default;
-reader::reader(std::shared_ptr<detail::read_end> end) noexcept : end_(std::move(end)) {}
-reader::reader(reader&& other) noexcept = default;
-reader& reader::operator=(reader&& other) noexcept
-{
-    if (this != &other) {
-        detail::destroy_handle(end_.get());
-        end_ = std::move(other.end_);
-    }
-    return *this;
-}
-reader::~reader() { detail::destroy_handle(end_.get()); }
+GIPC_SINGLE_END_HANDLE(reader, detail::read_end, "reader")
 std::string reader::get_bytes() { return detail::read_frame_bytes(end_.get(), detail::steady_time::max()); }
-void reader::close() { detail::close_handle(end_.get(), "reader"); }
-bool reader::closed() const noexcept { return end_closed(end_.get()); }
-int reader::native_handle() const noexcept { return end_fd(end_.get()); }
 
 // ---- writer ----------------------------------------------------------------------------------
 
-writer::writer() noexcept = default;
-writer::writer(std::shared_ptr<detail::write_end> end) noexcept : end_(std::move(end)) {}
-writer::writer(writer&& other) noexcept = default;
-writer& writer::operator=(writer&& other) noexcept
-{
-    if (this != &other) {
-        detail::destroy_handle(end_.get());
-        end_ = std::move(other.end_);
-    }
-    return *this;
-}
-writer::~writer() { detail::destroy_handle(end_.get()); }
+GIPC_SINGLE_END_HANDLE(writer, detail::write_end, "writer")
 void writer::put_bytes(std::string_view payload) { detail::put_bytes(end_.get(), payload); }
 void writer::flush() { detail::flush(end_.get()); }
-void writer::close() { detail::close_handle(end_.get(), "writer"); }
-bool writer::closed() const noexcept { return end_closed(end_.get()); }
-int writer::native_handle() const noexcept { return end_fd(end_.get()); }
 
 // ---- duplex ----------------------------------------------------------------------------------
 

@@ -99,18 +99,7 @@ std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, 
 
 // ---- stream --------------------------------------------------------------------------------------
 
-stream::stream() noexcept = default;
-stream::stream(std::shared_ptr<socket_end> end) noexcept : end_(std::move(end)) {}
-stream::stream(stream&&) noexcept = default;
-stream& stream::operator=(stream&& other) noexcept
-{
-    if (this != &other) {
-        detail::destroy_handle(end_.get());
-        end_ = std::move(other.end_);
-    }
-    return *this;
-}
-stream::~stream() { detail::destroy_handle(end_.get()); }
+GIPC_SINGLE_END_HANDLE(stream, socket_end, "stream")
 
 stream stream::connect(const std::string& host, std::uint16_t port) { return connect_until(host, port, steady_time::max()); }
 
@@ -212,27 +201,10 @@ void stream::shutdown(int how)
         throw_errno(err, "gipc: shutdown " + end_->name());
 }
 
-void stream::close()
-{
-    detail::close_handle(end_.get(), "stream");
-}
-bool stream::closed() const noexcept { return !end_ || end_->closed(); }
-int stream::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
 
 // ---- listener ------------------------------------------------------------------------------------
 
-listener::listener() noexcept = default;
-listener::listener(std::shared_ptr<socket_end> end) noexcept : end_(std::move(end)) {}
-listener::listener(listener&&) noexcept = default;
-listener& listener::operator=(listener&& other) noexcept
-{
-    if (this != &other) {
-        detail::destroy_handle(end_.get());
-        end_ = std::move(other.end_);
-    }
-    return *this;
-}
-listener::~listener() { detail::destroy_handle(end_.get()); }
+GIPC_SINGLE_END_HANDLE(listener, socket_end, "listener")
 
 listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 {
@@ -299,11 +271,5 @@ std::uint16_t listener::port() const
     return static_cast<std::uint16_t>(port);
 }
 
-void listener::close()
-{
-    detail::close_handle(end_.get(), "listener");
-}
-bool listener::closed() const noexcept { return !end_ || end_->closed(); }
-int listener::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
 
 } // namespace gipc::net

@@ -175,18 +175,7 @@ void detail::detail_access::add(detail::transfer_list& list, const byte_writer& 
 
 // ---- byte_reader -----------------------------------------------------------------------------
 
-byte_reader::byte_reader() noexcept = default;
-byte_reader::byte_reader(std::shared_ptr<socket_end> end) noexcept : end_(std::move(end)) {}
-byte_reader::byte_reader(byte_reader&&) noexcept = default;
-byte_reader& byte_reader::operator=(byte_reader&& other) noexcept
-{
-    if (this != &other) {
-        detail::destroy_handle(end_.get());
-        end_ = std::move(other.end_);
-    }
-    return *this;
-}
-byte_reader::~byte_reader() { detail::destroy_handle(end_.get()); }
+GIPC_SINGLE_END_HANDLE(byte_reader, socket_end, "byte reader")
 
 std::size_t byte_reader::read_some(void* data, std::size_t size) { return read_some_until(data, size, steady_time::max()); }
 
@@ -258,24 +247,10 @@ std::string byte_reader::read_all_until(steady_time deadline)
     return all;
 }
 
-void byte_reader::close() { detail::close_handle(end_.get(), "byte reader"); }
-bool byte_reader::closed() const noexcept { return !end_ || end_->closed(); }
-int byte_reader::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
 
 // ---- byte_writer -----------------------------------------------------------------------------
 
-byte_writer::byte_writer() noexcept = default;
-byte_writer::byte_writer(std::shared_ptr<socket_end> end) noexcept : end_(std::move(end)) {}
-byte_writer::byte_writer(byte_writer&&) noexcept = default;
-byte_writer& byte_writer::operator=(byte_writer&& other) noexcept
-{
-    if (this != &other) {
-        detail::destroy_handle(end_.get());
-        end_ = std::move(other.end_);
-    }
-    return *this;
-}
-byte_writer::~byte_writer() { detail::destroy_handle(end_.get()); }
+GIPC_SINGLE_END_HANDLE(byte_writer, socket_end, "byte writer")
 
 void byte_writer::write_all(std::string_view data) { write_all_until(data, steady_time::max()); }
 
@@ -301,9 +276,6 @@ bool byte_writer::write_some_until(std::string_view& data, steady_time deadline)
     return true;
 }
 
-void byte_writer::close() { detail::close_handle(end_.get(), "byte writer"); }
-bool byte_writer::closed() const noexcept { return !end_ || end_->closed(); }
-int byte_writer::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
 
 // ---- program ---------------------------------------------------------------------------------
 
