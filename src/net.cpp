@@ -95,6 +95,18 @@ std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, 
     return {list, ::freeaddrinfo};
 }
 
+// unix_address is the address of the Unix socket at path. Throws gipc::error when the path
+// does not fit.
+sockaddr_un unix_address(const std::string& path)
+{
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        throw error("gipc: Unix socket path too long: " + path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    return addr;
+}
+
 } // namespace
 
 // ---- stream --------------------------------------------------------------------------------------
@@ -125,11 +137,7 @@ stream stream::connect_unix(const std::string& path) { return connect_unix_until
 stream stream::connect_unix_until(const std::string& path, steady_time deadline)
 {
     detail::thread_algorithm();
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path)
-        throw error("gipc: Unix socket path too long: " + path);
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    sockaddr_un addr = unix_address(path);
     connecting_socket sock(AF_UNIX);
     if (int err = connect_fd(sock.fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, deadline))
         throw_errno(err, "gipc: connect to " + path);
@@ -151,12 +159,8 @@ std::size_t stream::read_some_until(void* data, std::size_t size, steady_time de
 {
     detail::op_guard op(end_.get());
     socket_end& e = *end_;
-    if (e.head < e.buffer.size()) {
-        const std::size_t n = std::min(size, e.buffer.size() - e.head);
-        std::memcpy(data, e.buffer.data() + e.head, n);
-        e.head += n;
-        return n;
-    }
+    if (const std::size_t buffered = e.take_buffered(data, size))
+        return buffered;
     const ssize_t n = detail::io::receive(e.fd(), data, size, deadline);
     return static_cast<std::size_t>(e.checked(n, "read", "read from"));
 }
@@ -240,11 +244,7 @@ listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 listener listener::unix_socket(const std::string& path, int backlog)
 {
     detail::thread_algorithm();
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path)
-        throw error("gipc: Unix socket path too long: " + path);
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    sockaddr_un addr = unix_address(path);
     posix::unique_fd fd = new_socket(AF_UNIX);
     if (const int err = posix::listen_on(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, backlog, false, false);
         err < 0)

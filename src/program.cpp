@@ -183,16 +183,8 @@ std::size_t byte_reader::read_some_until(void* data, std::size_t size, steady_ti
 {
     detail::op_guard op(end_.get());
     socket_end& e = *end_;
-    if (e.head < e.buffer.size()) {
-        const std::size_t n = std::min(size, e.buffer.size() - e.head);
-        std::memcpy(data, e.buffer.data() + e.head, n);
-        e.head += n;
-        if (e.head == e.buffer.size()) {
-            e.buffer.clear();
-            e.head = 0;
-        }
-        return n;
-    }
+    if (const std::size_t buffered = e.take_buffered(data, size))
+        return buffered;
     const detail::io::slice into{data, size};
     return static_cast<std::size_t>(e.checked(detail::io::read(e.fd(), &into, 1, deadline), "read", "read from"));
 }

@@ -9,7 +9,9 @@
 
 #include <gipc/error.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -30,6 +32,22 @@ public:
     // set_fd gives an end made without an fd its fd (start_program: on the fork thread, so that
     // no gipc child is forked between the pipe's creation and the end's registration).
     void set_fd(int fd) noexcept { fd_.reset(fd); }
+
+    // take_buffered moves up to size bytes that a line read left in the buffer into data (the
+    // buffer is emptied once taken whole). Returns how many: 0 when none are buffered.
+    std::size_t take_buffered(void* data, std::size_t size) noexcept
+    {
+        if (head >= buffer.size())
+            return 0;
+        const std::size_t n = std::min(size, buffer.size() - head);
+        std::memcpy(data, buffer.data() + head, n);
+        head += n;
+        if (head == buffer.size()) {
+            buffer.clear();
+            head = 0;
+        }
+        return n;
+    }
 
     // checked returns n, the result of an operation of io_ops.hpp on this end, when it is no
     // error, and throws otherwise: timeout_error naming operation at the deadline, else
