@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include <gipc/detail/codec.hpp>
 
+#include "byte_order.hpp"
+
 #include <cxxabi.h>
 
 #include <cstdint>
@@ -62,14 +64,6 @@ auto unpack_checked(std::size_t size, Unpack&& unpack)
         throw decode_error("gipc: invalid msgpack payload: " + std::to_string(size - offset) +
                            " trailing bytes after the value");
     return result;
-}
-
-std::uint64_t load_be(const char* p, std::size_t n) noexcept
-{
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
-        v = (v << 8) | static_cast<unsigned char>(p[i]);
-    return v;
 }
 
 // scalar_value reads a payload that is one integer, nil, boolean or float without msgpack's

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include "byte_order.hpp"
 #include "errors.hpp"
 #include "pipe_end.hpp"
 
@@ -39,21 +40,6 @@ constexpr std::size_t large_read_ahead = 4096;
 // A large frame's string starts at most this big and doubles as its payload arrives, so that a
 // header alone (a peer that announces a gigabyte and sends nothing) costs no memory.
 constexpr std::size_t large_initial = 1024 * 1024;
-
-
-void store_be32(char* p, std::uint32_t v) noexcept
-{
-    p[0] = static_cast<char>(v >> 24);
-    p[1] = static_cast<char>(v >> 16);
-    p[2] = static_cast<char>(v >> 8);
-    p[3] = static_cast<char>(v);
-}
-
-std::uint32_t load_be32(const char* p) noexcept
-{
-    const auto* u = reinterpret_cast<const unsigned char*>(p);
-    return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) | u[3];
-}
 
 std::string oversize_message(std::size_t size, std::size_t max)
 {

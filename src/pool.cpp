@@ -22,6 +22,7 @@
 // another dispatcher idles with nothing queued, the tasks behind it in its batch are recalled
 // through the ring's gate and go back to the front of the queue too: the idle worker runs them.
 #include "errors.hpp"
+#include "byte_order.hpp"
 #include "handle_transfer.hpp"
 #include "pipe_end.hpp"
 #include "posix/fd.hpp"
@@ -113,15 +114,10 @@ code_location cached_location(std::uintptr_t address)
     return where;
 }
 
-std::uint32_t load_be32(const char* p) noexcept
-{
-    const auto* u = reinterpret_cast<const unsigned char*>(p);
-    return std::uint32_t{u[0]} << 24 | std::uint32_t{u[1]} << 16 | std::uint32_t{u[2]} << 8 | std::uint32_t{u[3]};
-}
-
 void append_be32(std::string& out, std::uint32_t v)
 {
-    const char b[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    char b[4];
+    store_be32(b, v);
     out.append(b, 4);
 }
 
@@ -200,9 +196,7 @@ bool open_result(const char* data, std::size_t size, result_envelope& r) noexcep
         const std::size_t n = std::size_t{1} << (p[at] - 0xcc);
         if (size < at + 1 + n + 2)
             return false;
-        r.id = 0;
-        for (std::size_t k = 0; k < n; ++k)
-            r.id = (r.id << 8) | p[at + 1 + k];
+        r.id = load_be(data + at + 1, n);
         at += 1 + n;
     } else {
         return false;
