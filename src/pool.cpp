@@ -253,10 +253,11 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
     msgpack::sbuffer result;
     msgpack::sbuffer reply;
     bool told = true; // the pool knows of every result in the ring
+    msgpack::zone task_zone; // reused from task to task: no zone allocated per task
     // run_task runs one task frame and hands its result over.
     auto run_task = [&](const char* data, std::size_t size) {
-        const msgpack::object_handle oh = msgpack::unpack(data, size);
-        const msgpack::object& task = oh.get();
+        task_zone.clear();
+        const msgpack::object task = msgpack::unpack(task_zone, data, size);
         if (task.type != msgpack::type::ARRAY || task.via.array.size != 5)
             throw error("gipc: a pool worker received a malformed task");
         const auto id = task.via.array.ptr[0].as<std::uint64_t>();
