@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# windows.sh [builddir]: cross-build gipc's Windows pieces with MinGW-w64 and run their tests
-# under Wine (default builddir: build-windows). Exits non-zero on any failure.
+# windows.sh [builddir]: cross-build gipc for Windows with MinGW-w64 and run its tests under
+# Wine (default builddir: build-windows). Exits non-zero on any failure.
 #
 #   1. installs g++-mingw-w64-x86-64-posix and wine64 (and meson, ninja, pkg-config, Debian's
 #      Boost 1.74 headers and doctest) when they are missing;

@@ -2,6 +2,7 @@
 #include "errors.hpp"
 
 #include "assert.hpp"
+#include "platform.hpp"
 
 #include <system_error>
 
@@ -10,7 +11,7 @@ namespace gipc::detail {
 void throw_errno(int neg_errno, const char* what)
 {
     GIPC_ASSERT(neg_errno < 0, "throw_errno is given -errno");
-    throw std::system_error(-neg_errno, std::system_category(), what);
+    throw std::system_error(-neg_errno, platform::errno_category(), what);
 }
 
 void throw_errno(int neg_errno, const std::string& what) { throw_errno(neg_errno, what.c_str()); }

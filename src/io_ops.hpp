@@ -5,7 +5,8 @@
 // "connect", "wait for this child's exit" — start the operation and park the calling fiber
 // until it is done. One
 // backend implements them, chosen in meson.build (platform_sources) with its reactor
-// (reactor.hpp, which includes this header): src/linux/epoll_io.cpp on Linux.
+// (reactor.hpp, which includes this header): src/linux/epoll_io.cpp on Linux,
+// src/windows/iocp_io.cpp on Windows.
 //
 // A readiness backend (epoll) tries the syscall first and parks the fiber only when it would
 // block (EAGAIN), until the fd is ready, then tries again: the syscalls a caller doing its own
@@ -29,10 +30,16 @@
 // algorithm its thread runs: the backend waits in the thread's own reactor where gipc's
 // algorithm runs (and runs the thread's deferred tasks first: a wait is one of gipc's own
 // suspension points, see scheduler.hpp), and through the relay (relay.hpp) where the program's
-// own algorithm runs. fds are gipc's own (non-blocking, close-on-exec), forgotten with
-// forget_fd() before gipc closes them; only wait_user_fd takes fds of the program's.
+// own algorithm runs. fds are gipc's own (non-blocking, close-on-exec; on Windows handles
+// opened for overlapped I/O, not inheritable), forgotten with forget_fd() before gipc closes
+// them; only wait_user_fd takes fds of the program's.
 
 #include "private.hpp"
+
+// native_fd: the platform's handle of an open file, pipe end or process (an int fd on POSIX, a
+// HANDLE on Windows), from the header of the platform's directory that meson.build puts on the
+// include path (src/linux/native_fd.hpp, src/windows/native_fd.hpp).
+#include "native_fd.hpp"
 
 #include <sys/types.h>
 
@@ -85,13 +92,13 @@ protected:
 // the fiber until some bytes or the end of the stream arrive, or deadline. Returns the bytes
 // read, 0 at the end of the stream, -ETIMEDOUT or -errno. hint, when given, is the reader's
 // (see read_hint). count is 1 or 2.
-ssize_t read(int fd, const slice* slices, int count, steady_time deadline, read_hint* hint = nullptr);
+ssize_t read(native_fd fd, const slice* slices, int count, steady_time deadline, read_hint* hint = nullptr);
 
 // write writes from the slices (in order) to the pipe fd, at least one byte: as many as fd
 // takes once it takes any, parking the fiber until then, or deadline. Returns the bytes
 // written (> 0), -ETIMEDOUT or -errno (-EPIPE: no reader). on_full as for full_handler.
 // count is 1 or 2.
-ssize_t write(int fd, const slice* slices, int count, steady_time deadline, full_handler* on_full = nullptr);
+ssize_t write(native_fd fd, const slice* slices, int count, steady_time deadline, full_handler* on_full = nullptr);
 
 // queue_write is the write of a queue that the loop flushes (the pipe writer's coalesced
 // frames): it writes what the pipe fd takes of data now, never waiting, and returns the bytes
@@ -99,19 +106,23 @@ ssize_t write(int fd, const slice* slices, int count, steady_time deadline, full
 // buffer of its own for the overlapped write it starts (taking none while one is in flight)
 // and reports that write's failure from the next call. Any thread; never suspends, so it may
 // run with thread locks held and from deferred tasks and loop callbacks.
-ssize_t queue_write(int fd, const void* data, std::size_t len, full_handler* on_full) noexcept;
+ssize_t queue_write(native_fd fd, const void* data, std::size_t len, full_handler* on_full) noexcept;
 
 // call_when_queue_room registers cb to run once, from loop.poll() on loop's thread, when
 // queue_write on fd can take more (epoll: the next EPOLLOUT edge; a completion backend: the
 // completion of the write it started). Only loop's owning thread calls it, for its own loop.
 // Returns 0 or -errno.
-int call_when_queue_room(reactor& loop, int fd, std::shared_ptr<reactor_callback> cb) noexcept;
+int call_when_queue_room(reactor& loop, native_fd fd, std::shared_ptr<reactor_callback> cb) noexcept;
 
 // wait_queue_room parks the calling fiber until queue_write on fd can take more, or deadline
 // (the pipe writer's blocking flush and close). Returns 0 (try again: a wake-up is not a
 // promise), -ETIMEDOUT or -errno.
-int wait_queue_room(int fd, steady_time deadline);
+int wait_queue_room(native_fd fd, steady_time deadline);
 
+// The socket operations below (receive, send, send_with_fds, receive_with_fds, accept,
+// connect) are POSIX-only for now: the Windows backend does not define them, and the Windows
+// build compiles none of their callers (src/net.cpp, src/pool.cpp).
+//
 // receive and send are read and write for a connected stream socket (send never raises
 // SIGPIPE: -EPIPE). receive returns the bytes received, 0 when the peer shut down its side,
 // -ETIMEDOUT or -errno; send the bytes sent (> 0), -ETIMEDOUT or -errno.
@@ -148,15 +159,17 @@ int accept(int fd, steady_time deadline);
 // it, connected or not.
 int connect(int fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline);
 
-// wait_exit parks the calling fiber until the child behind the exit handle fd (a pidfd) has
-// exited, or deadline. Returns 0 (the child may be reaped without blocking; a wake-up is
-// not a promise: poll, and wait again), -ETIMEDOUT or -errno. It does not reap.
-int wait_exit(int fd, steady_time deadline);
+// wait_exit parks the calling fiber until the child behind the exit handle fd (a pidfd; on
+// Windows the process handle) has exited, or deadline. Returns 0 (the child may be reaped
+// without blocking; a wake-up is not a promise: poll, and wait again), -ETIMEDOUT or -errno.
+// It does not reap.
+int wait_exit(native_fd fd, steady_time deadline);
 
 // wait_user_fd is gipc::wait_readable/wait_writable: a readiness wait on an fd of the
 // program's, by contract (the one operation here that is not gipc's own). Returns 1 when fd
 // is ready for dir now or becomes ready before deadline, 0 when it is not and may_block is
-// false or deadline passed, or -errno (-EBADF: fd is not open). fd is registered for the
+// false or deadline passed, or -errno (-EBADF: fd is not open; -EOPNOTSUPP on Windows, which
+// has no readiness waits on a C runtime fd). fd is registered for the
 // length of the wait only: the program may close it at any time after.
 int wait_user_fd(int fd, io_dir dir, steady_time deadline, bool may_block);
 

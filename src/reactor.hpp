@@ -4,8 +4,9 @@
 // the I/O operations that loop serves. Logic files (scheduler, pipe ends, relay, process, net,
 // programs) include these two headers and no backend's. One backend implements both, chosen
 // in meson.build (platform_sources): src/linux/epoll_reactor.cpp and src/linux/epoll_io.cpp on
-// Linux. A backend derives its class from reactor and defines the members declared here;
-// nothing is virtual but the destructor, so a call costs what a call into the backend costs.
+// Linux, src/windows/iocp_reactor.cpp and src/windows/iocp_io.cpp on Windows. A backend
+// derives its class from reactor and defines the members declared here; nothing is virtual
+// but the destructor, so a call costs what a call into the backend costs.
 //
 // The unit of the interface is one of gipc's operations (io_ops.hpp: read into this buffer,
 // write this, accept, connect, wait for this child's exit), not the readiness of an fd: the
@@ -20,7 +21,7 @@
 // only that thread's dispatcher calls poll(). wake() and forget_everywhere() are for any thread.
 //
 // Fork: a child inherits its parent's reactors (their kernel objects are shared with the
-// parent). The backend renews the forking thread's reactor on its next use in the child, and
+// parent). Windows has no fork: there the fork hooks below do nothing. The backend renews the forking thread's reactor on its next use in the child, and
 // never touches those of the threads the child does not have; see the backend's header.
 
 #include "private.hpp"
@@ -68,7 +69,7 @@ public:
 
     // forget_everywhere removes fd from every reactor of the process, just before gipc closes
     // it. Any thread. Operations still waiting on fd return -EBADF.
-    static void forget_everywhere(int fd) noexcept;
+    static void forget_everywhere(native_fd fd) noexcept;
 
     // discard_all_after_fork drops, in a forked child right after fork (single-threaded), the
     // kernel objects of every reactor inherited from the parent, without changing the

@@ -3,11 +3,9 @@
 
 #include "assert.hpp"
 #include "errors.hpp"
-#include "posix/spawn.hpp"
+#include "platform.hpp"
 #include "scheduler.hpp"
 #include "thread_safety.hpp"
-
-#include <pthread.h>
 
 #include <boost/fiber/condition_variable.hpp>
 
@@ -48,9 +46,9 @@ void forget_relay_after_fork() noexcept { g_relay.store(nullptr, std::memory_ord
 // current_relay is this process's relay state, made on first use.
 relay& current_relay()
 {
-    static const int at_fork = ::pthread_atfork(nullptr, nullptr, forget_relay_after_fork);
+    static const int at_fork = platform::at_fork_child(forget_relay_after_fork);
     if (at_fork != 0)
-        throw_errno(-at_fork, "gipc: pthread_atfork");
+        throw_errno(at_fork, "gipc: pthread_atfork");
     relay* r = g_relay.load(std::memory_order_acquire);
     while (!r) {
         auto* made = new relay;
@@ -85,7 +83,8 @@ void serve(relay& r) noexcept
     r.cv.notify_all();
     for (;;) {
         r.cv.wait_for(lk, relay_linger);
-        if (r.users == 0 && std::chrono::steady_clock::now() - r.last_use >= relay_linger)
+        if (r.users == 0 && std::chrono::steady_clock::now() - r.last_use >= relay_linger &&
+            platform::helper_threads_may_end())
             break;
     }
     // No wait holds the reactor (users is 0 under mtx): it goes with this thread's scheduler,
@@ -98,7 +97,7 @@ void serve(relay& r) noexcept
 int start_locked(relay& r) noexcept GIPC_REQUIRES(r.mtx)
 {
     r.mtx.assert_held();
-    const int err = posix::start_quiet_thread(
+    const int err = platform::start_quiet_thread(
         [](void* arg) -> void* {
             serve(*static_cast<relay*>(arg));
             return nullptr;

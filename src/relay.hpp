@@ -13,8 +13,9 @@
 //
 // The helper thread starts on first use, blocks every signal, and ends once no operation has
 // used it for relay_linger (a forked child starts its own on first use: the parent's is not
-// there). forget_everywhere() reaches the relay reactor like every other, so a relayed wait on
-// an fd gipc forgets ends with -EBADF.
+// there; on Windows it stays until the process ends, see platform.hpp). forget_everywhere()
+// reaches the relay reactor like every other, so a relayed wait on an fd gipc forgets ends
+// with -EBADF.
 
 #include "private.hpp"
 

@@ -90,6 +90,6 @@ reactor_algorithm& installed_algorithm();
 
 // forget_fd must be called before gipc closes an fd that an operation of io_ops.hpp may have
 // registered with a reactor.
-inline void forget_fd(int fd) noexcept { reactor::forget_everywhere(fd); }
+inline void forget_fd(native_fd fd) noexcept { reactor::forget_everywhere(fd); }
 
 } // namespace gipc::detail

@@ -74,7 +74,9 @@ namespace gipc::detail {
 // it, so that "m must be held" is checked (assert_held) as well as annotated.
 class GIPC_CAPABILITY("mutex") mutex {
 public:
-    constexpr mutex() noexcept = default;
+    // Not declared constexpr: it is where std::mutex's constructor is (glibc), and it cannot
+    // be with MinGW-w64's winpthread, whose std::mutex has none.
+    mutex() noexcept = default;
     mutex(const mutex&) = delete;
     mutex& operator=(const mutex&) = delete;
 

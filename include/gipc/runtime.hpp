@@ -2,7 +2,8 @@
 #pragma once
 /// @file
 /// The fiber runtime under gipc: a Boost.Fiber scheduling algorithm that keeps a round-robin
-/// ready queue and, when no fiber is ready, sleeps in an epoll reactor instead of spinning.
+/// ready queue and, when no fiber is ready, sleeps in a reactor instead of spinning (epoll on
+/// Linux, an I/O completion port on Windows).
 ///
 /// Every gipc call installs the scheduler on its thread on first use where the thread runs
 /// Boost.Fiber's default algorithm (round_robin, implicitly or installed explicitly), so most
@@ -34,12 +35,15 @@ GIPC_EXPORT bool wait_fd_until(int fd, bool for_write, steady_time deadline, boo
 /// use_reactor installs gipc's scheduling algorithm on the calling thread. Idempotent. Fibers
 /// already ready on the thread move over to it. Only in place of Boost.Fiber's default
 /// round_robin: on a thread that runs another algorithm it throws gipc::error and changes
-/// nothing. Throws std::system_error when the reactor's epoll or eventfd cannot be created.
+/// nothing. Throws std::system_error when the reactor's epoll or eventfd (Windows: its
+/// completion port) cannot be created.
 GIPC_EXPORT void use_reactor();
 
 /// wait_readable parks the calling fiber until fd is readable (or has hung up or failed), while
 /// other fibers of the thread run. Returns at once when fd is already readable. The fd must stay
 /// open during the wait. Callable from any fiber of any thread, including the main context.
+/// POSIX only for now: on Windows, which has no readiness waits on a C runtime fd, this and
+/// wait_writable throw std::system_error (std::errc::operation_not_supported).
 GIPC_EXPORT void wait_readable(int fd);
 
 /// wait_readable with a timeout: false when the timeout expired first. Any duration type

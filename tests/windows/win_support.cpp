@@ -142,6 +142,17 @@ bool register_warm_up(void (*fn)())
 
 void warm_up()
 {
+    // Wine's thread pool runs the waits of RegisterWaitForSingleObject on threads of its own,
+    // each with an event, and ends such a thread 5 s after its last wait ended
+    // (THREADPOOL_WORKER_TIMEOUT in Wine's ntdll/threadpool.c): a wait started after a longer
+    // pause (a slow test on a loaded machine) makes a new thread and event, which outlive the
+    // test case that started it by up to 5 s. A wait that never ends, registered here for the
+    // whole process, keeps one such thread and its event in every test's baseline.
+    static HANDLE never = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    static HANDLE forever_wait = nullptr;
+    if (never && !forever_wait)
+        ::RegisterWaitForSingleObject(&forever_wait, never, [](void*, BOOLEAN) {}, nullptr, INFINITE,
+                                      WT_EXECUTEONLYONCE);
     for (auto fn : warm_ups())
         fn();
     namespace win = gipc::detail::win;

@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: MIT
+// The operations of io_ops.hpp for the I/O completion port backend (iocp_reactor.hpp), on
+// overlapped named pipes (named_pipe.hpp) and process handles. Each starts the overlapped
+// operation with the caller's buffer and parks the calling fiber until its packet arrives at
+// the reactor of the fiber's thread (gipc's algorithm), or at the relay's (relay.hpp) where the
+// program's own algorithm runs.
+//
+// A handle can be associated with one completion port only, for its whole life, and gipc's
+// handles may be used by fibers of any thread. So a handle is associated with the port of the
+// first thread of gipc's algorithm that does I/O on it, its home: operations started by fibers
+// of that thread complete through the port (no event, no thread-pool wait; one that succeeds at
+// once queues no packet, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS). An operation started anywhere
+// else (another thread, or the relay serving a thread of the program's algorithm) gives its
+// OVERLAPPED an event whose low bit is set, which keeps its completion off the home port, and a
+// thread-pool wait on that event (RegisterWaitForSingleObject) posts the operation's packet to
+// the caller's reactor. A child's exit comes the same way: a thread-pool wait on the process
+// handle posts the packet.
+//
+// At the deadline an operation in flight is cancelled (CancelIoEx) and its packet still waited
+// for: bytes it moved meanwhile are returned, and only an operation that moved none reports
+// -ETIMEDOUT (the buffer rule of io_ops.hpp). forget_everywhere cancels what is in flight on a
+// handle the same way, and those operations report -EBADF.
+//
+// queue_write copies what it takes into a buffer of its own and starts one overlapped write at a
+// time; the completion of that write is the room call_when_queue_room and wait_queue_room wait
+// for. It needs gipc's algorithm on the calling thread (the write's packet goes to that
+// thread's reactor): elsewhere it returns -EOPNOTSUPP. (The pipe writer queues frames only on
+// such threads; on the others it writes at once.)
+//
+// Not here yet: the socket operations (POSIX-only for now, see io_ops.hpp), and readiness
+// waits on the program's fds (wait_user_fd: -EOPNOTSUPP).
+
+#include "windows/iocp_reactor.hpp"
+
+#include "assert.hpp"
+#include "relay.hpp"
+#include "scheduler.hpp"
+
+#include <boost/fiber/condition_variable.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace gipc::detail {
+
+namespace {
+
+iocp_reactor& as_iocp(reactor& r) noexcept { return static_cast<iocp_reactor&>(r); }
+
+// errno_of is the -errno of a failed pipe operation. A pipe whose other end is gone is -EPIPE
+// (a read reports it as the end of the stream before it gets here).
+int errno_of(DWORD error) noexcept
+{
+    switch (error) {
+    case ERROR_BROKEN_PIPE:
+    case ERROR_NO_DATA:
+    case ERROR_PIPE_NOT_CONNECTED:
+        return -EPIPE;
+    case ERROR_INVALID_HANDLE:
+        return -EBADF;
+    case ERROR_ACCESS_DENIED:
+        return -EACCES;
+    case ERROR_INVALID_PARAMETER:
+    case ERROR_INVALID_USER_BUFFER:
+        return -EINVAL;
+    case ERROR_NOT_ENOUGH_MEMORY:
+    case ERROR_OUTOFMEMORY:
+    case ERROR_NO_SYSTEM_RESOURCES:
+        return -ENOMEM;
+    case ERROR_TOO_MANY_OPEN_FILES:
+        return -EMFILE;
+    default:
+        return -EIO;
+    }
+}
+
+// pool_wait: a thread-pool wait on a waitable handle (an operation's event, a process) that
+// posts one packet (posted_key, the operation's OVERLAPPED) to a reactor's port when the
+// handle is signalled. stop() cancels it and waits for a callback that is running to return;
+// it says whether the packet was posted, which the caller must then still take.
+class pool_wait {
+public:
+    pool_wait() noexcept = default;
+    pool_wait(const pool_wait&) = delete;
+    pool_wait& operator=(const pool_wait&) = delete;
+    ~pool_wait() { stop(); }
+
+    DWORD start(HANDLE h, iocp_reactor& to, OVERLAPPED* ov) noexcept
+    {
+        port_ = to.port().get();
+        ov_ = ov;
+        if (!::RegisterWaitForSingleObject(&wait_, h, fire, this, INFINITE,
+                                           WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
+            wait_ = nullptr;
+            return ::GetLastError();
+        }
+        return 0;
+    }
+
+    // stop: true when the packet was posted (or is, by a callback stop waited for).
+    bool stop() noexcept
+    {
+        if (wait_) {
+            // INVALID_HANDLE_VALUE: wait for a running callback to return before going on.
+            ::UnregisterWaitEx(wait_, INVALID_HANDLE_VALUE);
+            wait_ = nullptr;
+        }
+        return fired_.load(std::memory_order_acquire);
+    }
+
+private:
+    static void CALLBACK fire(void* context, BOOLEAN) noexcept
+    {
+        auto* w = static_cast<pool_wait*>(context);
+        w->fired_.store(true, std::memory_order_release);
+        ::PostQueuedCompletionStatus(w->port_, 0, iocp_reactor::posted_key, w->ov_);
+    }
+
+    HANDLE port_ = nullptr;
+    OVERLAPPED* ov_ = nullptr;
+    HANDLE wait_ = nullptr;
+    std::atomic<bool> fired_{false};
+};
+
+// fiber_op: an operation a fiber waits for (read, write, wait_exit), on the fiber's stack or
+// the heap. complete() runs on the target reactor's thread, which may be another thread than
+// the fiber's (the relay's): done and the condition variable carry the news across.
+struct fiber_op final : overlapped_op {
+    HANDLE handle = nullptr;
+    bool is_exit = false;  // a wait for a process's exit (no I/O to cancel)
+    bool forgotten = false; // set under the registry's lock by forget_handle
+    srw_mutex m;
+    boost::fibers::condition_variable_any cv;
+    bool done = false; // guarded by m
+    DWORD error = 0;   // guarded by m
+    DWORD bytes = 0;   // guarded by m
+
+    fiber_op() noexcept { complete = &finish; }
+
+    static void finish(overlapped_op* base, DWORD e, DWORD n) noexcept
+    {
+        auto* op = static_cast<fiber_op*>(base);
+        {
+            std::lock_guard lk(op->m);
+            op->done = true;
+            op->error = e;
+            op->bytes = n;
+        }
+        op->cv.notify_all();
+    }
+
+    // wait_done parks the fiber until the packet came, or deadline (true: it came).
+    bool wait_done(steady_time deadline)
+    {
+        std::unique_lock lk(m);
+        while (!done) {
+            if (cv.wait_until(lk, deadline) == boost::fibers::cv_status::timeout)
+                return done;
+        }
+        return true;
+    }
+    void wait_done() { wait_done(steady_time::max()); }
+};
+
+struct queue_write_op;
+
+// handle_state: what the registry knows of one handle. Guarded by the registry's lock.
+struct handle_state {
+    std::uint64_t home = 0; // the reactor whose port the handle is associated with (0: none)
+    bool home_tried = false; // an association was attempted (once per handle)
+    std::vector<fiber_op*> ops; // fiber operations in flight
+    // The queued write in flight (its memory is its own), the error of the latest one that
+    // failed (reported by the next queue_write), and who waits for room.
+    queue_write_op* writing = nullptr;
+    int write_error = 0;
+    std::vector<std::pair<std::uint64_t, std::shared_ptr<reactor_callback>>> room_callbacks;
+    boost::fibers::condition_variable_any room;
+    bool forgotten = false;
+};
+
+srw_mutex& registry_mutex()
+{
+    static srw_mutex* m = new srw_mutex;
+    return *m;
+}
+
+std::unordered_map<HANDLE, std::shared_ptr<handle_state>>& registry()
+{
+    static auto* r = new std::unordered_map<HANDLE, std::shared_ptr<handle_state>>;
+    return *r;
+}
+
+// state_locked is h's state, made when new. The registry is held. Throws std::bad_alloc.
+handle_state& state_locked(HANDLE h)
+{
+    auto& slot = registry()[h];
+    if (!slot)
+        slot = std::make_shared<handle_state>();
+    return *slot;
+}
+
+// use_port_locked decides how an operation on h started for reactor `to` (by a fiber of its
+// own thread when own) completes: true through the port (h's home is `to`, made so when h has
+// no home yet), false through an event and a thread-pool wait.
+bool use_port_locked(handle_state& st, HANDLE h, iocp_reactor& to, bool own) noexcept
+{
+    if (!own)
+        return false;
+    if (!st.home_tried) {
+        st.home_tried = true;
+        if (to.port().associate(h, iocp_reactor::io_key) == 0)
+            st.home = to.id();
+    }
+    return st.home == to.id();
+}
+
+// queue_write_op: a queued write in flight, with its own copy of the bytes.
+struct queue_write_op final : overlapped_op {
+    std::shared_ptr<handle_state> state;
+    HANDLE handle = nullptr;
+    iocp_reactor* target = nullptr;
+    std::unique_ptr<char[]> data;
+    win::unique_handle event;
+    pool_wait watch;
+
+    queue_write_op() noexcept { complete = &finish; }
+
+    static void finish(overlapped_op* base, DWORD e, DWORD) noexcept
+    {
+        static_cast<queue_write_op*>(base)->finish(e);
+    }
+
+    void finish(DWORD e) noexcept
+    {
+        watch.stop();
+        std::vector<std::pair<std::uint64_t, std::shared_ptr<reactor_callback>>> callbacks;
+        {
+            std::lock_guard lk(registry_mutex());
+            state->writing = nullptr;
+            if (e != 0 && !state->forgotten)
+                state->write_error = e == ERROR_OPERATION_ABORTED ? -EIO : errno_of(e);
+            callbacks.swap(state->room_callbacks);
+        }
+        state->room.notify_all();
+        for (auto& [id, cb] : callbacks) {
+            if (id == target->id())
+                target->run_soon(std::move(cb));
+            else
+                iocp_reactor::post_callback(id, std::move(cb));
+        }
+        target->finished();
+        delete this;
+    }
+};
+
+// target: where the calling fiber's operation completes, and the relay held for it.
+struct target {
+    iocp_reactor* reactor = nullptr;
+    bool own = false; // gipc's algorithm runs on the calling thread, and reactor is its
+    std::optional<relay_lease> relay;
+
+    target()
+    {
+        if (reactor_algorithm* algo = thread_algorithm()) {
+            algo->run_deferred(); // one of gipc's suspension points: no need to go by the dispatcher
+            reactor = &as_iocp(algo->reactor());
+            own = true;
+        } else {
+            relay.emplace();
+            reactor = &as_iocp(relay->get());
+        }
+    }
+};
+
+// register_op registers op with h's state for forget_handle, and takes it out again.
+void register_op(HANDLE h, fiber_op& op)
+{
+    std::lock_guard lk(registry_mutex());
+    state_locked(h).ops.push_back(&op);
+}
+
+void unregister_op(HANDLE h, fiber_op& op) noexcept
+{
+    std::lock_guard lk(registry_mutex());
+    auto it = registry().find(h);
+    if (it == registry().end())
+        return; // forgotten meanwhile
+    auto& ops = it->second->ops;
+    ops.erase(std::remove(ops.begin(), ops.end(), &op), ops.end());
+}
+
+// transfer is one overlapped ReadFile (reading) or WriteFile on h with one buffer, waited for
+// as io_ops.hpp says. Returns the bytes moved, or the operation's Win32 error code as
+// `error` (0 when it moved bytes), and whether it was cancelled (timed_out; forgotten).
+struct transfer_result {
+    DWORD bytes = 0;
+    DWORD error = 0;
+    bool timed_out = false;
+    bool forgotten = false;
+};
+
+transfer_result transfer(bool reading, HANDLE h, void* data, DWORD size, steady_time deadline)
+{
+    target to;
+    fiber_op op;
+    op.handle = h;
+    bool port = false;
+    {
+        std::lock_guard lk(registry_mutex());
+        handle_state& st = state_locked(h);
+        port = use_port_locked(st, h, *to.reactor, to.own);
+        st.ops.push_back(&op);
+    }
+    struct unregister {
+        HANDLE h;
+        fiber_op& op;
+        ~unregister() { unregister_op(h, op); }
+    } unregistered{h, op};
+
+    win::unique_handle event;
+    if (!port) {
+        event.reset(::CreateEventW(nullptr, TRUE, FALSE, nullptr));
+        if (!event)
+            return {0, ::GetLastError()};
+        // The low bit keeps the completion off the port h may be associated with.
+        op.ov.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<ULONG_PTR>(event.get()) | 1);
+    }
+    DWORD n = 0;
+    const BOOL ok = reading ? ::ReadFile(h, data, size, &n, &op.ov) : ::WriteFile(h, data, size, &n, &op.ov);
+    if (ok)
+        return {n, 0}; // done at once: no packet (FILE_SKIP_COMPLETION_PORT_ON_SUCCESS, or the event's low bit)
+    if (const DWORD e = ::GetLastError(); e != ERROR_IO_PENDING)
+        return {0, e};
+
+    pool_wait watch;
+    if (!port) {
+        if (const DWORD e = watch.start(event.get(), *to.reactor, &op.ov); e != 0) {
+            // No wait to post the packet: cancel, and wait for the operation on its event
+            // (the buffer is the caller's until then).
+            ::CancelIoEx(h, &op.ov);
+            DWORD moved = 0;
+            ::GetOverlappedResult(h, &op.ov, &moved, TRUE);
+            return {moved, moved > 0 ? 0 : e};
+        }
+    }
+    bool cancelled = false;
+    if (!op.wait_done(deadline)) {
+        // The deadline: cancel, then take the packet all the same. When the operation ended
+        // first, CancelIoEx finds nothing (ERROR_NOT_FOUND) and its packet is on its way.
+        ::CancelIoEx(h, &op.ov);
+        cancelled = true;
+        op.wait_done();
+    }
+    watch.stop();
+    std::lock_guard lk(op.m);
+    transfer_result r{op.bytes, op.error};
+    if (op.error == ERROR_OPERATION_ABORTED) {
+        std::lock_guard reg(registry_mutex());
+        r.forgotten = op.forgotten;
+        r.timed_out = cancelled && !op.forgotten;
+        if (r.bytes > 0)
+            r.error = 0; // bytes moved before the cancellation are the result
+    }
+    return r;
+}
+
+// first_slice: the first slice with room (reads and writes move one buffer at a time: an
+// overlapped ReadFile/WriteFile takes one).
+const io::slice* first_slice(const io::slice* slices, int count) noexcept
+{
+    GIPC_ASSERT(count == 1 || count == 2, "an operation moves one or two slices");
+    for (int i = 0; i < count; ++i)
+        if (slices[i].size > 0)
+            return &slices[i];
+    return nullptr;
+}
+
+DWORD clamp_size(std::size_t size) noexcept
+{
+    return static_cast<DWORD>(std::min<std::size_t>(size, 1u << 30));
+}
+
+} // namespace
+
+namespace iocp {
+
+void forget_handle(HANDLE h) noexcept
+{
+    std::shared_ptr<handle_state> st;
+    {
+        std::lock_guard lk(registry_mutex());
+        auto it = registry().find(h);
+        if (it == registry().end())
+            return;
+        st = std::move(it->second);
+        registry().erase(it);
+        st->forgotten = true;
+        for (fiber_op* op : st->ops) {
+            op->forgotten = true;
+            if (!op->is_exit)
+                ::CancelIoEx(h, &op->ov);
+        }
+        if (st->writing)
+            ::CancelIoEx(h, &st->writing->ov);
+        st->ops.clear();
+    }
+    st->room.notify_all();
+}
+
+void cancel_heap_operations(const iocp_reactor& r) noexcept
+{
+    std::lock_guard lk(registry_mutex());
+    for (auto& [h, st] : registry())
+        if (st->writing && st->writing->target == &r)
+            ::CancelIoEx(h, &st->writing->ov);
+}
+
+} // namespace iocp
+
+namespace io {
+
+ssize_t read(native_fd fd, const slice* slices, int count, steady_time deadline, read_hint*)
+{
+    const slice* s = first_slice(slices, count);
+    if (!s)
+        return 0;
+    for (;;) {
+        const transfer_result r = transfer(true, static_cast<HANDLE>(fd), s->data, clamp_size(s->size), deadline);
+        if (r.forgotten)
+            return -EBADF;
+        if (r.timed_out)
+            return -ETIMEDOUT;
+        if (r.error == ERROR_BROKEN_PIPE || r.error == ERROR_PIPE_NOT_CONNECTED)
+            return 0; // the write end is closed: the end of the stream
+        if (r.error == ERROR_MORE_DATA)
+            return static_cast<ssize_t>(r.bytes); // a message pipe's message, in parts
+        if (r.error != 0)
+            return errno_of(r.error);
+        if (r.bytes > 0)
+            return static_cast<ssize_t>(r.bytes);
+        // A read of no bytes that succeeds (a writer wrote nothing) is no end of the stream:
+        // read again.
+    }
+}
+
+ssize_t write(native_fd fd, const slice* slices, int count, steady_time deadline, full_handler*)
+{
+    const slice* s = first_slice(slices, count);
+    GIPC_ASSERT(s != nullptr, "a write moves at least one byte");
+    const transfer_result r = transfer(false, static_cast<HANDLE>(fd), s->data, clamp_size(s->size), deadline);
+    if (r.forgotten)
+        return -EBADF;
+    if (r.timed_out)
+        return -ETIMEDOUT;
+    if (r.error != 0)
+        return errno_of(r.error);
+    return r.bytes > 0 ? static_cast<ssize_t>(r.bytes) : -EIO;
+}
+
+ssize_t queue_write(native_fd fd, const void* data, std::size_t len, full_handler*) noexcept
+{
+    reactor_algorithm* algo = reactor_algorithm::current();
+    if (!algo)
+        return -EOPNOTSUPP;
+    iocp_reactor& to = as_iocp(algo->reactor());
+    const auto h = static_cast<HANDLE>(fd);
+    // One write of at most this much at a time: what a pipe's buffer holds many times over.
+    constexpr std::size_t most = std::size_t{1} << 20;
+    std::size_t done = 0;
+    try {
+        std::lock_guard lk(registry_mutex());
+        auto& slot = registry()[h];
+        if (!slot)
+            slot = std::make_shared<handle_state>();
+        handle_state& st = *slot;
+        if (st.write_error != 0)
+            return std::exchange(st.write_error, 0);
+        if (st.writing)
+            return 0;
+        const bool port = use_port_locked(st, h, to, true);
+        while (done < len) {
+            const std::size_t take = std::min(len - done, most);
+            auto op = std::make_unique<queue_write_op>();
+            op->state = slot;
+            op->handle = h;
+            op->target = &to;
+            op->data.reset(new char[take]);
+            std::copy_n(static_cast<const char*>(data) + done, take, op->data.get());
+            if (!port) {
+                op->event.reset(::CreateEventW(nullptr, TRUE, FALSE, nullptr));
+                if (!op->event)
+                    return done > 0 ? static_cast<ssize_t>(done) : -ENOMEM;
+                op->ov.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<ULONG_PTR>(op->event.get()) | 1);
+            }
+            DWORD n = 0;
+            if (::WriteFile(h, op->data.get(), static_cast<DWORD>(take), &n, &op->ov)) {
+                done += n; // taken at once: no packet comes
+                if (n == 0)
+                    break;
+                continue;
+            }
+            const DWORD e = ::GetLastError();
+            if (e != ERROR_IO_PENDING) {
+                if (done > 0) {
+                    st.write_error = errno_of(e);
+                    break;
+                }
+                return errno_of(e);
+            }
+            if (!port) {
+                if (const DWORD w = op->watch.start(op->event.get(), to, &op->ov); w != 0) {
+                    // No wait to post the packet: the write goes on, but nothing would say
+                    // when. Wait for it here (the thread, briefly: the pipe had room for none
+                    // of it only if its reader is slow).
+                    DWORD moved = 0;
+                    ::GetOverlappedResult(h, &op->ov, &moved, TRUE);
+                    done += moved;
+                    break;
+                }
+            }
+            to.started();
+            st.writing = op.release();
+            done += take;
+            break;
+        }
+    } catch (const std::bad_alloc&) {
+        return done > 0 ? static_cast<ssize_t>(done) : -ENOMEM;
+    }
+    return static_cast<ssize_t>(done);
+}
+
+int call_when_queue_room(reactor& loop, native_fd fd, std::shared_ptr<reactor_callback> cb) noexcept
+{
+    iocp_reactor& r = as_iocp(loop);
+    GIPC_ASSERT(r.on_owner_thread(), "only the owning thread registers callbacks");
+    try {
+        std::lock_guard lk(registry_mutex());
+        handle_state& st = state_locked(static_cast<HANDLE>(fd));
+        if (st.writing) {
+            st.room_callbacks.emplace_back(r.id(), std::move(cb));
+            return 0;
+        }
+    } catch (const std::bad_alloc&) {
+        return -ENOMEM;
+    }
+    r.run_soon(std::move(cb)); // room now: the next poll says so
+    return 0;
+}
+
+int wait_queue_room(native_fd fd, steady_time deadline)
+{
+    if (reactor_algorithm* algo = thread_algorithm())
+        algo->run_deferred();
+    std::unique_lock lk(registry_mutex());
+    auto it = registry().find(static_cast<HANDLE>(fd));
+    if (it == registry().end())
+        return 0;
+    std::shared_ptr<handle_state> st = it->second;
+    while (st->writing && !st->forgotten) {
+        if (st->room.wait_until(lk, deadline) == boost::fibers::cv_status::timeout)
+            return st->writing && !st->forgotten ? -ETIMEDOUT : 0;
+    }
+    return st->forgotten ? -EBADF : 0;
+}
+
+int wait_exit(native_fd fd, steady_time deadline)
+{
+    const auto h = static_cast<HANDLE>(fd);
+    if (::WaitForSingleObject(h, 0) == WAIT_OBJECT_0)
+        return 0;
+    target to;
+    fiber_op op;
+    op.handle = h;
+    op.is_exit = true;
+    register_op(h, op);
+    struct unregister {
+        HANDLE h;
+        fiber_op& op;
+        ~unregister() { unregister_op(h, op); }
+    } unregistered{h, op};
+    pool_wait watch;
+    if (const DWORD e = watch.start(h, *to.reactor, &op.ov); e != 0)
+        return errno_of(e);
+    // A forgotten process handle interrupts the wait: forget_handle only marks op (a packet
+    // of its own would be a second one for op, which could come after op is gone), so the
+    // wait looks at the mark in steps of 50 ms.
+    for (;;) {
+        const auto step = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+        if (op.wait_done(std::min(deadline, step)))
+            return 0;
+        bool forgotten;
+        {
+            std::lock_guard lk(registry_mutex());
+            forgotten = op.forgotten;
+        }
+        if (forgotten || std::chrono::steady_clock::now() >= deadline) {
+            if (watch.stop())
+                op.wait_done(); // posted meanwhile: take the packet, op is on this stack
+            if (forgotten)
+                return -EBADF;
+            return op.done ? 0 : -ETIMEDOUT;
+        }
+    }
+}
+
+int wait_user_fd(int, io_dir, steady_time, bool) { return -EOPNOTSUPP; }
+
+} // namespace io
+
+} // namespace gipc::detail

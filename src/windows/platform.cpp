@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// platform.hpp on Windows, and what the Windows build needs of the POSIX-only sources it does
+// not compile.
+#include "platform.hpp"
+
+#include "win32.hpp"
+
+#include <new>
+
+namespace gipc::detail {
+
+namespace platform {
+
+int start_quiet_thread(void* (*fn)(void*), void* arg) noexcept
+{
+    // CreateThread rather than std::thread: winpthread keeps per-thread bookkeeping (an event
+    // made the first time two of its threads contend) that gipc has no use for. Windows has no
+    // signals to block.
+    struct start {
+        void* (*fn)(void*);
+        void* arg;
+    };
+    auto* s = new (std::nothrow) start{fn, arg};
+    if (!s)
+        return -ENOMEM;
+    HANDLE h = ::CreateThread(
+        nullptr, 0,
+        [](void* p) -> DWORD {
+            const start s = *static_cast<start*>(p);
+            delete static_cast<start*>(p);
+            s.fn(s.arg);
+            return 0;
+        },
+        s, 0, nullptr);
+    if (!h) {
+        delete s;
+        return -EAGAIN;
+    }
+    ::CloseHandle(h); // detached: the thread runs on without its handle
+    return 0;
+}
+
+int at_fork_child(void (*)()) noexcept { return 0; }
+
+bool helper_threads_may_end() noexcept { return false; }
+
+const std::error_category& errno_category() noexcept { return std::generic_category(); }
+
+} // namespace platform
+
+// check_spawn_main_called (src/spawn.cpp on POSIX) stops a spawned child whose main() did not
+// call spawn_main. Windows children are not spawned by gipc yet: there is nothing to check.
+void check_spawn_main_called() noexcept {}
+
+} // namespace gipc::detail
