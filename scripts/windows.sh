@@ -37,9 +37,10 @@ jobs=2
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
 }
-# libboost1.74-dev and doctest-dev: the headers the cross build copies (Boost) and uses (doctest).
+# libboost1.74-dev, libmsgpack-cxx-dev and doctest-dev: the headers the cross build copies (Boost,
+# msgpack) and uses (doctest).
 packages=(g++-mingw-w64-x86-64-posix wine64 meson ninja-build pkg-config python3 libboost1.74-dev
-    doctest-dev)
+    doctest-dev libmsgpack-cxx-dev)
 missing=()
 for p in "${packages[@]}"; do
     installed "$p" || missing+=("$p")
@@ -145,6 +146,13 @@ Version: $(dpkg-query -W -f='${Version}' doctest-dev 2>/dev/null | sed 's/-.*//'
 Cflags: -isystem \${includedir}
 EOF
     printf '%s\n' "$stamp" >"$deps/stamp"
+fi
+
+# msgpack-cxx's headers (Debian's, header-only), beside Boost's: gipc's public headers include
+# them. Outside the stamp: copying them needs no rebuild of Boost.
+if [ ! -f "$deps/include/msgpack.hpp" ]; then
+    cp -al /usr/include/msgpack /usr/include/msgpack.hpp "$deps/include/" 2>/dev/null ||
+        cp -a /usr/include/msgpack /usr/include/msgpack.hpp "$deps/include/"
 fi
 
 # 3. Wine prefix and cross file.

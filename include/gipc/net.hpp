@@ -29,7 +29,20 @@
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 
+#if !defined(_WIN32)
 #include <sys/socket.h>
+#else
+// Windows: gipc::net is not built there yet. The two names its declarations use, with
+// Winsock's values (<winsock2.h> defines SOMAXCONN alike; its SD_SEND is SHUT_WR).
+#ifndef SOMAXCONN
+#define SOMAXCONN 0x7fffffff
+#endif
+#ifndef SHUT_WR
+#define SHUT_RD 0x00
+#define SHUT_WR 0x01
+#define SHUT_RDWR 0x02
+#endif
+#endif
 
 #include <chrono>
 #include <cstddef>

@@ -111,6 +111,9 @@ GIPC_EXPORT process spawn(process_options options, std::unique_ptr<child_entry> 
 /// be started or watched (fork, the start socket or pidfd_open failing: EAGAIN, EMFILE, ENOSYS)
 /// or when its setup fails; then no child is left behind and handle arguments passed by
 /// std::ref stay open in the parent.
+///
+/// Not on Windows, which has no fork(): there a call does not compile, and the message names
+/// spawn_process, which starts the child as a new run of the program instead.
 template <class F, class... Args>
 process start_process(process_options options, F&& target, Args&&... args);
 

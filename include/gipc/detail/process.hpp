@@ -9,6 +9,7 @@
 #include <gipc/pipe.hpp>
 
 #include <cstddef>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <tuple>
@@ -169,6 +170,34 @@ private:
 GIPC_EXPORT process spawn_exec(process_options options, spawn_request& request);
 } // namespace detail
 
+#if defined(_WIN32)
+// Windows has no fork(): a child there can only be spawned (a new run of the program). So
+// start_process refuses every call at compile time, with a message that names spawn_process:
+// each definition's static_assert depends on its template arguments, so that it fires where a
+// call instantiates it and only there (a program that never calls start_process compiles).
+namespace detail {
+template <class...>
+inline constexpr bool start_process_on_windows = false;
+} // namespace detail
+
+template <class F, class... Args>
+process start_process(process_options, F&&, Args&&...)
+{
+    static_assert(detail::start_process_on_windows<F, Args...>,
+                  "gipc::start_process is not available on Windows (it has no fork()): start the "
+                  "child with gipc::spawn_process, and call gipc::spawn_main first in main()");
+    std::abort();
+}
+
+template <class F, class... Args>
+process start_process(F&&, Args&&...)
+{
+    static_assert(detail::start_process_on_windows<F, Args...>,
+                  "gipc::start_process is not available on Windows (it has no fork()): start the "
+                  "child with gipc::spawn_process, and call gipc::spawn_main first in main()");
+    std::abort();
+}
+#else
 template <class F, class... Args>
 process start_process(process_options options, F&& target, Args&&... args)
 {
@@ -184,5 +213,6 @@ process start_process(F&& target, Args&&... args)
 {
     return start_process(process_options{}, std::forward<F>(target), std::forward<Args>(args)...);
 }
+#endif
 
 } // namespace gipc
