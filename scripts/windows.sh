@@ -12,7 +12,10 @@
 #   3. writes <builddir>/deps/cross.ini, a Meson cross file whose exe_wrapper runs wine64 in a
 #      private prefix (<builddir>/wineprefix, made with `wineboot --init` when new and set to
 #      Windows 10), headless;
-#   4. configures <builddir> as a cross build and runs `meson test` under Wine.
+#   4. configures <builddir> as a cross build and runs `meson test` under Wine;
+#   5. installs the library into <builddir>/install with a gipc.pc (and the Boost it built beside
+#      it), and checks that a program cross-built with `pkg-config --static --cflags --libs gipc`
+#      alone, linked -static, runs under Wine.
 #
 # Boost under Wine needs winfib: with Boost.Context's default fcontext, every exception thrown on
 # a fiber stack ends in std::terminate under Wine 8 (README.md, "Windows"). Every program linked
@@ -214,3 +217,77 @@ if [ ! -f "$builddir/build.ninja" ]; then
 fi
 meson compile -C "$builddir" -j "$jobs"
 meson test -C "$builddir" --print-errorlogs --num-processes "$jobs"
+
+# 5. Install the cross-built library into <builddir>/install, with the Boost it was built
+# against beside it (static libraries, Boost's and msgpack's headers) and a gipc.pc whose Cflags
+# carry every define that Boost build needs; then check that `pkg-config --static --cflags
+# --libs gipc` alone cross-builds a program (linked -static) that runs under Wine.
+inst=$builddir/install
+rm -rf "$inst" "$inst.stage"
+meson install -C "$builddir" --quiet --no-rebuild --destdir "$inst.stage"
+# Meson installs under its configured prefix inside the staging directory: take that prefix.
+staged=$(find "$inst.stage" -name libgipc.a -print -quit)
+mv "$(dirname "$(dirname "$staged")")" "$inst"
+rm -rf "$inst.stage"
+cp -a "$deps/lib/libboost_context.a" "$deps/lib/libboost_fiber.a" "$inst/lib/"
+cp -al "$deps/include/boost" "$deps/include/msgpack" "$deps/include/msgpack.hpp" "$inst/include/" 2>/dev/null ||
+    cp -a "$deps/include/boost" "$deps/include/msgpack" "$deps/include/msgpack.hpp" "$inst/include/"
+version=$(meson introspect "$builddir" --projectinfo | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+mkdir -p "$inst/lib/pkgconfig"
+cat >"$inst/lib/pkgconfig/gipc.pc" <<EOF
+prefix=$inst
+includedir=\${prefix}/include
+libdir=\${prefix}/lib
+
+Name: gipc
+Description: Child processes and inter-process communication for Boost.Fiber programs (Windows, MinGW-w64)
+Version: $version
+# Boost.Context is built with Windows fibers (winfib): every program that uses it must be too.
+Cflags: -I\${includedir} -DBOOST_USE_WINFIB -DBOOST_ALL_NO_LIB
+Libs: -L\${libdir} -lgipc -lgipc_win -lboost_fiber -lboost_context
+Libs.private: -lws2_32 -lntdll
+EOF
+check=$builddir/install-check
+rm -rf "$check"
+mkdir -p "$check"
+cat >"$check/check.cpp" <<'EOF'
+// A program cross-built against the installed gipc with pkg-config alone (scripts/windows.sh).
+#include <gipc/runtime.hpp>
+#include <gipc/version.hpp>
+
+#include <boost/fiber/all.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+
+int main()
+{
+    gipc::use_reactor();
+    int done = 0;
+    boost::fibers::fiber sleeper([&] {
+        boost::this_fiber::sleep_for(std::chrono::milliseconds(20));
+        ++done;
+    });
+    boost::fibers::fiber thrower([&] {
+        try {
+            throw std::runtime_error("caught on a fiber stack");
+        } catch (const std::runtime_error&) {
+            ++done;
+        }
+    });
+    sleeper.join();
+    thrower.join();
+    std::printf("gipc %s: %d fibers done\n", GIPC_VERSION_STRING, done);
+    return done == 2 ? 0 : 1;
+}
+EOF
+flags=$(PKG_CONFIG_LIBDIR="$inst/lib/pkgconfig" pkg-config --static --cflags --libs gipc)
+# shellcheck disable=SC2086 # pkg-config's output is a list of words
+$cxx -std=c++20 -O2 -o "$check/check.exe" "$check/check.cpp" $flags -static
+out=$("${wine_env[@]}" "$wine" "$check/check.exe" | tr -d '\r')
+if [ "$out" != "gipc $version: 2 fibers done" ]; then
+    echo "windows.sh: the program built against $inst with pkg-config alone printed: $out" >&2
+    exit 1
+fi
+echo "windows.sh: installed into $inst; a program built with pkg-config alone ($flags -static) runs: $out"
