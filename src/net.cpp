@@ -7,12 +7,15 @@
 
 #include <gipc/net.hpp>
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <system_error>
 #include <thread>
 
@@ -95,6 +98,28 @@ std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, 
     return {list, ::freeaddrinfo};
 }
 
+// numeric_address fills addr with host:port when host is an IPv4 or IPv6 address in its
+// standard text form ("127.0.0.1", "::1"), which is the one address getaddrinfo would return
+// for it, and returns its length; 0 for anything else (names, scoped or shortened forms such
+// as "fe80::1%eth0" or "127.1"), which resolve() looks up. Connecting to a literal address
+// then costs no getaddrinfo call (its allocations, its service string, its stack).
+socklen_t numeric_address(const std::string& host, std::uint16_t port, sockaddr_storage& addr) noexcept
+{
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+    if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return sizeof(sockaddr_in);
+    }
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        return sizeof(sockaddr_in6);
+    }
+    return 0;
+}
+
 // unix_address is the address of the Unix socket at path. Throws gipc::error when the path
 // does not fit.
 sockaddr_un unix_address(const std::string& path)
@@ -118,18 +143,27 @@ stream stream::connect(const std::string& host, std::uint16_t port) { return con
 stream stream::connect_until(const std::string& host, std::uint16_t port, steady_time deadline)
 {
     detail::thread_algorithm();
-    const auto list = resolve(host, port, false);
-    const std::string service = std::to_string(port);
+    // connect_one connects a new socket to addr: the stream, or nullopt with last_error set.
     int last_error = -EADDRNOTAVAIL;
-    for (addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
-        connecting_socket sock(ai->ai_family);
-        last_error = connect_fd(sock.fd.get(), ai->ai_addr, ai->ai_addrlen, deadline);
-        if (last_error == 0) {
-            posix::set_nodelay(sock.fd.get());
-            return stream(make_end(std::move(sock.fd), "stream"));
-        }
+    auto connect_one = [&](const sockaddr* addr, socklen_t len) -> std::optional<stream> {
+        connecting_socket sock(addr->sa_family);
+        last_error = connect_fd(sock.fd.get(), addr, len, deadline);
+        if (last_error != 0)
+            return std::nullopt;
+        posix::set_nodelay(sock.fd.get());
+        return stream(make_end(std::move(sock.fd), "stream"));
+    };
+    sockaddr_storage numeric{};
+    if (const socklen_t len = numeric_address(host, port, numeric)) {
+        if (auto s = connect_one(reinterpret_cast<const sockaddr*>(&numeric), len))
+            return std::move(*s);
+    } else {
+        const auto list = resolve(host, port, false);
+        for (addrinfo* ai = list.get(); ai; ai = ai->ai_next)
+            if (auto s = connect_one(ai->ai_addr, ai->ai_addrlen))
+                return std::move(*s);
     }
-    throw_errno(last_error, "gipc: connect to " + host + ":" + service);
+    throw_errno(last_error, "gipc: connect to " + host + ":" + std::to_string(port));
 }
 
 stream stream::connect_unix(const std::string& path) { return connect_unix_until(path, steady_time::max()); }

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
@@ -154,6 +155,25 @@ GIPC_TEST("a TCP echo over IPv4 and IPv6")
         client.write_all("HELLO\n");
         CHECK(client.read_line() == "HELLO\n");
         echo.join();
+    }
+}
+
+GIPC_TEST("TCP streams have TCP_NODELAY, connected and accepted; addresses in other numeric forms connect too")
+{
+    // "127.1" and "0x7f.0.0.1" are 127.0.0.1 to getaddrinfo, not to inet_pton.
+    for (const char* host : {"127.0.0.1", "::1", "127.1", "0x7f.0.0.1"}) {
+        CAPTURE(host);
+        auto server = net::listener::tcp(host[0] == ':' ? "::1" : "127.0.0.1", 0);
+        auto client = net::stream::connect(host, server.port());
+        auto conn = server.accept();
+        for (int fd : {client.native_handle(), conn.native_handle()}) {
+            int nodelay = 0;
+            socklen_t len = sizeof nodelay;
+            REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0);
+            CHECK(nodelay != 0);
+        }
+        client.write_all("HELLO\n");
+        CHECK(conn.read_line() == "HELLO\n");
     }
 }
 
