@@ -177,6 +177,40 @@ GIPC_TEST("TCP streams have TCP_NODELAY, connected and accepted; addresses in ot
     }
 }
 
+GIPC_TEST("a reply that arrived before the receive after a send is read at once; a zero timeout polls")
+{
+    // The receive that follows a send on a stream that never waited registers and waits before
+    // it tries: the registration must report the reply that is already there.
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    for (int round = 0; round < 3; ++round) {
+        CAPTURE(round);
+        auto client = net::stream::connect("127.0.0.1", server.port());
+        auto conn = server.accept(5s);
+        client.write_all("ping\n");
+        CHECK(conn.read_line(5s) == "ping\n");
+        conn.write_all("pong\n");
+        boost::this_fiber::sleep_for(20ms); // the reply is in client's receive queue now
+        const auto start = std::chrono::steady_clock::now();
+        if (round == 0) {
+            CHECK(client.read_line() == "pong\n");
+        } else if (round == 1) {
+            CHECK(client.read_line(5s) == "pong\n");
+        } else {
+            char buf[8];
+            const std::size_t n = client.read_some(buf, sizeof buf, 0ms);
+            CHECK(std::string(buf, n) == "pong\n");
+        }
+        CHECK(seconds_since(start) < 1.0);
+        // Nothing more comes: a timed receive after another send times out, then the data
+        // sent after it is read.
+        client.write_all("again\n");
+        CHECK(conn.read_line(5s) == "again\n");
+        CHECK_THROWS_AS(client.read_line(20ms), gipc::timeout_error);
+        conn.write_all("late\n");
+        CHECK(client.read_line(5s) == "late\n");
+    }
+}
+
 GIPC_TEST("sockets are close-on-exec, non-blocking gipc handles")
 {
     const auto before = gipc::detail::open_handle_count();
