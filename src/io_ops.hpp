@@ -10,7 +10,8 @@
 //
 // A readiness backend (epoll) tries the syscall first and parks the fiber only when it would
 // block (EAGAIN), until the fd is ready, then tries again: the syscalls a caller doing its own
-// non-blocking I/O would make, and no more. A completion backend (an I/O completion port, see
+// non-blocking I/O would make, and no more (where it knows the syscall would fail, it waits
+// first: read_hint, stream_hint). A completion backend (an I/O completion port, see
 // ../shared/windows.md) starts the overlapped operation (ReadFile/WriteFile on a named pipe,
 // WSARecv/WSASend, AcceptEx, ConnectEx, RegisterWaitForSingleObject on a process handle) with
 // the caller's buffer and parks the fiber until its completion packet arrives.
@@ -43,6 +44,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -119,15 +121,31 @@ int call_when_queue_room(reactor& loop, native_fd fd, std::shared_ptr<reactor_ca
 // promise), -ETIMEDOUT or -errno.
 int wait_queue_room(native_fd fd, steady_time deadline);
 
+// stream_hint: what the operations on one stream socket tell each other, so that the receive
+// of a reply costs no syscall that fails: whether an operation on the stream ever waited (a
+// readiness backend has then registered its fd with a reactor), and whether the last operation
+// was a send. A receive that follows a send, on a stream that never waited, expects the reply
+// to be on its way rather than there (a request was just sent): epoll registers the fd and
+// waits before its first try, as a program doing its own non-blocking I/O would (the first
+// registration reports data that is already there, so none is missed); the receive that would
+// fail with EAGAIN first is saved. Owned by the stream; its reading and its writing fiber may
+// run on different threads, hence atomics (see receive for why relaxed ones do). A zero hint
+// knows nothing; a completion backend ignores it.
+struct stream_hint {
+    std::atomic<bool> waited{false};
+    std::atomic<bool> sent{false};
+};
+
 // The socket operations below (receive, send, send_with_fds, receive_with_fds, accept,
 // connect) are POSIX-only for now: the Windows backend does not define them, and the Windows
 // build compiles none of their callers (src/net.cpp, src/pool.cpp).
 //
 // receive and send are read and write for a connected stream socket (send never raises
 // SIGPIPE: -EPIPE). receive returns the bytes received, 0 when the peer shut down its side,
-// -ETIMEDOUT or -errno; send the bytes sent (> 0), -ETIMEDOUT or -errno.
-ssize_t receive(int fd, void* data, std::size_t size, steady_time deadline);
-ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline);
+// -ETIMEDOUT or -errno; send the bytes sent (> 0), -ETIMEDOUT or -errno. hint, when given, is
+// the stream's (see stream_hint).
+ssize_t receive(int fd, void* data, std::size_t size, steady_time deadline, stream_hint* hint = nullptr);
+ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline, stream_hint* hint = nullptr);
 
 // send_with_fds sends data (size >= 1) together with count open fds over the connected Unix
 // socket fd, in one message (SCM_RIGHTS, at most 253 fds: SCM_MAX_FD): the receiver
@@ -156,8 +174,9 @@ int accept(int fd, steady_time deadline);
 // the fiber until the attempt ends, or deadline (a Unix listener whose backlog is full is
 // asked again after pauses, as the kernel announces no room there). Returns 0, -ETIMEDOUT or
 // -errno (-ECONNREFUSED...). fd was registered with the reactor: forget_fd() it before closing
-// it, connected or not.
-int connect(int fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline);
+// it, connected or not. hint, when given, learns whether the connect waited (the stream made
+// of fd starts with it).
+int connect(int fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline, stream_hint* hint = nullptr);
 
 // wait_exit parks the calling fiber until the child behind the exit handle fd (a pidfd; on
 // Windows the process handle) has exited, or deadline. Returns 0 (the child may be reaped

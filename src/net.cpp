@@ -7,12 +7,15 @@
 
 #include <gipc/net.hpp>
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <system_error>
 #include <thread>
 
@@ -25,9 +28,12 @@ using detail::socket_end;
 using detail::steady_time;
 using detail::throw_errno;
 
-std::shared_ptr<socket_end> make_end(posix::unique_fd fd, const char* kind)
+std::shared_ptr<socket_end> make_end(posix::unique_fd fd, const char* kind, bool waited = true)
 {
     auto end = std::make_shared<socket_end>(std::move(fd), kind);
+    // waited: whether an operation on fd may have waited (registered it) before it became the
+    // stream's; true unless known otherwise.
+    end->hint.waited.store(waited, std::memory_order_relaxed);
     end->register_open();
     return end;
 }
@@ -57,9 +63,9 @@ struct connecting_socket {
 
 // connect_fd connects a non-blocking socket, waiting cooperatively. Returns 0 or -errno;
 // throws timeout_error at the deadline.
-int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline)
+int connect_fd(int fd, const sockaddr* addr, socklen_t len, steady_time deadline, detail::io::stream_hint* hint = nullptr)
 {
-    const int err = detail::io::connect(fd, addr, len, deadline);
+    const int err = detail::io::connect(fd, addr, len, deadline, hint);
     if (err == -ETIMEDOUT)
         throw timeout_error("gipc: connect timed out");
     return err;
@@ -95,6 +101,28 @@ std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, 
     return {list, ::freeaddrinfo};
 }
 
+// numeric_address fills addr with host:port when host is an IPv4 or IPv6 address in its
+// standard text form ("127.0.0.1", "::1"), which is the one address getaddrinfo would return
+// for it, and returns its length; 0 for anything else (names, scoped or shortened forms such
+// as "fe80::1%eth0" or "127.1"), which resolve() looks up. Connecting to a literal address
+// then costs no getaddrinfo call (its allocations, its service string, its stack).
+socklen_t numeric_address(const std::string& host, std::uint16_t port, sockaddr_storage& addr) noexcept
+{
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+    if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return sizeof(sockaddr_in);
+    }
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        return sizeof(sockaddr_in6);
+    }
+    return 0;
+}
+
 // unix_address is the address of the Unix socket at path. Throws gipc::error when the path
 // does not fit.
 sockaddr_un unix_address(const std::string& path)
@@ -118,18 +146,28 @@ stream stream::connect(const std::string& host, std::uint16_t port) { return con
 stream stream::connect_until(const std::string& host, std::uint16_t port, steady_time deadline)
 {
     detail::thread_algorithm();
-    const auto list = resolve(host, port, false);
-    const std::string service = std::to_string(port);
+    // connect_one connects a new socket to addr: the stream, or nullopt with last_error set.
     int last_error = -EADDRNOTAVAIL;
-    for (addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
-        connecting_socket sock(ai->ai_family);
-        last_error = connect_fd(sock.fd.get(), ai->ai_addr, ai->ai_addrlen, deadline);
-        if (last_error == 0) {
-            posix::set_nodelay(sock.fd.get());
-            return stream(make_end(std::move(sock.fd), "stream"));
-        }
+    auto connect_one = [&](const sockaddr* addr, socklen_t len) -> std::optional<stream> {
+        connecting_socket sock(addr->sa_family);
+        detail::io::stream_hint hint;
+        last_error = connect_fd(sock.fd.get(), addr, len, deadline, &hint);
+        if (last_error != 0)
+            return std::nullopt;
+        posix::set_nodelay(sock.fd.get());
+        return stream(make_end(std::move(sock.fd), "stream", hint.waited.load(std::memory_order_relaxed)));
+    };
+    sockaddr_storage numeric{};
+    if (const socklen_t len = numeric_address(host, port, numeric)) {
+        if (auto s = connect_one(reinterpret_cast<const sockaddr*>(&numeric), len))
+            return std::move(*s);
+    } else {
+        const auto list = resolve(host, port, false);
+        for (addrinfo* ai = list.get(); ai; ai = ai->ai_next)
+            if (auto s = connect_one(ai->ai_addr, ai->ai_addrlen))
+                return std::move(*s);
     }
-    throw_errno(last_error, "gipc: connect to " + host + ":" + service);
+    throw_errno(last_error, "gipc: connect to " + host + ":" + std::to_string(port));
 }
 
 stream stream::connect_unix(const std::string& path) { return connect_unix_until(path, steady_time::max()); }
@@ -139,9 +177,10 @@ stream stream::connect_unix_until(const std::string& path, steady_time deadline)
     detail::thread_algorithm();
     sockaddr_un addr = unix_address(path);
     connecting_socket sock(AF_UNIX);
-    if (int err = connect_fd(sock.fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, deadline))
+    detail::io::stream_hint hint;
+    if (int err = connect_fd(sock.fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, deadline, &hint))
         throw_errno(err, "gipc: connect to " + path);
-    return stream(make_end(std::move(sock.fd), "stream"));
+    return stream(make_end(std::move(sock.fd), "stream", hint.waited.load(std::memory_order_relaxed)));
 }
 
 std::pair<stream, stream> stream::pair()
@@ -150,7 +189,7 @@ std::pair<stream, stream> stream::pair()
     posix::unique_fd a, b;
     if (const int err = posix::open_socket_pair(a, b); err < 0)
         throw_errno(err, "gipc: socketpair");
-    return {stream(make_end(std::move(a), "stream")), stream(make_end(std::move(b), "stream"))};
+    return {stream(make_end(std::move(a), "stream", false)), stream(make_end(std::move(b), "stream", false))};
 }
 
 std::size_t stream::read_some(void* data, std::size_t size) { return read_some_until(data, size, steady_time::max()); }
@@ -161,7 +200,7 @@ std::size_t stream::read_some_until(void* data, std::size_t size, steady_time de
     socket_end& e = *end_;
     if (const std::size_t buffered = e.take_buffered(data, size))
         return buffered;
-    const ssize_t n = detail::io::receive(e.fd(), data, size, deadline);
+    const ssize_t n = detail::io::receive(e.fd(), data, size, deadline, &e.hint);
     return static_cast<std::size_t>(e.checked(n, "read", "read from"));
 }
 
@@ -180,7 +219,7 @@ std::string stream::read_line_until(steady_time deadline, std::size_t max_length
         const std::size_t old_size = e.buffer.size();
         const std::size_t room = std::clamp<std::size_t>(e.buffer.capacity() - old_size, 512, 64 * 1024);
         e.buffer.resize(old_size + room);
-        const ssize_t n = detail::io::receive(e.fd(), e.buffer.data() + old_size, room, deadline);
+        const ssize_t n = detail::io::receive(e.fd(), e.buffer.data() + old_size, room, deadline, &e.hint);
         e.buffer.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
         return e.checked(n, "read_line", "read from") > 0;
     });
@@ -193,7 +232,7 @@ void stream::write_all_until(std::string_view data, steady_time deadline)
     detail::op_guard op(end_.get());
     const int fd = end_->fd();
     while (!data.empty()) {
-        const ssize_t n = detail::io::send(fd, data.data(), data.size(), deadline);
+        const ssize_t n = detail::io::send(fd, data.data(), data.size(), deadline, &end_->hint);
         data.remove_prefix(static_cast<std::size_t>(end_->checked(n, "write", "write to")));
     }
 }
@@ -258,7 +297,7 @@ stream listener::accept_until(steady_time deadline)
 {
     detail::op_guard op(end_.get());
     const int fd = end_->checked(detail::io::accept(end_->fd(), deadline), "accept", "accept on");
-    return stream(make_end(posix::unique_fd(fd), "stream"));
+    return stream(make_end(posix::unique_fd(fd), "stream", false));
 }
 
 std::uint16_t listener::port() const

@@ -6,6 +6,7 @@
 
 #include "end_base.hpp"
 #include "errors.hpp"
+#include "io_ops.hpp"
 
 #include <gipc/error.hpp>
 
@@ -103,6 +104,8 @@ public:
     // Bytes read ahead by read_line, not yet returned; buffer[head..] is unread.
     std::string buffer;
     std::size_t head = 0;
+    // What a stream's receives and sends tell each other (io_ops.hpp).
+    io::stream_hint hint;
 };
 
 } // namespace gipc::detail

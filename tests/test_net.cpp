@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
@@ -154,6 +155,59 @@ GIPC_TEST("a TCP echo over IPv4 and IPv6")
         client.write_all("HELLO\n");
         CHECK(client.read_line() == "HELLO\n");
         echo.join();
+    }
+}
+
+GIPC_TEST("TCP streams have TCP_NODELAY, connected and accepted; addresses in other numeric forms connect too")
+{
+    // "127.1" and "0x7f.0.0.1" are 127.0.0.1 to getaddrinfo, not to inet_pton.
+    for (const char* host : {"127.0.0.1", "::1", "127.1", "0x7f.0.0.1"}) {
+        CAPTURE(host);
+        auto server = net::listener::tcp(host[0] == ':' ? "::1" : "127.0.0.1", 0);
+        auto client = net::stream::connect(host, server.port());
+        auto conn = server.accept();
+        for (int fd : {client.native_handle(), conn.native_handle()}) {
+            int nodelay = 0;
+            socklen_t len = sizeof nodelay;
+            REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0);
+            CHECK(nodelay != 0);
+        }
+        client.write_all("HELLO\n");
+        CHECK(conn.read_line() == "HELLO\n");
+    }
+}
+
+GIPC_TEST("a reply that arrived before the receive after a send is read at once; a zero timeout polls")
+{
+    // The receive that follows a send on a stream that never waited registers and waits before
+    // it tries: the registration must report the reply that is already there.
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    for (int round = 0; round < 3; ++round) {
+        CAPTURE(round);
+        auto client = net::stream::connect("127.0.0.1", server.port());
+        auto conn = server.accept(5s);
+        client.write_all("ping\n");
+        CHECK(conn.read_line(5s) == "ping\n");
+        conn.write_all("pong\n");
+        boost::this_fiber::sleep_for(20ms); // the reply is in client's receive queue now
+        const auto start = std::chrono::steady_clock::now();
+        if (round == 0) {
+            CHECK(client.read_line() == "pong\n");
+        } else if (round == 1) {
+            CHECK(client.read_line(5s) == "pong\n");
+        } else {
+            char buf[8];
+            const std::size_t n = client.read_some(buf, sizeof buf, 0ms);
+            CHECK(std::string(buf, n) == "pong\n");
+        }
+        CHECK(seconds_since(start) < 1.0);
+        // Nothing more comes: a timed receive after another send times out, then the data
+        // sent after it is read.
+        client.write_all("again\n");
+        CHECK(conn.read_line(5s) == "again\n");
+        CHECK_THROWS_AS(client.read_line(20ms), gipc::timeout_error);
+        conn.write_all("late\n");
+        CHECK(client.read_line(5s) == "late\n");
     }
 }
 

@@ -20,6 +20,7 @@
 /// Errors: std::system_error with the errno (e.g. std::errc::connection_refused), a timeout
 /// is gipc::timeout_error, use after close is gipc::closed_error, close() while another fiber
 /// is blocked on the socket is gipc::locked_error. Sends never raise SIGPIPE (MSG_NOSIGNAL).
+/// TCP streams, connected and accepted, have TCP_NODELAY: a small write leaves at once.
 /// Host names are resolved with getaddrinfo, which blocks the thread: pass numeric addresses
 /// where that matters. Every call works on a fiber stack of 16 KiB; resolving a name that is not
 /// in /etc/hosts runs the system's resolver (DNS) on that stack too, whose needs gipc does not

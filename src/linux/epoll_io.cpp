@@ -2,7 +2,8 @@
 // The operations of io_ops.hpp for the epoll backend. Each tries its syscall first (src/posix/
 // wrappers: -errno, EINTR retried) and parks the fiber in the reactor only on EAGAIN, then
 // tries again: the syscalls a caller doing its own non-blocking I/O would make, and no more
-// (a pipe reader that drained its pipe even skips the read that would fail: read_hint). The
+// (a pipe reader that drained its pipe even skips the read that would fail: read_hint; so does
+// the receive of a reply on a stream that never waited: stream_hint). The
 // waits go to the calling thread's epoll_reactor where gipc's algorithm runs, and through the
 // relay (relay.hpp) where the program's own runs.
 
@@ -178,15 +179,53 @@ int call_when_queue_room(reactor& loop, int fd, std::shared_ptr<reactor_callback
 
 int wait_queue_room(int fd, steady_time deadline) { return wait_owned(fd, io_dir::write, deadline); }
 
-ssize_t receive(int fd, void* data, std::size_t size, steady_time deadline)
+namespace {
+
+// stream_until_done is until_done for an operation on a stream socket: hint, when given, learns
+// that the stream waited before each wait.
+template <class Attempt>
+auto stream_until_done(int fd, io_dir dir, steady_time deadline, stream_hint* hint, Attempt&& attempt)
+    -> decltype(attempt())
 {
-    return until_done(fd, io_dir::read, deadline, [&] { return posix::receive_some(fd, data, size); });
+    for (;;) {
+        const auto n = attempt();
+        if (n != -EAGAIN)
+            return n;
+        if (hint)
+            hint->waited.store(true, std::memory_order_relaxed);
+        if (const int w = wait_owned(fd, dir, deadline); w != 0)
+            return w;
+    }
 }
 
-ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline)
+} // namespace
+
+ssize_t receive(int fd, void* data, std::size_t size, steady_time deadline, stream_hint* hint)
 {
-    return until_done(fd, io_dir::write, deadline,
-                      [&] { return some_moved(posix::send_some(fd, data, size)); });
+    // A reply is awaited (see stream_hint): wait first when this thread's reactor cannot hold a
+    // registration of fd, which only a wait of an operation on this stream makes, so that the
+    // wait's registration is the first and reports data already there. A fiber of this thread
+    // that waited stored `waited` before, in this thread's order: relaxed suffices. (A wait
+    // through the relay, which fibers of every thread share, asks the kernel after
+    // registering.) A deadline already passed is a poll: it tries, not waits. Like any wake-up,
+    // the wait's end is no promise, and its timeout proves nothing: the receive below decides.
+    if (hint && hint->sent.exchange(false, std::memory_order_relaxed) &&
+        !hint->waited.load(std::memory_order_relaxed) &&
+        (deadline == steady_time::max() || std::chrono::steady_clock::now() < deadline)) {
+        hint->waited.store(true, std::memory_order_relaxed);
+        if (const int w = wait_owned(fd, io_dir::read, deadline); w != 0 && w != -ETIMEDOUT)
+            return w;
+    }
+    return stream_until_done(fd, io_dir::read, deadline, hint, [&] { return posix::receive_some(fd, data, size); });
+}
+
+ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline, stream_hint* hint)
+{
+    const ssize_t n = stream_until_done(fd, io_dir::write, deadline, hint,
+                                        [&] { return some_moved(posix::send_some(fd, data, size)); });
+    if (hint && n > 0)
+        hint->sent.store(true, std::memory_order_relaxed);
+    return n;
 }
 
 ssize_t send_with_fds(int fd, const void* data, std::size_t size, const int* fds, std::size_t count,
@@ -215,7 +254,7 @@ int accept(int fd, steady_time deadline)
     });
 }
 
-int connect(int fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline)
+int connect(int fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline, stream_hint* hint)
 {
     // After EINTR the attempt goes on in the background, as after EINPROGRESS: it is followed
     // up like one, not started again.
@@ -241,6 +280,8 @@ int connect(int fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadl
     // again (EISCONN) saves a wait in the reactor and the SO_ERROR query.
     if (const int err = posix::poll_connect(fd, addr, len); err != -EINPROGRESS)
         return err;
+    if (hint)
+        hint->waited.store(true, std::memory_order_relaxed);
     if (const int w = wait_owned(fd, io_dir::write, deadline); w != 0)
         return w;
     return posix::connect_result(fd);

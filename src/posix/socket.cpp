@@ -58,6 +58,10 @@ int listen_on(int fd, const sockaddr* addr, socklen_t len, int backlog, bool reu
         ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (dual_stack)
         ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    // A TCP listener's connections inherit its TCP_NODELAY (Linux copies the listener's
+    // options into each connection it accepts): set once here, not once per accept.
+    if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6)
+        set_nodelay(fd);
     if (::bind(fd, addr, len) != 0 || ::listen(fd, backlog) != 0)
         return -errno;
     return 0;
@@ -65,10 +69,7 @@ int listen_on(int fd, const sockaddr* addr, socklen_t len, int backlog, bool reu
 
 int accept_stream(int fd) noexcept
 {
-    const int conn = retry_eintr([&] { return ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
-    if (conn >= 0)
-        set_nodelay(conn);
-    return conn;
+    return retry_eintr([&] { return ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK); });
 }
 
 void set_nodelay(int fd) noexcept

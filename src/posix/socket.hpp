@@ -36,11 +36,12 @@ int poll_connect(int fd, const sockaddr* addr, socklen_t len) noexcept;
 int connect_result(int fd) noexcept;
 
 // listen_on binds fd to addr and listens. reuse_addr sets SO_REUSEADDR first; dual_stack
-// clears IPV6_V6ONLY (an IPv6 wildcard that takes IPv4 too). Returns 0 or -errno.
+// clears IPV6_V6ONLY (an IPv6 wildcard that takes IPv4 too); a TCP listener gets TCP_NODELAY,
+// which the connections it accepts inherit. Returns 0 or -errno.
 int listen_on(int fd, const sockaddr* addr, socklen_t len, int backlog, bool reuse_addr, bool dual_stack) noexcept;
 
-// accept_stream takes a connection off fd's queue (EINTR retried). Returns the new fd, with
-// TCP_NODELAY set where it applies, or -errno (-EAGAIN: none queued).
+// accept_stream takes a connection off fd's queue (EINTR retried). Returns the new fd (with
+// TCP_NODELAY when fd is a TCP listener of listen_on's), or -errno (-EAGAIN: none queued).
 int accept_stream(int fd) noexcept;
 
 // set_nodelay sets TCP_NODELAY; it fails harmlessly on Unix sockets.
