@@ -32,7 +32,7 @@ constexpr std::size_t flush_at = 64 * 1024;
 constexpr std::size_t queue_bound = 256 * 1024;
 // Read buffers start here and grow, up to read_buffer_max, while reads keep filling them.
 constexpr std::size_t read_buffer_min = 64 * 1024;
-constexpr std::size_t read_buffer_max = 1024 * 1024;
+constexpr std::size_t read_buffer_max = read_end::read_buffer_max;
 // Payloads from this size on are read straight into a string of their own, which get_bytes
 // hands out without copying; only a little of what follows is read along into the buffer.
 constexpr std::size_t large_frame = 32 * 1024;
@@ -179,6 +179,43 @@ op_guard::op_guard(end_base* end) : end_(end)
     end->begin_op();
 }
 
+// ---- fiber_mutex, byte_queue ----------------------------------------------------------------
+
+bool fiber_mutex::lock_slow(steady_time deadline)
+{
+    std::unique_lock lk(wait_mutex_);
+    for (;;) {
+        if (state_.exchange(2, std::memory_order_acquire) == 0)
+            return true;
+        if (deadline == steady_time::max()) {
+            waiters_.wait(lk);
+        } else if (waiters_.wait_until(lk, deadline) == boost::fibers::cv_status::timeout) {
+            // A last try: the unlock may have come with the deadline. A failed one leaves 2,
+            // which only costs the holder's unlock a notify.
+            return state_.exchange(2, std::memory_order_acquire) == 0;
+        }
+    }
+}
+
+void fiber_mutex::wake_one() noexcept
+{
+    // Taking wait_mutex_ orders the notify after the wait of a fiber that set 2: it holds
+    // wait_mutex_ from then until it waits. Boost.Fiber's mutex throws only for misuse (a
+    // fiber locking it twice), which never happens here.
+    std::lock_guard lk(wait_mutex_);
+    waiters_.notify_one();
+}
+
+void byte_queue::grow(std::size_t n)
+{
+    const std::size_t cap = std::max({2 * cap_, size_ + n, std::size_t{4096}});
+    std::unique_ptr<char[]> bigger(new char[cap]);
+    if (size_)
+        std::memcpy(bigger.get(), data_.get(), size_);
+    data_ = std::move(bigger);
+    cap_ = cap;
+}
+
 // ---- read_end ------------------------------------------------------------------------------
 
 read_end::read_end(posix::unique_fd fd, std::size_t max_message_size) noexcept
@@ -317,7 +354,7 @@ std::size_t read_end::read_some(const io::slice* slices, int count, steady_time 
     return static_cast<std::size_t>(n);
 }
 
-void read_end::release_returned_frame() noexcept
+void read_end::release_returned_frame_slow() noexcept
 {
     if (large_active_ && large_filled_ == large_len_) {
         // The large frame returned last is done with: its memory goes now, not when the next
@@ -656,40 +693,46 @@ void write_end::flush_blocking()
     }
 }
 
-void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>* frame_storage)
+void write_end::put_frame(frame_builder& frame)
 {
+    const std::size_t size = frame.size();
     if (size > direct_threshold) {
-        // The frame may live in this thread's scratch buffer, which another fiber of the
-        // thread packs its own frame into as soon as this one suspends: take it over before
-        // anything here can suspend (flush_blocking below waits while the pipe is full), and
-        // before anything can throw, so that a failed put leaves the thread no large buffer.
-        std::vector<char> owned;
-        if (frame_storage) {
-            owned = std::move(*frame_storage);
-            frame = owned.data();
-        }
+        // The frame lives in this thread's scratch builder, which another fiber of the thread
+        // packs its own frame into as soon as this one suspends: take it over before anything
+        // here can suspend (flush_blocking below waits while the pipe is full), and before
+        // anything can throw, so that a failed put leaves the thread no large buffer.
+        const std::unique_ptr<char[]> owned = frame.take();
         throw_pending();
         flush_blocking();
-        const io::slice from{const_cast<char*>(frame), size};
+        const io::slice from{owned.get(), size};
         write_all_direct(&from, 1);
         return;
     }
-    throw_pending();
-    queue_frame({frame, size}, {});
+    queue_frame({frame.data(), size}, {});
 }
 
 void write_end::queue_frame(std::string_view head, std::string_view body)
 {
-    std::size_t queued;
+    // One lock for the whole of it: an error an earlier write of the queue met is thrown
+    // instead of queuing the frame (as throw_pending would), and one this frame's write meets
+    // is thrown after it.
+    std::size_t queued = 0;
+    int err;
     {
         lock_guard lk(qlock_);
-        q_.insert(q_.end(), head.begin(), head.end());
-        q_.insert(q_.end(), body.begin(), body.end());
-        queued = q_.size() - qhead_;
-        if (queued >= flush_at && stalled_on_ == 0)
-            queued = write_queued();
+        err = std::exchange(error_, 0);
+        if (err == 0) {
+            q_.append(head.data(), head.size());
+            q_.append(body.data(), body.size());
+            queued = q_.size() - qhead_;
+            if (queued >= flush_at && stalled_on_ == 0) {
+                queued = write_queued();
+                err = std::exchange(error_, 0);
+            }
+        }
     }
-    throw_pending();
+    if (err)
+        throw_errno(err, "gipc: write to pipe");
     if (queued >= queue_bound) {
         flush_blocking();
     } else if (queued > 0) {
@@ -711,13 +754,13 @@ void write_end::put_payload(std::string_view payload)
         throw error(oversize_message(payload.size(), max_size_));
     char header[4];
     store_be32(header, static_cast<std::uint32_t>(payload.size()));
-    throw_pending();
     if (payload.size() + 4 <= direct_threshold) {
         // Header and payload go to the queue separately: no copy of the frame on the fiber's
         // stack, which may be as small as 16 KiB.
         queue_frame({header, 4}, payload);
         return;
     }
+    throw_pending();
     flush_blocking();
     const io::slice from[2] = {{header, 4}, {const_cast<char*>(payload.data()), payload.size()}};
     write_all_direct(from, 2);
@@ -753,8 +796,7 @@ void write_end::close()
         forget_from_everywhere();
         lock_guard lk(qlock_);
         fd_.reset();
-        q_.clear();
-        q_.shrink_to_fit();
+        q_.release();
         qhead_ = 0;
     };
     // Write out what is queued; frames no reader can receive any more are dropped.
@@ -862,14 +904,13 @@ frame_builder& write_session::frame()
 
 void write_session::commit(frame_builder& frame)
 {
-    std::vector<char>& buf = frame.buffer();
-    const std::size_t payload = buf.size() - 4;
+    const std::size_t payload = frame.size() - 4;
     if (payload > w_->max_message_size()) { // frame() set the builder's limit: never true
         frame.release();
         throw error(oversize_message(payload, w_->max_message_size()));
     }
-    store_be32(buf.data(), static_cast<std::uint32_t>(payload));
-    w_->put_frame(buf.data(), buf.size(), &buf);
+    store_be32(frame.data(), static_cast<std::uint32_t>(payload));
+    w_->put_frame(frame);
 }
 
 void put_bytes(write_end* w, std::string_view payload)
