@@ -25,7 +25,7 @@ namespace {
 
 // Frames up to this size are queued and coalesced; larger ones are written straight from the
 // caller's buffer, after the queue, so they are never copied.
-constexpr std::size_t direct_threshold = 16 * 1024;
+constexpr std::size_t direct_threshold = write_end::direct_threshold;
 // A queue this long is written at once, without waiting for the fiber to suspend.
 constexpr std::size_t flush_at = 64 * 1024;
 // put() blocks while the pipe is full and the queue is over this bound.
@@ -119,7 +119,7 @@ std::uint32_t end_base::settled_state() const noexcept
     return s;
 }
 
-void end_base::begin_op()
+void end_base::begin_op_slow()
 {
     std::uint32_t s = settled_state();
     for (;;) {
@@ -693,22 +693,18 @@ void write_end::flush_blocking()
     }
 }
 
-void write_end::put_frame(frame_builder& frame)
+void write_end::put_large_frame(frame_builder& frame)
 {
     const std::size_t size = frame.size();
-    if (size > direct_threshold) {
-        // The frame lives in this thread's scratch builder, which another fiber of the thread
-        // packs its own frame into as soon as this one suspends: take it over before anything
-        // here can suspend (flush_blocking below waits while the pipe is full), and before
-        // anything can throw, so that a failed put leaves the thread no large buffer.
-        const std::unique_ptr<char[]> owned = frame.take();
-        throw_pending();
-        flush_blocking();
-        const io::slice from{owned.get(), size};
-        write_all_direct(&from, 1);
-        return;
-    }
-    queue_frame({frame.data(), size}, {});
+    // The frame lives in this thread's scratch builder, which another fiber of the thread packs
+    // its own frame into as soon as this one suspends: take it over before anything here can
+    // suspend (flush_blocking below waits while the pipe is full), and before anything can
+    // throw, so that a failed put leaves the thread no large buffer.
+    const std::unique_ptr<char[]> owned = frame.take();
+    throw_pending();
+    flush_blocking();
+    const io::slice from{owned.get(), size};
+    write_all_direct(&from, 1);
 }
 
 void write_end::queue_frame(std::string_view head, std::string_view body)

@@ -183,7 +183,16 @@ public:
 
     // put_frame sends the whole frame (header included) that frame holds; a large one takes
     // the builder's storage (see frame_builder::take). wmtx_ must be held.
-    void put_frame(frame_builder& frame);
+    void put_frame(frame_builder& frame)
+    {
+        if (frame.size() > direct_threshold)
+            put_large_frame(frame);
+        else
+            queue_frame({frame.data(), frame.size()}, {});
+    }
+    // Frames up to this size are queued and coalesced; larger ones are written straight from
+    // the caller's buffer, after the queue (pipe.cpp).
+    static constexpr std::size_t direct_threshold = 16 * 1024;
     // put_payload sends header + payload without copying a large payload. wmtx_ held.
     void put_payload(std::string_view payload);
     // throw_pending throws an error met earlier while writing queued frames. wmtx_ held.
@@ -238,6 +247,8 @@ private:
         bool lock_held_;
     };
     void write_all_direct(const io::slice* slices, int count);
+    // put_large_frame is put_frame's path for a frame over direct_threshold.
+    void put_large_frame(frame_builder& frame);
 
     fiber_mutex wmtx_;
     detail::mutex qlock_; // guards everything below: other threads flush from their dispatchers
