@@ -23,16 +23,15 @@ namespace gipc::detail {
 
 namespace {
 
-// Frames up to this size are queued and coalesced; larger ones are written straight from the
-// caller's buffer, after the queue, so they are never copied.
-constexpr std::size_t direct_threshold = write_end::direct_threshold;
+// (Frames up to write_end::direct_threshold are queued and coalesced; larger ones are written
+// straight from the caller's buffer, after the queue, so they are never copied.)
 // A queue this long is written at once, without waiting for the fiber to suspend.
 constexpr std::size_t flush_at = 64 * 1024;
 // put() blocks while the pipe is full and the queue is over this bound.
 constexpr std::size_t queue_bound = 256 * 1024;
-// Read buffers start here and grow, up to read_buffer_max, while reads keep filling them.
+// Read buffers start here and grow, up to read_end::read_buffer_max, while reads keep filling
+// them.
 constexpr std::size_t read_buffer_min = 64 * 1024;
-constexpr std::size_t read_buffer_max = read_end::read_buffer_max;
 // Payloads from this size on are read straight into a string of their own, which get_bytes
 // hands out without copying; only a little of what follows is read along into the buffer.
 constexpr std::size_t large_frame = 32 * 1024;
