@@ -436,7 +436,7 @@ bool write_end::pipe_grower::on_full() noexcept
         w_.qlock_.assert_held();
         return w_.grow_pipe_locked();
     }
-    lock_guard lk(w_.qlock_);
+    queue_guard lk(w_.qlock_);
     return w_.grow_pipe_locked();
 }
 
@@ -605,14 +605,14 @@ private:
 
 bool write_end::stalled_on(std::uint64_t reactor_id) noexcept
 {
-    lock_guard lk(qlock_);
+    queue_guard lk(qlock_);
     return stalled_on_ == reactor_id && fd_ && !closed();
 }
 
 void write_end::hand_over_if_stalled_on(std::uint64_t reactor_id) noexcept
 {
     {
-        lock_guard lk(qlock_);
+        queue_guard lk(qlock_);
         if (stalled_on_ != reactor_id || !fd_ || closed())
             return;
         stalled_on_ = 0; // the reactor that held the callback is going away
@@ -645,7 +645,7 @@ void write_end::after_stall() noexcept
 void write_end::run_deferred() noexcept
 {
     queued_on_.store(nullptr, std::memory_order_relaxed);
-    lock_guard lk(qlock_);
+    queue_guard lk(qlock_);
     if (!fd_ || closed())
         return;
     if (write_queued() > 0)
@@ -656,7 +656,7 @@ void write_end::on_ready() noexcept { on_writable(); }
 
 void write_end::on_writable() noexcept
 {
-    lock_guard lk(qlock_);
+    queue_guard lk(qlock_);
     stalled_on_ = 0;
     if (!fd_ || closed())
         return;
@@ -668,7 +668,7 @@ void write_end::throw_pending()
 {
     int err;
     {
-        lock_guard lk(qlock_);
+        queue_guard lk(qlock_);
         err = std::exchange(error_, 0);
     }
     if (err)
@@ -680,7 +680,7 @@ void write_end::flush_blocking()
     for (;;) {
         std::size_t left;
         {
-            lock_guard lk(qlock_);
+            queue_guard lk(qlock_);
             left = write_queued();
         }
         throw_pending();
@@ -714,7 +714,7 @@ void write_end::queue_frame(std::string_view head, std::string_view body)
     std::size_t queued = 0;
     int err;
     {
-        lock_guard lk(qlock_);
+        queue_guard lk(qlock_);
         err = std::exchange(error_, 0);
         if (err == 0) {
             q_.append(head.data(), head.size());
@@ -789,7 +789,7 @@ void write_end::close()
     // fd closes under qlock_, which a deferred task on another thread holds while it writes.
     auto release = [this] {
         forget_from_everywhere();
-        lock_guard lk(qlock_);
+        queue_guard lk(qlock_);
         fd_.reset();
         q_.release();
         qhead_ = 0;
@@ -799,7 +799,7 @@ void write_end::close()
         for (;;) {
             std::size_t left;
             {
-                lock_guard lk(qlock_);
+                queue_guard lk(qlock_);
                 left = write_queued();
                 if (error_) {
                     error_ = 0;

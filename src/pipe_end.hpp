@@ -29,6 +29,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace gipc::detail {
@@ -85,6 +86,72 @@ private:
     std::atomic<std::uint32_t> state_{0};
     boost::fibers::mutex wait_mutex_;
     boost::fibers::condition_variable waiters_;
+};
+
+// queue_mutex: the lock of a writer's queue (write_end::qlock_), which every put() takes and
+// threads' dispatchers and reactors take to write the queue out: a thread lock, as
+// detail::mutex, whose uncontended lock (one compare-and-swap) and unlock (one exchange) are
+// inline, where std::mutex calls into libpthread for both. state_ is 0 when free, 1 when held,
+// 2 when held and a thread may be sleeping on it in std::atomic::wait (a futex on Linux); an
+// unlock that finds 2 wakes one sleeper, which sets 2 again as it takes the lock.
+class GIPC_CAPABILITY("mutex") queue_mutex {
+public:
+    queue_mutex() noexcept = default;
+    queue_mutex(const queue_mutex&) = delete;
+    queue_mutex& operator=(const queue_mutex&) = delete;
+
+    void lock() noexcept GIPC_ACQUIRE()
+    {
+        std::uint32_t expected = 0;
+        if (!state_.compare_exchange_strong(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
+            lock_slow();
+        set_owner(std::this_thread::get_id());
+    }
+    void unlock() noexcept GIPC_RELEASE()
+    {
+        set_owner(std::thread::id());
+        if (state_.exchange(0, std::memory_order_release) == 2)
+            state_.notify_one();
+    }
+    // assert_held checks (where GIPC_ASSERT is compiled in) that the calling thread holds the
+    // lock, and tells the analysis so.
+    void assert_held() const noexcept GIPC_ASSERT_CAPABILITY(this)
+    {
+#ifndef NDEBUG
+        GIPC_ASSERT(owner_.load(std::memory_order_relaxed) == std::this_thread::get_id(),
+                    "the calling thread holds the queue lock");
+#endif
+    }
+
+private:
+    void lock_slow() noexcept
+    {
+        while (state_.exchange(2, std::memory_order_acquire) != 0)
+            state_.wait(2, std::memory_order_relaxed);
+    }
+    void set_owner([[maybe_unused]] std::thread::id id) noexcept
+    {
+#ifndef NDEBUG
+        owner_.store(id, std::memory_order_relaxed);
+#endif
+    }
+
+    std::atomic<std::uint32_t> state_{0};
+#ifndef NDEBUG
+    std::atomic<std::thread::id> owner_{};
+#endif
+};
+
+// queue_guard: lock_guard for queue_mutex.
+class GIPC_SCOPED_CAPABILITY queue_guard {
+public:
+    explicit queue_guard(queue_mutex& m) noexcept GIPC_ACQUIRE(m) : m_(m) { m_.lock(); }
+    ~queue_guard() GIPC_RELEASE() { m_.unlock(); }
+    queue_guard(const queue_guard&) = delete;
+    queue_guard& operator=(const queue_guard&) = delete;
+
+private:
+    queue_mutex& m_;
 };
 
 // byte_queue: the bytes of a writer's queued frames. Appending while the capacity suffices is
@@ -251,7 +318,7 @@ private:
     void put_large_frame(frame_builder& frame);
 
     fiber_mutex wmtx_;
-    detail::mutex qlock_; // guards everything below: other threads flush from their dispatchers
+    queue_mutex qlock_; // guards everything below: other threads flush from their dispatchers
     byte_queue q_ GIPC_GUARDED_BY(qlock_);
     std::size_t qhead_ GIPC_GUARDED_BY(qlock_) = 0;
     int error_ GIPC_GUARDED_BY(qlock_) = 0; // -errno of a failed write of queued frames, not yet reported
