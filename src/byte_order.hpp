@@ -19,7 +19,14 @@ inline std::uint64_t load_be(const char* p, std::size_t n) noexcept
     return v;
 }
 
-inline std::uint32_t load_be32(const char* p) noexcept { return static_cast<std::uint32_t>(load_be(p, 4)); }
+// load_be32 is written out (compilers make it one load and a byte swap): every frame header
+// of a pipe is read with it.
+inline std::uint32_t load_be32(const char* p) noexcept
+{
+    return (std::uint32_t{static_cast<unsigned char>(p[0])} << 24) |
+           (std::uint32_t{static_cast<unsigned char>(p[1])} << 16) |
+           (std::uint32_t{static_cast<unsigned char>(p[2])} << 8) | std::uint32_t{static_cast<unsigned char>(p[3])};
+}
 
 inline void store_be32(char* p, std::uint32_t v) noexcept
 {

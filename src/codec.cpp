@@ -5,6 +5,7 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,23 @@ void frame_builder::refuse()
 {
     release();
     throw error("gipc: message is over max_message_size (" + std::to_string(limit_) + " bytes)");
+}
+
+void frame_builder::renew()
+{
+    release();
+    constexpr std::size_t initial = 256;
+    buf_.reset(new char[initial]);
+    cap_ = initial;
+}
+
+void frame_builder::grow(std::size_t n)
+{
+    const std::size_t cap = std::max(2 * cap_, size_ + n);
+    std::unique_ptr<char[]> bigger(new char[cap]);
+    std::memcpy(bigger.get(), buf_.get(), size_);
+    buf_ = std::move(bigger);
+    cap_ = cap;
 }
 
 frame_builder& scratch_builder() noexcept
@@ -66,10 +84,11 @@ auto unpack_checked(std::size_t size, Unpack&& unpack)
     return result;
 }
 
-// scalar_value reads a payload that is one integer, nil, boolean or float without msgpack's
-// parser (which allocates its stacks on every call), giving the object msgpack would give.
-// False for anything else: the parser takes it.
-bool scalar_value(const char* data, std::size_t size, msgpack::object& out) noexcept
+} // namespace
+
+// scalar_payload reads scalars without msgpack's parser, which allocates
+// its stacks on every call. False for anything else: the parser takes it.
+bool scalar_payload(const char* data, std::size_t size, msgpack::object& out) noexcept
 {
     if (size == 0)
         return false;
@@ -147,8 +166,6 @@ bool scalar_value(const char* data, std::size_t size, msgpack::object& out) noex
     }
 }
 
-} // namespace
-
 msgpack::object_handle unpack_payload(const char* data, std::size_t size)
 {
     return unpack_checked(size, [&](std::size_t& offset, const msgpack::unpack_limit& limit) {
@@ -158,7 +175,7 @@ msgpack::object_handle unpack_payload(const char* data, std::size_t size)
 
 msgpack::object unpack_payload(msgpack::zone& zone, const char* data, std::size_t size)
 {
-    if (msgpack::object scalar; scalar_value(data, size, scalar))
+    if (msgpack::object scalar; scalar_payload(data, size, scalar))
         return scalar;
     return unpack_checked(size, [&](std::size_t& offset, const msgpack::unpack_limit& limit) {
         return msgpack::unpack(zone, data, size, offset, nullptr, nullptr, limit);

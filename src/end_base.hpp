@@ -48,7 +48,15 @@ public:
 
     // begin_op / end_op bracket every get/put/flush: close() refuses (locked_error) while an
     // operation is in progress. begin_op throws closed_error on a closed end.
-    void begin_op();
+    void begin_op()
+    {
+        // Inline, as every get and put calls it: an open end not being closed counts the
+        // operation with one compare-and-swap; anything else is begin_op_slow's.
+        std::uint32_t s = state_.load(std::memory_order_relaxed);
+        if ((s & (closed_bit | closing_bit)) != 0 || (s + 1) >= closing_bit ||
+            !state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
+            begin_op_slow();
+    }
     void end_op() noexcept
     {
         [[maybe_unused]] const std::uint32_t was = state_.fetch_sub(1, std::memory_order_acq_rel);
@@ -117,6 +125,7 @@ protected:
     std::atomic<std::uint32_t> state_{0};
 
 private:
+    void begin_op_slow();
     // settled_state is state_ once no reservation is pending.
     std::uint32_t settled_state() const noexcept;
     // try_set_idle_state sets state_ to `to` if the end is open and idle (waiting out another

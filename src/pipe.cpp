@@ -23,16 +23,15 @@ namespace gipc::detail {
 
 namespace {
 
-// Frames up to this size are queued and coalesced; larger ones are written straight from the
-// caller's buffer, after the queue, so they are never copied.
-constexpr std::size_t direct_threshold = 16 * 1024;
+// (Frames up to write_end::direct_threshold are queued and coalesced; larger ones are written
+// straight from the caller's buffer, after the queue, so they are never copied.)
 // A queue this long is written at once, without waiting for the fiber to suspend.
 constexpr std::size_t flush_at = 64 * 1024;
 // put() blocks while the pipe is full and the queue is over this bound.
 constexpr std::size_t queue_bound = 256 * 1024;
-// Read buffers start here and grow, up to read_buffer_max, while reads keep filling them.
+// Read buffers start here and grow, up to read_end::read_buffer_max, while reads keep filling
+// them.
 constexpr std::size_t read_buffer_min = 64 * 1024;
-constexpr std::size_t read_buffer_max = 1024 * 1024;
 // Payloads from this size on are read straight into a string of their own, which get_bytes
 // hands out without copying; only a little of what follows is read along into the buffer.
 constexpr std::size_t large_frame = 32 * 1024;
@@ -119,7 +118,7 @@ std::uint32_t end_base::settled_state() const noexcept
     return s;
 }
 
-void end_base::begin_op()
+void end_base::begin_op_slow()
 {
     std::uint32_t s = settled_state();
     for (;;) {
@@ -177,6 +176,43 @@ op_guard::op_guard(end_base* end) : end_(end)
     if (!end)
         throw closed_error("gipc: handle is closed");
     end->begin_op();
+}
+
+// ---- fiber_mutex, byte_queue ----------------------------------------------------------------
+
+bool fiber_mutex::lock_slow(steady_time deadline)
+{
+    std::unique_lock lk(wait_mutex_);
+    for (;;) {
+        if (state_.exchange(2, std::memory_order_acquire) == 0)
+            return true;
+        if (deadline == steady_time::max()) {
+            waiters_.wait(lk);
+        } else if (waiters_.wait_until(lk, deadline) == boost::fibers::cv_status::timeout) {
+            // A last try: the unlock may have come with the deadline. A failed one leaves 2,
+            // which only costs the holder's unlock a notify.
+            return state_.exchange(2, std::memory_order_acquire) == 0;
+        }
+    }
+}
+
+void fiber_mutex::wake_one() noexcept
+{
+    // Taking wait_mutex_ orders the notify after the wait of a fiber that set 2: it holds
+    // wait_mutex_ from then until it waits. Boost.Fiber's mutex throws only for misuse (a
+    // fiber locking it twice), which never happens here.
+    std::lock_guard lk(wait_mutex_);
+    waiters_.notify_one();
+}
+
+void byte_queue::grow(std::size_t n)
+{
+    const std::size_t cap = std::max({2 * cap_, size_ + n, std::size_t{4096}});
+    std::unique_ptr<char[]> bigger(new char[cap]);
+    if (size_)
+        std::memcpy(bigger.get(), data_.get(), size_);
+    data_ = std::move(bigger);
+    cap_ = cap;
 }
 
 // ---- read_end ------------------------------------------------------------------------------
@@ -317,7 +353,7 @@ std::size_t read_end::read_some(const io::slice* slices, int count, steady_time 
     return static_cast<std::size_t>(n);
 }
 
-void read_end::release_returned_frame() noexcept
+void read_end::release_returned_frame_slow() noexcept
 {
     if (large_active_ && large_filled_ == large_len_) {
         // The large frame returned last is done with: its memory goes now, not when the next
@@ -400,7 +436,7 @@ bool write_end::pipe_grower::on_full() noexcept
         w_.qlock_.assert_held();
         return w_.grow_pipe_locked();
     }
-    lock_guard lk(w_.qlock_);
+    queue_guard lk(w_.qlock_);
     return w_.grow_pipe_locked();
 }
 
@@ -569,14 +605,14 @@ private:
 
 bool write_end::stalled_on(std::uint64_t reactor_id) noexcept
 {
-    lock_guard lk(qlock_);
+    queue_guard lk(qlock_);
     return stalled_on_ == reactor_id && fd_ && !closed();
 }
 
 void write_end::hand_over_if_stalled_on(std::uint64_t reactor_id) noexcept
 {
     {
-        lock_guard lk(qlock_);
+        queue_guard lk(qlock_);
         if (stalled_on_ != reactor_id || !fd_ || closed())
             return;
         stalled_on_ = 0; // the reactor that held the callback is going away
@@ -609,7 +645,7 @@ void write_end::after_stall() noexcept
 void write_end::run_deferred() noexcept
 {
     queued_on_.store(nullptr, std::memory_order_relaxed);
-    lock_guard lk(qlock_);
+    queue_guard lk(qlock_);
     if (!fd_ || closed())
         return;
     if (write_queued() > 0)
@@ -620,7 +656,7 @@ void write_end::on_ready() noexcept { on_writable(); }
 
 void write_end::on_writable() noexcept
 {
-    lock_guard lk(qlock_);
+    queue_guard lk(qlock_);
     stalled_on_ = 0;
     if (!fd_ || closed())
         return;
@@ -632,7 +668,7 @@ void write_end::throw_pending()
 {
     int err;
     {
-        lock_guard lk(qlock_);
+        queue_guard lk(qlock_);
         err = std::exchange(error_, 0);
     }
     if (err)
@@ -644,7 +680,7 @@ void write_end::flush_blocking()
     for (;;) {
         std::size_t left;
         {
-            lock_guard lk(qlock_);
+            queue_guard lk(qlock_);
             left = write_queued();
         }
         throw_pending();
@@ -656,40 +692,42 @@ void write_end::flush_blocking()
     }
 }
 
-void write_end::put_frame(const char* frame, std::size_t size, std::vector<char>* frame_storage)
+void write_end::put_large_frame(frame_builder& frame)
 {
-    if (size > direct_threshold) {
-        // The frame may live in this thread's scratch buffer, which another fiber of the
-        // thread packs its own frame into as soon as this one suspends: take it over before
-        // anything here can suspend (flush_blocking below waits while the pipe is full), and
-        // before anything can throw, so that a failed put leaves the thread no large buffer.
-        std::vector<char> owned;
-        if (frame_storage) {
-            owned = std::move(*frame_storage);
-            frame = owned.data();
-        }
-        throw_pending();
-        flush_blocking();
-        const io::slice from{const_cast<char*>(frame), size};
-        write_all_direct(&from, 1);
-        return;
-    }
+    const std::size_t size = frame.size();
+    // The frame lives in this thread's scratch builder, which another fiber of the thread packs
+    // its own frame into as soon as this one suspends: take it over before anything here can
+    // suspend (flush_blocking below waits while the pipe is full), and before anything can
+    // throw, so that a failed put leaves the thread no large buffer.
+    const std::unique_ptr<char[]> owned = frame.take();
     throw_pending();
-    queue_frame({frame, size}, {});
+    flush_blocking();
+    const io::slice from{owned.get(), size};
+    write_all_direct(&from, 1);
 }
 
 void write_end::queue_frame(std::string_view head, std::string_view body)
 {
-    std::size_t queued;
+    // One lock for the whole of it: an error an earlier write of the queue met is thrown
+    // instead of queuing the frame (as throw_pending would), and one this frame's write meets
+    // is thrown after it.
+    std::size_t queued = 0;
+    int err;
     {
-        lock_guard lk(qlock_);
-        q_.insert(q_.end(), head.begin(), head.end());
-        q_.insert(q_.end(), body.begin(), body.end());
-        queued = q_.size() - qhead_;
-        if (queued >= flush_at && stalled_on_ == 0)
-            queued = write_queued();
+        queue_guard lk(qlock_);
+        err = std::exchange(error_, 0);
+        if (err == 0) {
+            q_.append(head.data(), head.size());
+            q_.append(body.data(), body.size());
+            queued = q_.size() - qhead_;
+            if (queued >= flush_at && stalled_on_ == 0) {
+                queued = write_queued();
+                err = std::exchange(error_, 0);
+            }
+        }
     }
-    throw_pending();
+    if (err)
+        throw_errno(err, "gipc: write to pipe");
     if (queued >= queue_bound) {
         flush_blocking();
     } else if (queued > 0) {
@@ -711,13 +749,13 @@ void write_end::put_payload(std::string_view payload)
         throw error(oversize_message(payload.size(), max_size_));
     char header[4];
     store_be32(header, static_cast<std::uint32_t>(payload.size()));
-    throw_pending();
     if (payload.size() + 4 <= direct_threshold) {
         // Header and payload go to the queue separately: no copy of the frame on the fiber's
         // stack, which may be as small as 16 KiB.
         queue_frame({header, 4}, payload);
         return;
     }
+    throw_pending();
     flush_blocking();
     const io::slice from[2] = {{header, 4}, {const_cast<char*>(payload.data()), payload.size()}};
     write_all_direct(from, 2);
@@ -751,10 +789,9 @@ void write_end::close()
     // fd closes under qlock_, which a deferred task on another thread holds while it writes.
     auto release = [this] {
         forget_from_everywhere();
-        lock_guard lk(qlock_);
+        queue_guard lk(qlock_);
         fd_.reset();
-        q_.clear();
-        q_.shrink_to_fit();
+        q_.release();
         qhead_ = 0;
     };
     // Write out what is queued; frames no reader can receive any more are dropped.
@@ -762,7 +799,7 @@ void write_end::close()
         for (;;) {
             std::size_t left;
             {
-                lock_guard lk(qlock_);
+                queue_guard lk(qlock_);
                 left = write_queued();
                 if (error_) {
                     error_ = 0;
@@ -862,14 +899,13 @@ frame_builder& write_session::frame()
 
 void write_session::commit(frame_builder& frame)
 {
-    std::vector<char>& buf = frame.buffer();
-    const std::size_t payload = buf.size() - 4;
+    const std::size_t payload = frame.size() - 4;
     if (payload > w_->max_message_size()) { // frame() set the builder's limit: never true
         frame.release();
         throw error(oversize_message(payload, w_->max_message_size()));
     }
-    store_be32(buf.data(), static_cast<std::uint32_t>(payload));
-    w_->put_frame(buf.data(), buf.size(), &buf);
+    store_be32(frame.data(), static_cast<std::uint32_t>(payload));
+    w_->put_frame(frame);
 }
 
 void put_bytes(write_end* w, std::string_view payload)

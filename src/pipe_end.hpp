@@ -12,11 +12,12 @@
 #include "scheduler.hpp"
 #include "thread_safety.hpp"
 
+#include <gipc/detail/codec.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 
+#include <boost/fiber/condition_variable.hpp>
 #include <boost/fiber/mutex.hpp>
-#include <boost/fiber/timed_mutex.hpp>
 
 #include <atomic>
 #include <cstdio>
@@ -24,11 +25,163 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <cstring>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace gipc::detail {
+
+// fiber_mutex: what boost::fibers::timed_mutex offers (lock, try_lock, try_lock_until; fibers
+// of one or several threads wait for it cooperatively), for the read side and the write side
+// of an end, which every get and put takes: an uncontended lock is one compare-and-swap and its
+// unlock one exchange, where Boost's mutex takes its spinlock and looks up the running fiber
+// (a thread-local of the Boost.Fiber library) in both. Only a fiber that finds the mutex held
+// waits, on a Boost.Fiber condition variable.
+//
+// state_ is 0 when free, 1 when held, 2 when held and a fiber may be waiting. A fiber that has
+// to wait sets 2, holding wait_mutex_ from that exchange to its wait, so an unlock that finds 2
+// (and takes wait_mutex_ to notify) cannot miss it; a woken fiber sets 2 again as it takes the
+// mutex, since others may still wait. A 2 with nobody waiting costs one needless notify.
+// Unlike Boost's, locking a fiber_mutex the fiber holds already waits forever instead of
+// throwing: gipc never does.
+class fiber_mutex {
+public:
+    fiber_mutex() noexcept = default;
+    fiber_mutex(const fiber_mutex&) = delete;
+    fiber_mutex& operator=(const fiber_mutex&) = delete;
+
+    bool try_lock() noexcept
+    {
+        std::uint32_t expected = 0;
+        return state_.compare_exchange_strong(expected, 1, std::memory_order_acquire, std::memory_order_relaxed);
+    }
+    void lock()
+    {
+        if (!try_lock())
+            (void)lock_slow(steady_time::max());
+    }
+    // try_lock_until tries once even when the deadline has passed.
+    bool try_lock_until(steady_time deadline) { return try_lock() || lock_slow(deadline); }
+    void unlock() noexcept
+    {
+        if (state_.exchange(0, std::memory_order_release) == 2)
+            wake_one();
+    }
+    // reset_after_fork: in a forked child, the mutex is free (the parent's fibers that held or
+    // awaited it are not the child's).
+    void reset_after_fork() noexcept
+    {
+        new (&wait_mutex_) boost::fibers::mutex;
+        new (&waiters_) boost::fibers::condition_variable;
+        state_.store(0, std::memory_order_relaxed);
+    }
+
+private:
+    bool lock_slow(steady_time deadline);
+    void wake_one() noexcept;
+
+    std::atomic<std::uint32_t> state_{0};
+    boost::fibers::mutex wait_mutex_;
+    boost::fibers::condition_variable waiters_;
+};
+
+// queue_mutex: the lock of a writer's queue (write_end::qlock_), which every put() takes and
+// threads' dispatchers and reactors take to write the queue out: a thread lock, as
+// detail::mutex, whose uncontended lock (one compare-and-swap) and unlock (one exchange) are
+// inline, where std::mutex calls into libpthread for both. state_ is 0 when free, 1 when held,
+// 2 when held and a thread may be sleeping on it in std::atomic::wait (a futex on Linux); an
+// unlock that finds 2 wakes one sleeper, which sets 2 again as it takes the lock.
+class GIPC_CAPABILITY("mutex") queue_mutex {
+public:
+    queue_mutex() noexcept = default;
+    queue_mutex(const queue_mutex&) = delete;
+    queue_mutex& operator=(const queue_mutex&) = delete;
+
+    void lock() noexcept GIPC_ACQUIRE()
+    {
+        std::uint32_t expected = 0;
+        if (!state_.compare_exchange_strong(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
+            lock_slow();
+        set_owner(std::this_thread::get_id());
+    }
+    void unlock() noexcept GIPC_RELEASE()
+    {
+        set_owner(std::thread::id());
+        if (state_.exchange(0, std::memory_order_release) == 2)
+            state_.notify_one();
+    }
+    // assert_held checks (where GIPC_ASSERT is compiled in) that the calling thread holds the
+    // lock, and tells the analysis so.
+    void assert_held() const noexcept GIPC_ASSERT_CAPABILITY(this)
+    {
+#ifndef NDEBUG
+        GIPC_ASSERT(owner_.load(std::memory_order_relaxed) == std::this_thread::get_id(),
+                    "the calling thread holds the queue lock");
+#endif
+    }
+
+private:
+    void lock_slow() noexcept
+    {
+        while (state_.exchange(2, std::memory_order_acquire) != 0)
+            state_.wait(2, std::memory_order_relaxed);
+    }
+    void set_owner([[maybe_unused]] std::thread::id id) noexcept
+    {
+#ifndef NDEBUG
+        owner_.store(id, std::memory_order_relaxed);
+#endif
+    }
+
+    std::atomic<std::uint32_t> state_{0};
+#ifndef NDEBUG
+    std::atomic<std::thread::id> owner_{};
+#endif
+};
+
+// queue_guard: lock_guard for queue_mutex.
+class GIPC_SCOPED_CAPABILITY queue_guard {
+public:
+    explicit queue_guard(queue_mutex& m) noexcept GIPC_ACQUIRE(m) : m_(m) { m_.lock(); }
+    ~queue_guard() GIPC_RELEASE() { m_.unlock(); }
+    queue_guard(const queue_guard&) = delete;
+    queue_guard& operator=(const queue_guard&) = delete;
+
+private:
+    queue_mutex& m_;
+};
+
+// byte_queue: the bytes of a writer's queued frames. Appending while the capacity suffices is
+// one memcpy, inline (std::vector's range insert is an out-of-line call doing much more).
+class byte_queue {
+public:
+    char* data() noexcept { return data_.get(); }
+    std::size_t size() const noexcept { return size_; }
+    void append(const char* p, std::size_t n)
+    {
+        if (n == 0)
+            return;
+        if (n > cap_ - size_)
+            grow(n);
+        std::memcpy(data_.get() + size_, p, n);
+        size_ += n;
+    }
+    // clear empties the queue and keeps its storage; release gives the storage back too.
+    void clear() noexcept { size_ = 0; }
+    void release() noexcept
+    {
+        data_.reset();
+        size_ = cap_ = 0;
+    }
+
+private:
+    void grow(std::size_t n);
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0, cap_ = 0;
+};
 
 class read_end final : public end_base {
 public:
@@ -39,10 +192,18 @@ public:
     // of its own (large frames), that string is moved into *take and {nullptr, size} is
     // returned. rmtx_ must be held.
     std::pair<const char*, std::size_t> next_frame(steady_time deadline, std::string* take = nullptr);
-    boost::fibers::timed_mutex& mutex() noexcept { return rmtx_; }
+    fiber_mutex& mutex() noexcept { return rmtx_; }
     // release_returned_frame frees the string of a large frame that next_frame returned, once
     // the caller is done with its payload, and a buffer grown past its bound. rmtx_ held.
-    void release_returned_frame() noexcept;
+    // Inline, as every get() calls it: the common case, a small frame returned from a buffer
+    // within its bound, has nothing to free.
+    void release_returned_frame() noexcept
+    {
+        if (large_active_ || (head_ == tail_ && cap_ > read_buffer_max))
+            release_returned_frame_slow();
+    }
+    // A reader keeps at most this much buffer once it returned a message.
+    static constexpr std::size_t read_buffer_max = 1024 * 1024;
 
     void close();
     void abandon_after_fork() noexcept override;
@@ -57,13 +218,14 @@ public:
     void preload(std::string_view bytes);
 
 private:
+    void release_returned_frame_slow() noexcept;
     void reserve_for(std::size_t needed);
     // read_large assembles a large frame's payload in large_, reading straight into it.
     void read_large(steady_time deadline);
     // read_some reads from the pipe into count (1 or 2) slices: the bytes read, 0 at the end
     // of the stream (eof_ set); timeout_error at the deadline, std::system_error on errors.
     std::size_t read_some(const io::slice* slices, int count, steady_time deadline, io::read_hint* hint);
-    boost::fibers::timed_mutex rmtx_;
+    fiber_mutex rmtx_;
     std::string large_;              // payload of a large frame being assembled
     std::size_t large_len_ = 0;      // payload size of that frame (large_ grows up to it)
     std::size_t large_filled_ = 0;   // bytes of large_ received
@@ -83,12 +245,21 @@ class write_end final : public end_base,
 public:
     write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept;
 
-    boost::fibers::mutex& mutex() noexcept { return wmtx_; }
+    fiber_mutex& mutex() noexcept { return wmtx_; }
     std::size_t max_message_size() const noexcept { return max_size_; }
 
-    // put_frame sends one whole frame (header included). wmtx_ must be held. When
-    // frame_storage is given, the frame lives in it and it may be moved from.
-    void put_frame(const char* frame, std::size_t size, std::vector<char>* frame_storage);
+    // put_frame sends the whole frame (header included) that frame holds; a large one takes
+    // the builder's storage (see frame_builder::take). wmtx_ must be held.
+    void put_frame(frame_builder& frame)
+    {
+        if (frame.size() > direct_threshold)
+            put_large_frame(frame);
+        else
+            queue_frame({frame.data(), frame.size()}, {});
+    }
+    // Frames up to this size are queued and coalesced; larger ones are written straight from
+    // the caller's buffer, after the queue (pipe.cpp).
+    static constexpr std::size_t direct_threshold = 16 * 1024;
     // put_payload sends header + payload without copying a large payload. wmtx_ held.
     void put_payload(std::string_view payload);
     // throw_pending throws an error met earlier while writing queued frames. wmtx_ held.
@@ -143,10 +314,12 @@ private:
         bool lock_held_;
     };
     void write_all_direct(const io::slice* slices, int count);
+    // put_large_frame is put_frame's path for a frame over direct_threshold.
+    void put_large_frame(frame_builder& frame);
 
-    boost::fibers::mutex wmtx_;
-    detail::mutex qlock_; // guards everything below: other threads flush from their dispatchers
-    std::vector<char> q_ GIPC_GUARDED_BY(qlock_);
+    fiber_mutex wmtx_;
+    queue_mutex qlock_; // guards everything below: other threads flush from their dispatchers
+    byte_queue q_ GIPC_GUARDED_BY(qlock_);
     std::size_t qhead_ GIPC_GUARDED_BY(qlock_) = 0;
     int error_ GIPC_GUARDED_BY(qlock_) = 0; // -errno of a failed write of queued frames, not yet reported
     // The pipe was full, and the reactor with this id (0: none) holds a writable callback.

@@ -497,9 +497,9 @@ posix::unique_fd forget_parent_death_pipe() noexcept GIPC_NO_THREAD_SAFETY_ANALY
         // A parent fiber of another thread may have held (or been locking) a transferred end's
         // fiber mutex at fork time: the child's copies start unlocked.
         for (read_end* r : ctx.transfers->readers)
-            new (&r->mutex()) boost::fibers::timed_mutex;
+            r->mutex().reset_after_fork();
         for (write_end* w : ctx.transfers->writers)
-            new (&w->mutex()) boost::fibers::mutex;
+            w->mutex().reset_after_fork();
         for_each_transfer(*ctx.transfers, [&](end_base* e) {
             e->kept_after_fork();
             kept.push_back(e);
