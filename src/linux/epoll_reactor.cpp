@@ -69,6 +69,9 @@ struct epoll_reactor::entry {
     bool orphaned = false;
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
+    // Fibers polling for fd themselves (wait_alone): waiters with no condition variable to
+    // notify, which the owning thread counts while its poll runs.
+    unsigned alone = 0;
     boost::fibers::condition_variable_any cv[2];
     std::shared_ptr<reactor_callback> on_writable;
 };
@@ -305,6 +308,12 @@ std::uint64_t epoll_reactor::readiness(int fd, io_dir dir) noexcept
     GIPC_ASSERT(on_owner_thread(), "only the owning thread reads readiness counts");
     renew_if_forked();
     lock_guard lk(mtx_);
+    return readiness_locked(fd, dir);
+}
+
+std::uint64_t epoll_reactor::readiness_locked(int fd, io_dir dir) noexcept
+{
+    mtx_.assert_held();
     const auto index = static_cast<std::size_t>(fd);
     if (fd < 0 || index >= table_.size() || !table_[index] || !(table_[index]->events & dir_events(dir)) ||
         table_[index]->hung_up)
@@ -324,6 +333,8 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
     // which releases it only once the fiber is queued: a forget() on another thread, which
     // sets dead and notifies under mtx_, cannot slip in between and go unnoticed.
     unique_lock lk(mtx_);
+    if (since != no_readiness && !counts_since_locked(fd, dir, since))
+        return 0;
     int err = 0;
     if (!register_locked(fd, dir, persistent, err))
         return err;
@@ -350,7 +361,7 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
     GIPC_ASSERT(e->waiters[d] > 0, "a waiter leaves an entry it was counted in");
     --e->waiters[d];
     const bool dead = e->dead;
-    if (!dead && !e->orphaned && !e->persistent && e->waiters[0] + e->waiters[1] == 0) {
+    if (!dead && !e->orphaned && !e->persistent && e->waiters[0] + e->waiters[1] + e->alone == 0) {
         // A user's fd: drop the registration, the user may close the fd at any time.
         ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
         table_[static_cast<std::size_t>(fd)].reset();
@@ -374,7 +385,7 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
         if (fd >= table_.size() || !table_[fd] || table_[fd]->gen != gen)
             continue; // a registration forgotten after the kernel queued its event
         entry& e = *table_[fd];
-        const bool unwaited = e.waiters[0] + e.waiters[1] == 0 && !e.on_writable;
+        const bool unwaited = e.waiters[0] + e.waiters[1] + e.alone == 0 && !e.on_writable;
         const std::uint32_t ev = events[i].events;
         const bool failed = (ev & (EPOLLERR | EPOLLHUP)) != 0;
         if (failed || (ev & EPOLLRDHUP))
@@ -414,21 +425,21 @@ int epoll_reactor::wait_alone(int fd, io_dir dir, steady_time until, std::uint64
     std::uint64_t seq0;
     {
         lock_guard lk(mtx_);
+        if (since != no_readiness && !counts_since_locked(fd, dir, since))
+            return 0;
         int err = 0;
         if (!register_locked(fd, dir, true, err))
             return err;
         e = table_[static_cast<std::size_t>(fd)];
         seq0 = since != no_readiness ? since : e->seq[d];
-        if (e->seq[d] != seq0)
-            return 0;
-        // Counted as a waiter while the poll runs: its events are not "unwaited" (idle_limit),
-        // and a forget() on another thread marks the entry dead.
-        ++e->waiters[d];
+        // Counted while the poll runs: its events are not "unwaited" (idle_limit), and a
+        // forget() on another thread marks the entry dead.
+        ++e->alone;
     }
     woken = poll_events(until, false);
     lock_guard lk(mtx_);
-    GIPC_ASSERT(e->waiters[d] > 0, "a waiter leaves an entry it was counted in");
-    --e->waiters[d];
+    GIPC_ASSERT(e->alone > 0, "a waiter leaves an entry it was counted in");
+    --e->alone;
     return e->seq[d] != seq0 || e->dead || e->orphaned ? 0 : -EAGAIN;
 }
 
@@ -548,7 +559,7 @@ void epoll_reactor::forget(int fd, unsigned gen) noexcept
         // Before its renewal after a fork, the epoll set is the parent's: leave it be.
         if (e->events != 0 && fork_gen_.load(std::memory_order_relaxed) == gen)
             ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
-        if (e->waiters[0] + e->waiters[1] == 0)
+        if (e->waiters[0] + e->waiters[1] + e->alone == 0)
             return;
         e->dead = true;
     }
