@@ -5,6 +5,10 @@
 // try each syscall first and wait here on EAGAIN). One epoll instance and one eventfd per
 // thread. Fibers of the owning thread park in wait() until an fd is ready; the thread's
 // scheduling algorithm calls poll() on its dispatcher context to collect events and wake them.
+// A fiber that nothing else of its thread could run beside (no other fiber ready, no sleeper
+// due, no deferred task, no wake-up the dispatcher has not taken) polls the epoll set itself
+// instead (wait_alone), as the dispatcher would have: a request/reply exchange then costs no
+// fiber switch at all.
 // The readiness primitives (wait, wait_any_thread, readiness, call_when_writable) are this
 // backend's, not the interface's: an IOCP backend would wait for completions instead. The
 // members reactor.hpp declares are documented there.
