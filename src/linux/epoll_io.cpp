@@ -124,10 +124,9 @@ ssize_t read(int fd, const slice* slices, int count, steady_time deadline, read_
         reactor_algorithm* algo = thread_algorithm();
         loop = algo ? &epoll(algo->reactor()) : nullptr;
     }
-    if (loop && hint->reactor == loop->id()) {
-        // The last read drained the pipe: while no data was announced since, the read would
-        // fail, so wait first (the wait returns at once when the count moved: see since in
-        // epoll_reactor::wait). The wait flushes this thread's queued frames, which is what a
+    if (loop && hint->reactor == loop->id() && loop->readiness(fd, io_dir::read) == hint->seen) {
+        // The last read drained the pipe and no data was announced since: the read would
+        // fail, so wait first. The wait flushes this thread's queued frames, which is what a
         // request/reply exchange is waiting for. A timeout of this wait proves nothing: data
         // may have arrived that the reactor has not polled yet. The read below decides.
         hint->reactor = 0;

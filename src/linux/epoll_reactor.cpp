@@ -308,12 +308,6 @@ std::uint64_t epoll_reactor::readiness(int fd, io_dir dir) noexcept
     GIPC_ASSERT(on_owner_thread(), "only the owning thread reads readiness counts");
     renew_if_forked();
     lock_guard lk(mtx_);
-    return readiness_locked(fd, dir);
-}
-
-std::uint64_t epoll_reactor::readiness_locked(int fd, io_dir dir) noexcept
-{
-    mtx_.assert_held();
     const auto index = static_cast<std::size_t>(fd);
     if (fd < 0 || index >= table_.size() || !table_[index] || !(table_[index]->events & dir_events(dir)) ||
         table_[index]->hung_up)
@@ -333,8 +327,6 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
     // which releases it only once the fiber is queued: a forget() on another thread, which
     // sets dead and notifies under mtx_, cannot slip in between and go unnoticed.
     unique_lock lk(mtx_);
-    if (since != no_readiness && !counts_since_locked(fd, dir, since))
-        return 0;
     int err = 0;
     if (!register_locked(fd, dir, persistent, err))
         return err;
@@ -425,8 +417,6 @@ int epoll_reactor::wait_alone(int fd, io_dir dir, steady_time until, std::uint64
     std::uint64_t seq0;
     {
         lock_guard lk(mtx_);
-        if (since != no_readiness && !counts_since_locked(fd, dir, since))
-            return 0;
         int err = 0;
         if (!register_locked(fd, dir, true, err))
             return err;

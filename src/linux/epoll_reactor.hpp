@@ -65,10 +65,7 @@ public:
     // -EBADF when the fd was forgotten during the wait, -EAGAIN when woken without news (the
     // process forked and the registration was left in the parent's epoll set: try the
     // operation, and wait again if it would block), or -errno from epoll_ctl.
-    // since: a readiness() count the caller saw with fd drained (see readiness); the wait
-    // returns 0 at once when the count is not that any more (data was announced since, or fd
-    // keeps no count now: its peer hung up, or it left the epoll set), so that the caller need
-    // not ask readiness() first.
+    // since: a readiness() count the caller saw with fd drained (see readiness).
     static constexpr std::uint64_t no_readiness = ~std::uint64_t{0};
     int wait(int fd, io_dir dir, steady_time deadline, bool persistent, std::uint64_t since = no_readiness) noexcept
     {
@@ -165,13 +162,6 @@ private:
     // poll_events is poll(), running the callbacks due only with run_callbacks. Returns true
     // when it consumed a wake().
     bool poll_events(steady_time deadline, bool run_callbacks) noexcept;
-    // readiness_locked is readiness() with mtx_ held; counts_since_locked tells whether it is
-    // still since.
-    std::uint64_t readiness_locked(int fd, io_dir dir) noexcept GIPC_REQUIRES(mtx_);
-    bool counts_since_locked(int fd, io_dir dir, std::uint64_t since) noexcept GIPC_REQUIRES(mtx_)
-    {
-        return readiness_locked(fd, dir) == since;
-    }
     // register_locked finds or creates fd's entry and makes sure epoll reports dir for it.
     // mtx_ must be held. Returns nullptr with err set on failure.
     entry* register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept GIPC_REQUIRES(mtx_);
