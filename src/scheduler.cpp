@@ -10,6 +10,7 @@
 #include <boost/fiber/operations.hpp>
 
 #include <cerrno>
+#include <iterator>
 #include <typeinfo>
 
 namespace gipc::detail {
@@ -44,6 +45,32 @@ struct expose_algo_member {
 };
 
 template struct expose_algo_member<&boost::fibers::scheduler::algo_>;
+
+// The same for the scheduler's sleep queue (the fibers in a Boost.Fiber sleep or timed wait,
+// ordered by their time) and a context's time in it, which alone_until reads: the earliest
+// time the dispatcher would have woken up for. The types are Boost's private ones, so the
+// friend functions' return types are deduced.
+struct sleep_queue_member_tag {
+    friend auto scheduler_sleep_queue_member(sleep_queue_member_tag) noexcept;
+};
+
+template <auto member>
+struct expose_sleep_queue_member {
+    friend auto scheduler_sleep_queue_member(sleep_queue_member_tag) noexcept { return member; }
+};
+
+template struct expose_sleep_queue_member<&boost::fibers::scheduler::sleep_queue_>;
+
+struct context_time_member_tag {
+    friend auto context_time_member(context_time_member_tag) noexcept;
+};
+
+template <auto member>
+struct expose_context_time_member {
+    friend auto context_time_member(context_time_member_tag) noexcept { return member; }
+};
+
+template struct expose_context_time_member<&boost::fibers::context::tp_>;
 
 // runs_default_algorithm: the calling thread's scheduler runs Boost.Fiber's round_robin
 // itself (not a type derived from it: a program's own algorithm is kept whatever its base).
@@ -99,6 +126,8 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept
     // queued before it, which then runs them and picks the fiber that was next.
     const bool on_dispatcher = boost::fibers::context::active()->is_context(boost::fibers::type::dispatcher_context);
     if (on_dispatcher) {
+        // The dispatcher took the remote ready queue just before calling here.
+        wake_unseen_ = false;
         run_deferred();
     } else if (!deferred_.empty() && dispatcher_ && dispatcher_->ready_is_linked()) {
         dispatcher_->ready_unlink();
@@ -111,10 +140,35 @@ boost::fibers::context* reactor_algorithm::pick_next() noexcept
     if (++switches_since_poll_ >= poll_every && on_dispatcher) {
         switches_since_poll_ = 0;
         reactor_->poll(steady_time::min());
+        wake_unseen_ = true; // it may have taken a wake(): the queue is looked at next round
     }
     boost::fibers::context* ctx = &ready_.front();
     ready_.pop_front();
     return ctx;
+}
+
+bool reactor_algorithm::alone_until(steady_time deadline, steady_time& until) noexcept
+{
+    GIPC_ASSERT(std::this_thread::get_id() == owner_, "alone_until runs on the algorithm's thread");
+    if (wake_unseen_ || !deferred_.empty())
+        return false;
+    // While a fiber runs, the dispatcher is queued as ready (Boost.Fiber keeps it there so
+    // that the queue is never empty): anything else queued is a fiber that could run.
+    if (!ready_.empty() && (&ready_.front() != dispatcher_ || std::next(ready_.begin()) != ready_.end()))
+        return false;
+    boost::fibers::context* active = boost::fibers::context::active();
+    if (active->is_context(boost::fibers::type::dispatcher_context))
+        return false;
+    until = deadline;
+    const auto& sleepers = active->get_scheduler()->*scheduler_sleep_queue_member(sleep_queue_member_tag{});
+    if (!sleepers.empty()) {
+        const steady_time first = (*sleepers.begin()).*context_time_member(context_time_member_tag{});
+        if (first < until)
+            until = first;
+    }
+    // A sleeper that is due already (or the caller's own deadline) is the dispatcher's to
+    // handle. The clock is read only when a time is set.
+    return until == steady_time::max() || until > std::chrono::steady_clock::now();
 }
 
 void reactor_algorithm::run_deferred() noexcept

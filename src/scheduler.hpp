@@ -62,6 +62,21 @@ public:
     // from inside a Boost.Fiber primitive.
     void run_deferred() noexcept;
 
+    // alone_until tells whether nothing else of this thread could run before the calling fiber's
+    // wait for I/O ends: no deferred task, no other fiber ready, no wake-up from another thread
+    // that the dispatcher may not have taken yet, and no sleeping fiber due (a Boost.Fiber
+    // sleep or timed wait). If so, until is deadline, or the earliest sleeping fiber's time
+    // when that comes first, and the backend may wait for the I/O in the calling fiber itself,
+    // up to until, where the dispatcher would have waited for it: no fiber switch to the
+    // dispatcher and back. Only the owning thread, from a fiber at one of gipc's own
+    // suspension points (never the dispatcher, never inside a Boost.Fiber primitive).
+    bool alone_until(steady_time deadline, steady_time& until) noexcept;
+
+    // took_wake tells the algorithm that such a wait in a fiber consumed a wake() (notify())
+    // that the dispatcher has not seen: fibers made ready by other threads may be queued, and
+    // no fiber waits alone again until the dispatcher has looked.
+    void took_wake() noexcept { wake_unseen_ = true; }
+
     // current is the calling thread's algorithm, or nullptr when gipc's is not installed.
     static reactor_algorithm* current() noexcept;
 
@@ -73,6 +88,10 @@ private:
     // The thread's dispatcher context, seen in awakened(); nullptr until then.
     boost::fibers::context* dispatcher_ = nullptr;
     unsigned switches_since_poll_ = 0;
+    // A poll() may have consumed a wake() since the dispatcher last took the fibers other
+    // threads made ready (Boost.Fiber's remote ready queue, which it empties just before it
+    // calls pick_next()): until it does, such fibers may be waiting, unannounced.
+    bool wake_unseen_ = false;
     const std::thread::id owner_ = std::this_thread::get_id();
 };
 

@@ -667,6 +667,65 @@ GIPC_TEST("a thread whose fibers are all blocked uses almost no CPU")
     CHECK(cpu < 0.02); // a spinning thread would use ~200 ms
 }
 
+GIPC_TEST("a fiber blocked in get() with nothing else ready still lets a sleeping fiber keep its schedule")
+{
+    // The ticker is asleep when the main fiber starts waiting, so the main fiber waits for its
+    // pipe alone: that wait must end in time for every tick.
+    auto [r, w] = gipc::pipe();
+    std::vector<double> ticks;
+    auto start = clock_type::now();
+    boost::fibers::fiber ticker([&] {
+        for (int i = 1; i <= 5; ++i) {
+            boost::this_fiber::sleep_until(start + i * 20ms);
+            ticks.push_back(seconds_since(start));
+        }
+    });
+    boost::this_fiber::yield(); // the ticker goes to sleep
+    std::thread writer([w = std::move(w), start]() mutable {
+        std::this_thread::sleep_until(start + 400ms);
+        w.put(7);
+    });
+    CHECK(r.get<int>() == 7);
+    const double got = seconds_since(start);
+    ticker.join();
+    writer.join();
+    REQUIRE(ticks.size() == 5);
+    for (std::size_t i = 0; i < ticks.size(); ++i) {
+        CHECK(ticks[i] >= 0.02 * double(i + 1) - 0.001);
+        CHECK(ticks[i] < 0.02 * double(i + 1) + 0.15); // not held back until the message came
+    }
+    CHECK(got >= 0.399);
+}
+
+GIPC_TEST("a fiber blocked in get() with nothing else ready still lets another thread wake a fiber at once")
+{
+    auto [r, w] = gipc::pipe();
+    boost::fibers::unbuffered_channel<int> ch;
+    double woke_at = 0;
+    auto start = clock_type::now();
+    boost::fibers::fiber waiter([&] {
+        int v = 0;
+        CHECK(ch.pop(v) == boost::fibers::channel_op_status::success);
+        CHECK(v == 1);
+        woke_at = seconds_since(start);
+    });
+    boost::this_fiber::yield(); // the waiter parks in the channel
+    std::thread other([&ch, start] {
+        std::this_thread::sleep_until(start + 30ms);
+        ch.push(1);
+    });
+    std::thread writer([w = std::move(w), start]() mutable {
+        std::this_thread::sleep_until(start + 400ms);
+        w.put(7);
+    });
+    CHECK(r.get<int>() == 7);
+    waiter.join();
+    other.join();
+    writer.join();
+    CHECK(woke_at >= 0.029);
+    CHECK(woke_at < 0.25); // woken by the other thread's push, not by the message
+}
+
 GIPC_TEST("1000 fibers blocked on 1000 pipes all wake while a ticker keeps its schedule")
 {
     gipc_test::raise_fd_limit();

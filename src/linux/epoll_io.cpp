@@ -42,7 +42,20 @@ int wait_owned(int fd, io_dir dir, steady_time deadline, std::uint64_t since = e
     int r;
     if (algo) {
         algo->run_deferred(); // one of gipc's suspension points: no need to go by the dispatcher
-        r = epoll(algo->reactor()).wait(fd, dir, deadline, true, since);
+        epoll_reactor& loop = epoll(algo->reactor());
+        // With nothing else of the thread to run, the fiber polls for fd itself, as the
+        // dispatcher would: two fiber switches and a round of the dispatcher's loop less per
+        // wait, which is most of a request/reply exchange's own cost.
+        steady_time until;
+        if (algo->alone_until(deadline, until)) {
+            bool woken = false;
+            r = loop.wait_alone(fd, dir, until, since, woken);
+            if (woken)
+                algo->took_wake();
+            if (r != -EAGAIN)
+                return r;
+        }
+        r = loop.wait(fd, dir, deadline, true, since);
     } else {
         relay_lease relay;
         r = epoll(relay.get()).wait_any_thread(fd, dir, deadline, true);

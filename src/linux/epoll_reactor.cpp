@@ -69,6 +69,9 @@ struct epoll_reactor::entry {
     bool orphaned = false;
     std::uint64_t seq[2] = {0, 0}; // readiness events seen per direction
     unsigned waiters[2] = {0, 0};
+    // Fibers polling for fd themselves (wait_alone): waiters with no condition variable to
+    // notify, which the owning thread counts while its poll runs.
+    unsigned alone = 0;
     boost::fibers::condition_variable_any cv[2];
     std::shared_ptr<reactor_callback> on_writable;
 };
@@ -350,7 +353,7 @@ int epoll_reactor::wait_impl(int fd, io_dir dir, steady_time deadline, bool pers
     GIPC_ASSERT(e->waiters[d] > 0, "a waiter leaves an entry it was counted in");
     --e->waiters[d];
     const bool dead = e->dead;
-    if (!dead && !e->orphaned && !e->persistent && e->waiters[0] + e->waiters[1] == 0) {
+    if (!dead && !e->orphaned && !e->persistent && e->waiters[0] + e->waiters[1] + e->alone == 0) {
         // A user's fd: drop the registration, the user may close the fd at any time.
         ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
         table_[static_cast<std::size_t>(fd)].reset();
@@ -374,7 +377,7 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
         if (fd >= table_.size() || !table_[fd] || table_[fd]->gen != gen)
             continue; // a registration forgotten after the kernel queued its event
         entry& e = *table_[fd];
-        const bool unwaited = e.waiters[0] + e.waiters[1] == 0 && !e.on_writable;
+        const bool unwaited = e.waiters[0] + e.waiters[1] + e.alone == 0 && !e.on_writable;
         const std::uint32_t ev = events[i].events;
         const bool failed = (ev & (EPOLLERR | EPOLLHUP)) != 0;
         if (failed || (ev & EPOLLRDHUP))
@@ -401,9 +404,40 @@ void epoll_reactor::dispatch(const epoll_event* events, int n) noexcept
     }
 }
 
-void epoll_reactor::poll(steady_time deadline) noexcept
+int epoll_reactor::wait_alone(int fd, io_dir dir, steady_time until, std::uint64_t since, bool& woken) noexcept
 {
-    GIPC_ASSERT(on_owner_thread(), "only the owning thread's dispatcher polls");
+    GIPC_ASSERT(on_owner_thread(), "only fibers of the owning thread wait in a reactor");
+    if (fd < 0)
+        return -EBADF;
+    const unsigned d = static_cast<unsigned>(dir);
+    renew_if_forked();
+    if (!epfd_ || !orphans_.empty())
+        return -EAGAIN; // a fork to recover from: the dispatcher's poll() does it
+    std::shared_ptr<entry> e;
+    std::uint64_t seq0;
+    {
+        lock_guard lk(mtx_);
+        int err = 0;
+        if (!register_locked(fd, dir, true, err))
+            return err;
+        e = table_[static_cast<std::size_t>(fd)];
+        seq0 = since != no_readiness ? since : e->seq[d];
+        // Counted while the poll runs: its events are not "unwaited" (idle_limit), and a
+        // forget() on another thread marks the entry dead.
+        ++e->alone;
+    }
+    woken = poll_events(until, false);
+    lock_guard lk(mtx_);
+    GIPC_ASSERT(e->alone > 0, "a waiter leaves an entry it was counted in");
+    --e->alone;
+    return e->seq[d] != seq0 || e->dead || e->orphaned ? 0 : -EAGAIN;
+}
+
+void epoll_reactor::poll(steady_time deadline) noexcept { poll_events(deadline, true); }
+
+bool epoll_reactor::poll_events(steady_time deadline, bool run_callbacks) noexcept
+{
+    GIPC_ASSERT(on_owner_thread(), "only the owning thread polls");
     renew_if_forked();
     if (!epfd_) {
         // A renewal after fork could not make its descriptors (EMFILE...): wait a little, not
@@ -413,14 +447,16 @@ void epoll_reactor::poll(steady_time deadline) noexcept
             deadline - std::chrono::steady_clock::now() < std::chrono::milliseconds(1))
             pause.tv_nsec = 0;
         ::nanosleep(&pause, nullptr);
-        return;
+        return false;
     }
     if (!orphans_.empty())
         wake_orphans();
     epoll_event events[128];
     timespec ts{};
     const timespec* tsp = &ts;
-    if (deadline == steady_time::max()) {
+    if (!due_.empty()) {
+        // Callbacks left by a wait_alone(): run them now, not after a sleep.
+    } else if (deadline == steady_time::max()) {
         tsp = nullptr;
     } else if (deadline != steady_time::min()) {
         auto left = deadline - std::chrono::steady_clock::now();
@@ -461,6 +497,7 @@ void epoll_reactor::poll(steady_time deadline) noexcept
             fatal_errno(-errno, "epoll_wait failed, the fiber reactor cannot wait");
     }
     // n <= 0: a timeout, or EINTR; the dispatcher simply calls again.
+    bool woken = false;
     if (n > 0) {
         for (int i = 0; i < n; ++i) {
             if (events[i].data.u64 == wake_tag) {
@@ -472,15 +509,20 @@ void epoll_reactor::poll(steady_time deadline) noexcept
                 std::uint64_t v;
                 [[maybe_unused]] auto r = ::read(evfd_.get(), &v, sizeof v);
                 wake_pending_.store(false, std::memory_order_seq_cst);
+                woken = true;
                 break;
             }
         }
         dispatch(events, n);
     }
     // Callbacks run without mtx_ held: they take locks of their own and may register again.
-    for (auto& cb : due_)
-        cb->on_ready();
-    due_.clear();
+    // Only on the dispatcher: a fiber polling in wait_alone() may hold what they need.
+    if (run_callbacks) {
+        for (auto& cb : due_)
+            cb->on_ready();
+        due_.clear();
+    }
+    return woken;
 }
 
 void epoll_reactor::wake() noexcept
@@ -507,7 +549,7 @@ void epoll_reactor::forget(int fd, unsigned gen) noexcept
         // Before its renewal after a fork, the epoll set is the parent's: leave it be.
         if (e->events != 0 && fork_gen_.load(std::memory_order_relaxed) == gen)
             ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
-        if (e->waiters[0] + e->waiters[1] == 0)
+        if (e->waiters[0] + e->waiters[1] + e->alone == 0)
             return;
         e->dead = true;
     }

@@ -5,6 +5,10 @@
 // try each syscall first and wait here on EAGAIN). One epoll instance and one eventfd per
 // thread. Fibers of the owning thread park in wait() until an fd is ready; the thread's
 // scheduling algorithm calls poll() on its dispatcher context to collect events and wake them.
+// A fiber that nothing else of its thread could run beside (no other fiber ready, no sleeper
+// due, no deferred task, no wake-up the dispatcher has not taken) polls the epoll set itself
+// instead (wait_alone), as the dispatcher would have: a request/reply exchange then costs no
+// fiber switch at all.
 // The readiness primitives (wait, wait_any_thread, readiness, call_when_writable) are this
 // backend's, not the interface's: an IOCP backend would wait for completions instead. The
 // members reactor.hpp declares are documented there.
@@ -75,6 +79,16 @@ public:
     {
         return wait_impl(fd, dir, deadline, persistent, no_readiness, true);
     }
+    // wait_alone is wait() (persistent) done by the calling fiber itself: it polls the epoll
+    // set, up to until, where the dispatcher would have, for a fiber that nothing else of its
+    // thread could run beside (reactor_algorithm::alone_until). The events it collects are
+    // dispatched as poll() does; the callbacks due are left to the dispatcher's next poll(),
+    // which does not block before it runs them. Returns 0 when fd progressed (or was
+    // forgotten meanwhile: the caller's syscall tells), -EAGAIN when the poll ended without
+    // news of fd (until passed, a wake(), another fd's event, a fork to recover from: the
+    // caller then waits as usual, which hands the thread to the dispatcher), or -errno from
+    // epoll_ctl. woken is set when the poll consumed a wake(). Only the owning thread.
+    int wait_alone(int fd, io_dir dir, steady_time until, std::uint64_t since, bool& woken) noexcept;
     // readiness counts the readiness events this reactor dispatched for fd and dir, or is
     // no_readiness when it keeps no count for fd: not registered (never, or no longer: see
     // idle_limit) or its peer hung up (end of stream or an error is reported without further
@@ -145,6 +159,9 @@ private:
     // forget drops fd; gen is the current fork generation.
     void forget(int fd, unsigned gen) noexcept;
     void dispatch(const ::epoll_event* events, int n) noexcept;
+    // poll_events is poll(), running the callbacks due only with run_callbacks. Returns true
+    // when it consumed a wake().
+    bool poll_events(steady_time deadline, bool run_callbacks) noexcept;
     // register_locked finds or creates fd's entry and makes sure epoll reports dir for it.
     // mtx_ must be held. Returns nullptr with err set on failure.
     entry* register_locked(int fd, io_dir dir, bool persistent, int& err) noexcept GIPC_REQUIRES(mtx_);
