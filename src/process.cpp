@@ -751,6 +751,10 @@ private:
     {
         if (started_.load(std::memory_order_relaxed))
             return 0;
+        // The fork thread takes the orphan writers' mutex across fork(), and the first call
+        // allocates its helper's state: make it here, on the calling thread, or the fork
+        // thread's first fork would give it (and every child after) a malloc arena of its own.
+        (void)orphan_writers_mutex();
         if (!g_reset_registered) {
             // Only forget the object in a forked child: the child makes a new one if it
             // starts processes of its own (allocating here would cost every child page faults).
