@@ -509,12 +509,19 @@ posix::unique_fd forget_parent_death_pipe() noexcept GIPC_NO_THREAD_SAFETY_ANALY
         });
         for (write_end* w : ctx.transfers->writers)
             w->keep_in_child();
+        // Only written when some end is abandoned: every page the child writes costs it a
+        // copy-on-write fault, and a child that inherits no other handle needs none here.
         auto& ends = end_registry();
+        bool abandoned = false;
         for (end_base* e : ends)
-            if (std::find(kept.begin(), kept.end(), e) == kept.end())
+            if (std::find(kept.begin(), kept.end(), e) == kept.end()) {
                 e->abandon_after_fork();
-        ends.clear();
-        ends.insert(kept.begin(), kept.end());
+                abandoned = true;
+            }
+        if (abandoned) {
+            ends.clear();
+            ends.insert(kept.begin(), kept.end());
+        }
 
         // 6. The parent's children are not this process's: forget them, reaped or not.
         forget_parent_children(false);
@@ -544,7 +551,10 @@ posix::unique_fd forget_parent_death_pipe() noexcept GIPC_NO_THREAD_SAFETY_ANALY
 
     // 10. Run the target on this thread, whose fiber world is fresh. (The parent's fork thread
     //     does not exist here: a pthread_atfork handler replaced its object.)
-    run_target(ctx, std::move(*static_cast<std::unique_ptr<child_entry>*>(ctx.way)));
+    //     The entry is taken without writing to its owner, which lives on the stack of the
+    //     parent's calling thread: this process never returns to that frame, and a write there
+    //     would copy the page.
+    run_target(ctx, std::unique_ptr<child_entry>(static_cast<std::unique_ptr<child_entry>*>(ctx.way)->get()));
 }
 
 // t_in_gipc_fork is true on the fork thread while it forks: the pthread_atfork handlers that
@@ -755,6 +765,9 @@ private:
         // allocates its helper's state: make it here, on the calling thread, or the fork
         // thread's first fork would give it (and every child after) a malloc arena of its own.
         (void)orphan_writers_mutex();
+        // And the registry of open ends, which every child's bootstrap reads: made once here,
+        // not in each child (a first use initialises it).
+        (void)end_registry();
         if (!g_reset_registered) {
             // Only forget the object in a forked child: the child makes a new one if it
             // starts processes of its own (allocating here would cost every child page faults).
