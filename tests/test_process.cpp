@@ -794,15 +794,21 @@ GIPC_TEST("at a normal exit, daemon children are terminated and the others are w
 namespace {
 volatile std::sig_atomic_t g_handled = 0;
 void test_handler(int) { g_handled = 1; }
+void test_info_handler(int, siginfo_t*, void*) { g_handled = 1; }
 } // namespace
 
 GIPC_TEST("in the child, handlers are reset, ignored signals stay ignored, the mask is clear")
 {
-    struct sigaction handler{}, ignore{}, old_usr1{}, old_usr2{};
+    struct sigaction handler{}, ignore{}, info{}, old_usr1{}, old_usr2{}, old_rtmax{}, old_rtmin{};
     handler.sa_handler = test_handler;
     ignore.sa_handler = SIG_IGN;
+    info.sa_sigaction = test_info_handler;
+    info.sa_flags = SA_SIGINFO;
     ::sigaction(SIGUSR1, &handler, &old_usr1);
     ::sigaction(SIGUSR2, &ignore, &old_usr2);
+    // Real-time signals too (bits above 32 of the kernel's caught set), one with SA_SIGINFO.
+    ::sigaction(SIGRTMAX, &info, &old_rtmax);
+    ::sigaction(SIGRTMIN + 1, &ignore, &old_rtmin);
     sigset_t block, old_mask;
     sigemptyset(&block);
     sigaddset(&block, SIGHUP);
@@ -817,6 +823,10 @@ GIPC_TEST("in the child, handlers are reset, ignored signals stay ignored, the m
         bad |= sa.sa_handler != SIG_IGN ? 2 : 0;
         ::sigaction(SIGPIPE, nullptr, &sa);
         bad |= sa.sa_handler != SIG_IGN ? 4 : 0;
+        ::sigaction(SIGRTMAX, nullptr, &sa);
+        bad |= (sa.sa_flags & SA_SIGINFO) || sa.sa_handler != SIG_DFL ? 16 : 0;
+        ::sigaction(SIGRTMIN + 1, nullptr, &sa);
+        bad |= sa.sa_handler != SIG_IGN ? 32 : 0;
         sigset_t mask;
         ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
         bad |= sigismember(&mask, SIGHUP) ? 8 : 0;
@@ -826,6 +836,8 @@ GIPC_TEST("in the child, handlers are reset, ignored signals stay ignored, the m
     ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
     ::sigaction(SIGUSR1, &old_usr1, nullptr);
     ::sigaction(SIGUSR2, &old_usr2, nullptr);
+    ::sigaction(SIGRTMAX, &old_rtmax, nullptr);
+    ::sigaction(SIGRTMIN + 1, &old_rtmin, nullptr);
     CHECK(p.exitcode() == 0);
 }
 
