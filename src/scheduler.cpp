@@ -33,44 +33,33 @@ constexpr unsigned poll_every = 8;
 // defines hands the pointer out. Reading the member through it is ordinary member access: no
 // layout guess, no cast, nothing undefined. (Boost 1.75+ keeps the same private member; a
 // build against a Boost that renamed it fails to compile here rather than misbehave.)
-using algo_member = boost::fibers::algo::algorithm::ptr_t boost::fibers::scheduler::*;
+//
+// One template serves every such member: a tag type declares the friend function that
+// returns the member pointer, and the explicit instantiation of expose_member for that tag
+// and member defines it.
+template <typename Tag, auto Member>
+struct expose_member {
+    friend auto member_pointer(Tag) noexcept { return Member; }
+};
 
 struct algo_member_tag {
-    friend algo_member scheduler_algo_member(algo_member_tag) noexcept;
+    friend auto member_pointer(algo_member_tag) noexcept;
 };
-
-template <algo_member member>
-struct expose_algo_member {
-    friend algo_member scheduler_algo_member(algo_member_tag) noexcept { return member; }
-};
-
-template struct expose_algo_member<&boost::fibers::scheduler::algo_>;
+template struct expose_member<algo_member_tag, &boost::fibers::scheduler::algo_>;
 
 // The same for the scheduler's sleep queue (the fibers in a Boost.Fiber sleep or timed wait,
 // ordered by their time) and a context's time in it, which alone_until reads: the earliest
-// time the dispatcher would have woken up for. The types are Boost's private ones, so the
-// friend functions' return types are deduced.
+// time the dispatcher would have woken up for. The types are Boost's private ones, hence the
+// deduced return types.
 struct sleep_queue_member_tag {
-    friend auto scheduler_sleep_queue_member(sleep_queue_member_tag) noexcept;
+    friend auto member_pointer(sleep_queue_member_tag) noexcept;
 };
-
-template <auto member>
-struct expose_sleep_queue_member {
-    friend auto scheduler_sleep_queue_member(sleep_queue_member_tag) noexcept { return member; }
-};
-
-template struct expose_sleep_queue_member<&boost::fibers::scheduler::sleep_queue_>;
+template struct expose_member<sleep_queue_member_tag, &boost::fibers::scheduler::sleep_queue_>;
 
 struct context_time_member_tag {
-    friend auto context_time_member(context_time_member_tag) noexcept;
+    friend auto member_pointer(context_time_member_tag) noexcept;
 };
-
-template <auto member>
-struct expose_context_time_member {
-    friend auto context_time_member(context_time_member_tag) noexcept { return member; }
-};
-
-template struct expose_context_time_member<&boost::fibers::context::tp_>;
+template struct expose_member<context_time_member_tag, &boost::fibers::context::tp_>;
 
 // runs_default_algorithm: the calling thread's scheduler runs Boost.Fiber's round_robin
 // itself (not a type derived from it: a program's own algorithm is kept whatever its base).
@@ -79,7 +68,7 @@ bool runs_default_algorithm() noexcept
 {
     boost::fibers::scheduler* sched = boost::fibers::context::active()->get_scheduler();
     GIPC_ASSERT(sched != nullptr, "every active fiber context has a scheduler");
-    const boost::fibers::algo::algorithm* algo = (sched->*scheduler_algo_member(algo_member_tag{})).get();
+    const boost::fibers::algo::algorithm* algo = (sched->*member_pointer(algo_member_tag{})).get();
     return algo && typeid(*algo) == typeid(boost::fibers::algo::round_robin);
 }
 
@@ -160,9 +149,9 @@ bool reactor_algorithm::alone_until(steady_time deadline, steady_time& until) no
     if (active->is_context(boost::fibers::type::dispatcher_context))
         return false;
     until = deadline;
-    const auto& sleepers = active->get_scheduler()->*scheduler_sleep_queue_member(sleep_queue_member_tag{});
+    const auto& sleepers = active->get_scheduler()->*member_pointer(sleep_queue_member_tag{});
     if (!sleepers.empty()) {
-        const steady_time first = (*sleepers.begin()).*context_time_member(context_time_member_tag{});
+        const steady_time first = (*sleepers.begin()).*member_pointer(context_time_member_tag{});
         if (first < until)
             until = first;
     }
