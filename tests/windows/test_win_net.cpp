@@ -395,3 +395,64 @@ WIN_TEST("socket errors map to errno values")
     CHECK(win::socket_errno(WSAEADDRINUSE) == -EADDRINUSE);
     CHECK(win::socket_errno(WSAEAFNOSUPPORT) == -EAFNOSUPPORT);
 }
+
+// ---- socket_os (src/windows/socket_os.cpp), what gipc::net makes its sockets with ----
+
+#include "socket_os.hpp"
+
+namespace socket_os = gipc::detail::socket_os;
+
+WIN_TEST("socket_os: a dual-stack wildcard listener takes IPv4 and IPv6, a taken port is EADDRINUSE")
+{
+    const native_socket ls = socket_os::open_stream_socket(AF_INET6);
+    REQUIRE(ls >= 0);
+    sock l(ls);
+    sockaddr_in6 any{};
+    any.sin6_family = AF_INET6;
+    any.sin6_addr = in6addr_any;
+    REQUIRE(socket_os::listen_on(l.get(), reinterpret_cast<sockaddr*>(&any), sizeof any, SOMAXCONN, true, true) == 0);
+    const int port = socket_os::local_port(l.get());
+    REQUIRE(port > 0);
+    CHECK(win::is_inheritable(reinterpret_cast<HANDLE>(l.s.get())) == 0);
+    for (int family : {AF_INET, AF_INET6}) {
+        sock c(socket_os::open_stream_socket(family));
+        REQUIRE(c.get() >= 0);
+        int len = 0;
+        sockaddr_storage a = loopback(family, static_cast<std::uint16_t>(port), len);
+        native_socket accepted = -1;
+        boost::fibers::fiber acceptor([&] { accepted = io::accept(l.get(), after(5000ms)); });
+        CHECK(io::connect(c.get(), reinterpret_cast<sockaddr*>(&a), static_cast<unsigned>(len), after(5000ms)) == 0);
+        acceptor.join();
+        REQUIRE(accepted >= 0);
+        sock server(accepted);
+        CHECK(io::send(c.get(), "hi", 2, after(5000ms)) == 2);
+        std::string got;
+        CHECK(receive_into(server, got, 10, after(5000ms)) == 2);
+        CHECK(socket_os::shutdown_socket(c.get(), SD_SEND) == 0);
+        CHECK(receive_into(server, got, 10, after(5000ms)) == 0);
+        CHECK(got == "hi");
+    }
+    // The port is in use: a second listener on it is refused, SO_EXCLUSIVEADDRUSE or not.
+    sock again(socket_os::open_stream_socket(AF_INET6));
+    sockaddr_in6 same = any;
+    same.sin6_port = htons(static_cast<std::uint16_t>(port));
+    CHECK(socket_os::listen_on(again.get(), reinterpret_cast<sockaddr*>(&same), sizeof same, SOMAXCONN, true, true) ==
+          -EADDRINUSE);
+}
+
+WIN_TEST("socket_os: names resolve after ready(); no Unix-domain sockets on Windows")
+{
+    REQUIRE(socket_os::ready() == 0);
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* list = nullptr;
+    REQUIRE(::getaddrinfo("localhost", "80", &hints, &list) == 0);
+    CHECK(list != nullptr);
+    ::freeaddrinfo(list);
+    sockaddr_storage a{};
+    unsigned len = 0;
+    CHECK(socket_os::unix_address("C:\\gipc.sock", a, len) == -EAFNOSUPPORT);
+    CHECK(socket_os::open_stream_socket(AF_UNIX) == -EAFNOSUPPORT);
+    native_socket x = -1, y = -1;
+    CHECK(socket_os::open_socket_pair(x, y) == -EAFNOSUPPORT);
+}
