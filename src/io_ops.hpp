@@ -41,6 +41,9 @@
 // HANDLE on Windows), from the header of the platform's directory that meson.build puts on the
 // include path (src/linux/native_fd.hpp, src/windows/native_fd.hpp).
 #include "native_fd.hpp"
+// native_socket: the platform's handle of a socket (an int fd on POSIX, a SOCKET on Windows),
+// chosen the same way (src/linux/native_socket.hpp, src/windows/native_socket.hpp).
+#include "native_socket.hpp"
 
 #include <sys/types.h>
 
@@ -136,16 +139,18 @@ struct stream_hint {
     std::atomic<bool> sent{false};
 };
 
-// The socket operations below (receive, send, send_with_fds, receive_with_fds, accept,
-// connect) are POSIX-only for now: the Windows backend does not define them, and the Windows
-// build compiles none of their callers (src/net.cpp, src/pool.cpp).
+// The socket operations below take native_socket. receive, send, accept and connect exist on
+// both platforms (Windows: overlapped WSARecv, WSASend, AcceptEx, ConnectEx, on sockets made by
+// the platform's socket functions: overlapped, not inheritable). send_with_fds and
+// receive_with_fds are POSIX-only: the Windows backend does not define them, and the Windows
+// build compiles none of their callers (src/pool.cpp).
 //
 // receive and send are read and write for a connected stream socket (send never raises
 // SIGPIPE: -EPIPE). receive returns the bytes received, 0 when the peer shut down its side,
 // -ETIMEDOUT or -errno; send the bytes sent (> 0), -ETIMEDOUT or -errno. hint, when given, is
 // the stream's (see stream_hint).
-ssize_t receive(int fd, void* data, std::size_t size, steady_time deadline, stream_hint* hint = nullptr);
-ssize_t send(int fd, const void* data, std::size_t size, steady_time deadline, stream_hint* hint = nullptr);
+ssize_t receive(native_socket fd, void* data, std::size_t size, steady_time deadline, stream_hint* hint = nullptr);
+ssize_t send(native_socket fd, const void* data, std::size_t size, steady_time deadline, stream_hint* hint = nullptr);
 
 // send_with_fds sends data (size >= 1) together with count open fds over the connected Unix
 // socket fd, in one message (SCM_RIGHTS, at most 253 fds: SCM_MAX_FD): the receiver
@@ -166,17 +171,17 @@ ssize_t receive_with_fds(int fd, void* data, std::size_t size, int* fds, std::si
 
 // accept takes one connection off the listening socket fd, parking the fiber until one is
 // queued, or deadline; a connection that the peer gave up while queued is skipped. Returns the
-// new socket (non-blocking, close-on-exec, TCP_NODELAY where it applies; the caller owns it),
-// -ETIMEDOUT or -errno.
-int accept(int fd, steady_time deadline);
+// new socket (non-blocking, close-on-exec, TCP_NODELAY where it applies; on Windows overlapped
+// and not inheritable; the caller owns it), -ETIMEDOUT or -errno.
+native_socket accept(native_socket fd, steady_time deadline);
 
-// connect connects the stream socket fd (made by posix::open_stream_socket) to addr, parking
+// connect connects the stream socket fd (made by the platform's open_stream_socket) to addr, parking
 // the fiber until the attempt ends, or deadline (a Unix listener whose backlog is full is
 // asked again after pauses, as the kernel announces no room there). Returns 0, -ETIMEDOUT or
 // -errno (-ECONNREFUSED...). fd was registered with the reactor: forget_fd() it before closing
-// it, connected or not. hint, when given, learns whether the connect waited (the stream made
+// it, connected or not (on Windows the SOCKET as a HANDLE, as every socket operation keys it). hint, when given, learns whether the connect waited (the stream made
 // of fd starts with it).
-int connect(int fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline, stream_hint* hint = nullptr);
+int connect(native_socket fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline, stream_hint* hint = nullptr);
 
 // wait_exit parks the calling fiber until the child behind the exit handle fd (a pidfd; on
 // Windows the process handle) has exited, or deadline. Returns 0 (the child may be reaped

@@ -1,16 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "errors.hpp"
-#include "posix/socket.hpp"
 #include "reactor.hpp"
 #include "scheduler.hpp"
 #include "socket_end.hpp"
+#include "socket_os.hpp"
 
 #include <gipc/net.hpp>
-
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sys/un.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,9 +35,9 @@ std::shared_ptr<socket_end> make_end(posix::unique_fd fd, const char* kind, bool
 
 posix::unique_fd new_socket(int family)
 {
-    const int fd = posix::open_stream_socket(family);
+    const auto fd = detail::socket_os::open_stream_socket(family);
     if (fd < 0)
-        throw_errno(fd, "gipc: socket");
+        throw_errno(static_cast<int>(fd), "gipc: socket");
     return posix::unique_fd(fd);
 }
 
@@ -80,6 +75,8 @@ std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, 
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
     addrinfo* list = nullptr;
+    if (const int err = detail::socket_os::ready(); err < 0)
+        throw_errno(err, "gipc: cannot resolve " + host);
     const std::string service = std::to_string(port);
     const char* node = passive && host.empty() ? nullptr : host.c_str();
     // A numeric address is parsed right here. A name goes through the C library's name service
@@ -123,15 +120,17 @@ socklen_t numeric_address(const std::string& host, std::uint16_t port, sockaddr_
     return 0;
 }
 
-// unix_address is the address of the Unix socket at path. Throws gipc::error when the path
-// does not fit.
-sockaddr_un unix_address(const std::string& path)
+// unix_address is the address of the Unix socket at path, its length in len. Throws gipc::error
+// when the path does not fit, and std::system_error (EAFNOSUPPORT) where the platform has no
+// Unix-domain sockets for gipc (Windows).
+sockaddr_storage unix_address(const std::string& path, unsigned& len)
 {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path)
+    sockaddr_storage addr{};
+    const int err = detail::socket_os::unix_address(path, addr, len);
+    if (err == -ENAMETOOLONG)
         throw error("gipc: Unix socket path too long: " + path);
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (err < 0)
+        throw_errno(err, "gipc: Unix-domain socket " + path + ": not available on this platform");
     return addr;
 }
 
@@ -154,7 +153,7 @@ stream stream::connect_until(const std::string& host, std::uint16_t port, steady
         last_error = connect_fd(sock.fd.get(), addr, len, deadline, &hint);
         if (last_error != 0)
             return std::nullopt;
-        posix::set_nodelay(sock.fd.get());
+        detail::socket_os::set_nodelay(sock.fd.get());
         return stream(make_end(std::move(sock.fd), "stream", hint.waited.load(std::memory_order_relaxed)));
     };
     sockaddr_storage numeric{};
@@ -175,10 +174,11 @@ stream stream::connect_unix(const std::string& path) { return connect_unix_until
 stream stream::connect_unix_until(const std::string& path, steady_time deadline)
 {
     detail::thread_algorithm();
-    sockaddr_un addr = unix_address(path);
+    unsigned len = 0;
+    sockaddr_storage addr = unix_address(path, len);
     connecting_socket sock(AF_UNIX);
     detail::io::stream_hint hint;
-    if (int err = connect_fd(sock.fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, deadline, &hint))
+    if (int err = connect_fd(sock.fd.get(), reinterpret_cast<sockaddr*>(&addr), len, deadline, &hint))
         throw_errno(err, "gipc: connect to " + path);
     return stream(make_end(std::move(sock.fd), "stream", hint.waited.load(std::memory_order_relaxed)));
 }
@@ -186,9 +186,10 @@ stream stream::connect_unix_until(const std::string& path, steady_time deadline)
 std::pair<stream, stream> stream::pair()
 {
     detail::thread_algorithm();
-    posix::unique_fd a, b;
-    if (const int err = posix::open_socket_pair(a, b); err < 0)
-        throw_errno(err, "gipc: socketpair");
+    detail::native_socket x = -1, y = -1;
+    if (const int err = detail::socket_os::open_socket_pair(x, y); err < 0)
+        throw_errno(err, "gipc: socketpair (Unix-domain sockets)");
+    posix::unique_fd a(x), b(y);
     return {stream(make_end(std::move(a), "stream", false)), stream(make_end(std::move(b), "stream", false))};
 }
 
@@ -240,7 +241,7 @@ void stream::write_all_until(std::string_view data, steady_time deadline)
 void stream::shutdown(int how)
 {
     detail::op_guard op(end_.get());
-    if (const int err = posix::shutdown_socket(end_->fd(), how); err < 0)
+    if (const int err = detail::socket_os::shutdown_socket(end_->fd(), how); err < 0)
         throw_errno(err, "gipc: shutdown " + end_->name());
 }
 
@@ -256,13 +257,13 @@ listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
     int last_error = -EADDRNOTAVAIL;
     auto listen_on_first = [&](addrinfo* list) -> posix::unique_fd {
         for (addrinfo* ai = list; ai; ai = ai->ai_next) {
-            const int s = posix::open_stream_socket(ai->ai_family);
+            const auto s = detail::socket_os::open_stream_socket(ai->ai_family);
             if (s < 0) {
-                last_error = s;
+                last_error = static_cast<int>(s);
                 continue;
             }
             posix::unique_fd fd(s);
-            last_error = posix::listen_on(fd.get(), ai->ai_addr, ai->ai_addrlen, backlog, true,
+            last_error = detail::socket_os::listen_on(fd.get(), ai->ai_addr, static_cast<unsigned>(ai->ai_addrlen), backlog, true,
                                           ai->ai_family == AF_INET6 && host.empty());
             if (last_error == 0)
                 return fd;
@@ -283,9 +284,10 @@ listener listener::tcp(const std::string& host, std::uint16_t port, int backlog)
 listener listener::unix_socket(const std::string& path, int backlog)
 {
     detail::thread_algorithm();
-    sockaddr_un addr = unix_address(path);
+    unsigned len = 0;
+    sockaddr_storage addr = unix_address(path, len);
     posix::unique_fd fd = new_socket(AF_UNIX);
-    if (const int err = posix::listen_on(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr, backlog, false, false);
+    if (const int err = detail::socket_os::listen_on(fd.get(), reinterpret_cast<sockaddr*>(&addr), len, backlog, false, false);
         err < 0)
         throw_errno(err, "gipc: listen on " + path);
     return listener(make_end(std::move(fd), "listener"));
@@ -304,7 +306,7 @@ std::uint16_t listener::port() const
 {
     if (closed())
         throw closed_error("gipc: listener is closed");
-    const int port = posix::local_port(end_->fd());
+    const int port = detail::socket_os::local_port(end_->fd());
     if (port < 0)
         throw_errno(port, "gipc: getsockname");
     return static_cast<std::uint16_t>(port);

@@ -25,16 +25,29 @@
 /// where that matters. Every call works on a fiber stack of 16 KiB; resolving a name that is not
 /// in /etc/hosts runs the system's resolver (DNS) on that stack too, whose needs gipc does not
 /// control.
+///
+/// Windows: TCP over IPv4 and IPv6 works as above, on Winsock sockets (overlapped, not
+/// inheritable; AcceptEx, ConnectEx, WSARecv and WSASend complete through the thread's I/O
+/// completion port); native_handle() is the SOCKET. Unix-domain sockets are not available there
+/// (Wine's Winsock, where gipc is tested, has no AF_UNIX): connect_unix, pair and
+/// listener::unix_socket throw std::system_error (std::errc::address_family_not_supported).
 
 #include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
 #include <gipc/error.hpp>
 
+#include <cstdint>
+
 #if !defined(_WIN32)
 #include <sys/socket.h>
+namespace gipc::net {
+/// native_handle_type is what native_handle() of a socket returns: its fd on POSIX.
+using native_handle_type = int;
+} // namespace gipc::net
 #else
-// Windows: gipc::net is not built there yet. The two names its declarations use, with
-// Winsock's values (<winsock2.h> defines SOMAXCONN alike; its SD_SEND is SHUT_WR).
+// Windows: the two names the declarations use, with Winsock's values, without <winsock2.h>
+// (which defines SOMAXCONN alike; its SD_RECEIVE, SD_SEND, SD_BOTH are SHUT_RD, SHUT_WR,
+// SHUT_RDWR).
 #ifndef SOMAXCONN
 #define SOMAXCONN 0x7fffffff
 #endif
@@ -43,11 +56,16 @@
 #define SHUT_WR 0x01
 #define SHUT_RDWR 0x02
 #endif
+namespace gipc::net {
+/// native_handle_type is what native_handle() of a socket returns: its Winsock SOCKET on
+/// Windows (UINT_PTR, spelled out so that this header does not bring <winsock2.h> along);
+/// INVALID_SOCKET (~0) once closed.
+using native_handle_type = std::uintptr_t;
+} // namespace gipc::net
 #endif
 
 #include <chrono>
 #include <cstddef>
-#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -132,8 +150,9 @@ public:
     /// closed is true when the socket is closed: by close(), moved from, default-constructed,
     /// or transferred to a child process.
     bool closed() const noexcept;
-    /// native_handle is the socket's fd, or -1 when closed.
-    int native_handle() const noexcept;
+    /// native_handle is the socket's fd (the SOCKET on Windows), or -1 when closed
+    /// (INVALID_SOCKET on Windows).
+    native_handle_type native_handle() const noexcept;
 
 private:
     friend class listener;
@@ -184,8 +203,9 @@ public:
     /// closed is true when the socket is closed: by close(), moved from, default-constructed,
     /// or transferred to a child process.
     bool closed() const noexcept;
-    /// native_handle is the socket's fd, or -1 when closed.
-    int native_handle() const noexcept;
+    /// native_handle is the socket's fd (the SOCKET on Windows), or -1 when closed
+    /// (INVALID_SOCKET on Windows).
+    native_handle_type native_handle() const noexcept;
 
 private:
     friend struct detail::detail_access;

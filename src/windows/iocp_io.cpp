@@ -27,10 +27,17 @@
 // thread's reactor): elsewhere it returns -EOPNOTSUPP. (The pipe writer queues frames only on
 // such threads; on the others it writes at once.)
 //
-// Not here yet: the socket operations (POSIX-only for now, see io_ops.hpp), and readiness
-// waits on the program's fds (wait_user_fd: -EOPNOTSUPP).
+// Sockets (overlapped, non-inheritable: win::make_socket) go the same way, keyed by their SOCKET
+// as a HANDLE: receive and send are one WSARecv/WSASend, accept an AcceptEx into a new socket of
+// the listener's family, connect a ConnectEx (the socket bound to its family's wildcard first).
+// send_with_fds and receive_with_fds are POSIX-only (io_ops.hpp): not defined here.
+//
+// Not here: readiness waits on the program's fds (wait_user_fd: -EOPNOTSUPP).
 
 #include "windows/iocp_reactor.hpp"
+#include "windows/socket.hpp"
+
+#include <mswsock.h>
 
 #include "assert.hpp"
 #include "relay.hpp"
@@ -306,7 +313,11 @@ struct transfer_result {
     bool forgotten = false;
 };
 
-transfer_result transfer(bool reading, HANDLE h, void* data, DWORD size, steady_time deadline)
+// overlapped_call starts one overlapped operation on h (a pipe or a socket) with start(ov, n),
+// which returns 0 when the operation completed at once (n: the bytes it moved), ERROR_IO_PENDING
+// when it goes on, or another Win32/Winsock error code, and waits for it as io_ops.hpp says.
+template <class Start>
+transfer_result overlapped_call(HANDLE h, steady_time deadline, Start&& start)
 {
     target to;
     fiber_op op;
@@ -333,10 +344,9 @@ transfer_result transfer(bool reading, HANDLE h, void* data, DWORD size, steady_
         op.ov.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<ULONG_PTR>(event.get()) | 1);
     }
     DWORD n = 0;
-    const BOOL ok = reading ? ::ReadFile(h, data, size, &n, &op.ov) : ::WriteFile(h, data, size, &n, &op.ov);
-    if (ok)
+    if (const DWORD e = start(&op.ov, n); e == 0)
         return {n, 0}; // done at once: no packet (FILE_SKIP_COMPLETION_PORT_ON_SUCCESS, or the event's low bit)
-    if (const DWORD e = ::GetLastError(); e != ERROR_IO_PENDING)
+    else if (e != ERROR_IO_PENDING)
         return {0, e};
 
     pool_wait watch;
@@ -369,6 +379,14 @@ transfer_result transfer(bool reading, HANDLE h, void* data, DWORD size, steady_
             r.error = 0; // bytes moved before the cancellation are the result
     }
     return r;
+}
+
+transfer_result transfer(bool reading, HANDLE h, void* data, DWORD size, steady_time deadline)
+{
+    return overlapped_call(h, deadline, [&](OVERLAPPED* ov, DWORD& n) -> DWORD {
+        const BOOL ok = reading ? ::ReadFile(h, data, size, &n, ov) : ::WriteFile(h, data, size, &n, ov);
+        return ok ? 0 : ::GetLastError();
+    });
 }
 
 // first_slice: the first slice with room (reads and writes move one buffer at a time: an
@@ -611,6 +629,120 @@ int wait_exit(native_fd fd, steady_time deadline)
 }
 
 int wait_user_fd(int, io_dir, steady_time, bool) { return -EOPNOTSUPP; }
+
+// ---- sockets ---------------------------------------------------------------------------------
+
+namespace {
+
+SOCKET as_socket(native_socket s) noexcept { return static_cast<SOCKET>(s); }
+HANDLE socket_handle(SOCKET s) noexcept { return reinterpret_cast<HANDLE>(s); }
+
+// socket_result is what receive and send return for one transfer.
+ssize_t socket_result(const transfer_result& r) noexcept
+{
+    if (r.forgotten)
+        return -EBADF;
+    if (r.timed_out)
+        return -ETIMEDOUT;
+    if (r.error != 0)
+        return win::socket_errno(r.error);
+    return static_cast<ssize_t>(r.bytes);
+}
+
+} // namespace
+
+ssize_t receive(native_socket fd, void* data, std::size_t size, steady_time deadline, stream_hint*)
+{
+    const SOCKET s = as_socket(fd);
+    WSABUF buf{static_cast<ULONG>(clamp_size(size)), static_cast<char*>(data)};
+    DWORD flags = 0; // read by WSARecv at the call; what it would report back is not asked for
+    const transfer_result r = overlapped_call(socket_handle(s), deadline, [&](OVERLAPPED* ov, DWORD& n) -> DWORD {
+        flags = 0;
+        return ::WSARecv(s, &buf, 1, &n, &flags, ov, nullptr) == 0 ? 0 : static_cast<DWORD>(::WSAGetLastError());
+    });
+    return socket_result(r); // 0 bytes without an error: the peer shut its side down
+}
+
+ssize_t send(native_socket fd, const void* data, std::size_t size, steady_time deadline, stream_hint*)
+{
+    const SOCKET s = as_socket(fd);
+    WSABUF buf{static_cast<ULONG>(clamp_size(size)), const_cast<char*>(static_cast<const char*>(data))};
+    const transfer_result r = overlapped_call(socket_handle(s), deadline, [&](OVERLAPPED* ov, DWORD& n) -> DWORD {
+        return ::WSASend(s, &buf, 1, &n, 0, ov, nullptr) == 0 ? 0 : static_cast<DWORD>(::WSAGetLastError());
+    });
+    const ssize_t n = socket_result(r);
+    return n == 0 ? -EIO : n;
+}
+
+native_socket accept(native_socket fd, steady_time deadline)
+{
+    const SOCKET listener = as_socket(fd);
+    const int family = win::socket_family(listener);
+    if (family < 0)
+        return win::socket_errno(static_cast<DWORD>(-family));
+    LPFN_ACCEPTEX accept_ex = nullptr;
+    if (const int e = win::extension_function(listener, WSAID_ACCEPTEX, reinterpret_cast<void**>(&accept_ex)))
+        return win::socket_errno(static_cast<DWORD>(e));
+    for (;;) {
+        win::unique_socket conn;
+        if (const int e = win::make_socket(family, SOCK_STREAM, 0, conn))
+            return win::socket_errno(static_cast<DWORD>(e));
+        // AcceptEx writes both addresses, each with 16 bytes more than the largest address.
+        char addresses[2 * (sizeof(sockaddr_storage) + 16)];
+        const transfer_result r = overlapped_call(socket_handle(listener), deadline, [&](OVERLAPPED* ov, DWORD& n) -> DWORD {
+            return accept_ex(listener, conn.get(), addresses, 0, sizeof(sockaddr_storage) + 16,
+                             sizeof(sockaddr_storage) + 16, &n, ov)
+                       ? 0
+                       : static_cast<DWORD>(::WSAGetLastError());
+        });
+        if (r.forgotten)
+            return -EBADF;
+        if (r.timed_out)
+            return -ETIMEDOUT;
+        const int err = r.error != 0 ? win::socket_errno(r.error) : 0;
+        if (err == -ECONNRESET)
+            continue; // the peer gave up while its connection was queued
+        if (err != 0)
+            return err;
+        // The accepted socket takes the listener's properties (getsockname, shutdown... work).
+        ::setsockopt(conn.get(), SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, reinterpret_cast<const char*>(&listener),
+                     sizeof listener);
+        if (family == AF_INET || family == AF_INET6) {
+            const BOOL one = TRUE;
+            ::setsockopt(conn.get(), IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one), sizeof one);
+        }
+        return static_cast<native_socket>(conn.release());
+    }
+}
+
+int connect(native_socket fd, const ::sockaddr* addr, unsigned addr_len, steady_time deadline, stream_hint*)
+{
+    const SOCKET s = as_socket(fd);
+    // ConnectEx needs a bound socket: the wildcard address of addr's family, any port.
+    sockaddr_storage local{};
+    local.ss_family = addr->sa_family;
+    const int local_len = addr->sa_family == AF_INET6 ? static_cast<int>(sizeof(sockaddr_in6))
+                                                      : static_cast<int>(sizeof(sockaddr_in));
+    if (::bind(s, reinterpret_cast<const sockaddr*>(&local), local_len) != 0)
+        return win::socket_errno(static_cast<DWORD>(::WSAGetLastError()));
+    LPFN_CONNECTEX connect_ex = nullptr;
+    if (const int e = win::extension_function(s, WSAID_CONNECTEX, reinterpret_cast<void**>(&connect_ex)))
+        return win::socket_errno(static_cast<DWORD>(e));
+    const transfer_result r = overlapped_call(socket_handle(s), deadline, [&](OVERLAPPED* ov, DWORD& n) -> DWORD {
+        return connect_ex(s, addr, static_cast<int>(addr_len), nullptr, 0, &n, ov)
+                   ? 0
+                   : static_cast<DWORD>(::WSAGetLastError());
+    });
+    if (r.forgotten)
+        return -EBADF;
+    if (r.timed_out)
+        return -ETIMEDOUT;
+    if (r.error != 0)
+        return win::socket_errno(r.error);
+    // The connected socket takes its state (getpeername, shutdown... work).
+    ::setsockopt(s, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, nullptr, 0);
+    return 0;
+}
 
 } // namespace io
 
