@@ -600,8 +600,10 @@ void write_end::after_stall() noexcept
         return;
     if (io::call_when_queue_room(loop, fd_.get(), shared_from_this()) == 0) {
         stalled_on_ = loop.id();
-        thread_local stalled_writers stalled;
-        stalled.add(shared_from_this(), loop.id());
+        if (pipe_os::thread_exit_destroys_locals()) {
+            thread_local stalled_writers stalled;
+            stalled.add(shared_from_this(), loop.id());
+        }
     }
 }
 

@@ -47,6 +47,7 @@ std::string describe(native_fd fd) { return "fd " + std::to_string(fd); }
 
 unsigned long process_id() noexcept { return static_cast<unsigned long>(::getpid()); }
 bool on_main_thread() noexcept { return ::gettid() == ::getpid(); }
+bool thread_exit_destroys_locals() noexcept { return true; }
 
 } // namespace pipe_os
 
