@@ -8,7 +8,7 @@
 #include "private.hpp"
 
 #include "assert.hpp"
-#include "posix/fd.hpp"
+#include "io_ops.hpp"
 
 #include <gipc/error.hpp>
 
@@ -30,12 +30,12 @@ void unregister_end(end_base* end) noexcept;
 // end_base: what both kinds of end share: the fd, the closed/in-use state, the registry.
 class end_base {
 public:
-    end_base(posix::unique_fd fd, const char* kind, std::size_t max_message_size) noexcept;
+    end_base(unique_native_fd fd, const char* kind, std::size_t max_message_size) noexcept;
     virtual ~end_base();
     end_base(const end_base&) = delete;
     end_base& operator=(const end_base&) = delete;
 
-    int fd() const noexcept { return fd_.get(); }
+    native_fd fd() const noexcept { return fd_.get(); }
     // message_limit is max_message_size of the pipe_options the end was made with (0: a socket).
     std::size_t message_limit() const noexcept { return max_size_; }
     bool closed() const noexcept { return (state_.load(std::memory_order_acquire) & closed_bit) != 0; }
@@ -133,7 +133,7 @@ private:
     close_check try_set_idle_state(std::uint32_t to) noexcept;
 
 protected:
-    posix::unique_fd fd_;
+    unique_native_fd fd_;
     bool abandoned_in_child_ = false; // closed by abandon_after_fork
     const char* kind_;
     std::size_t max_size_;
@@ -197,7 +197,7 @@ void destroy_handle(End* end) noexcept
 // holding one end (a std::shared_ptr<End> end_) has alike: the constructors, the move
 // assignment and destructor (an open end is closed, as destroy_handle says), close() (as
 // close_handle says, kind naming the handle in errors), closed() and native_handle() (-1 once
-// closed). Used at namespace gipc scope, in the handle's source file.
+// closed; INVALID_HANDLE_VALUE on Windows: detail::closed_native_handle()). Used at namespace gipc scope, in the handle's source file.
 #define GIPC_SINGLE_END_HANDLE(T, End, kind)                                                       \
     T::T() noexcept = default;                                                                     \
     T::T(std::shared_ptr<End> end) noexcept : end_(std::move(end)) {}                              \
@@ -213,7 +213,10 @@ void destroy_handle(End* end) noexcept
     T::~T() { detail::destroy_handle(end_.get()); }                                                \
     void T::close() { detail::close_handle(end_.get(), kind); }                                    \
     bool T::closed() const noexcept { return !end_ || end_->closed(); }                            \
-    int T::native_handle() const noexcept { return closed() ? -1 : end_->fd(); }
+    detail::native_handle_type T::native_handle() const noexcept                                  \
+    {                                                                                              \
+        return closed() ? detail::closed_native_handle() : end_->fd();                             \
+    }
 
 // Registry of open ends.
 void register_end(end_base* end);

@@ -2,35 +2,17 @@
 // The public pipe handles: thin owners of a read_end / write_end.
 #include "errors.hpp"
 #include "pipe_end.hpp"
+#include "pipe_os.hpp"
 #include "scheduler.hpp"
 #include "sigpipe.hpp"
 
 #include <gipc/pipe.hpp>
 
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
-namespace gipc::detail {
-
-// ignore_sigpipe makes writes to a pipe without readers fail with EPIPE instead of killing
-// the process. A handler the program installed itself is left alone.
-void ignore_sigpipe() noexcept
-{
-    static std::once_flag once;
-    std::call_once(once, [] {
-        struct sigaction current{};
-        if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-            struct sigaction ignore{};
-            ignore.sa_handler = SIG_IGN;
-            sigemptyset(&ignore.sa_mask);
-            ::sigaction(SIGPIPE, &ignore, nullptr);
-        }
-    });
-}
-
-} // namespace gipc::detail
+// ignore_sigpipe (sigpipe.hpp) is the platform's: src/posix/pipe_os.cpp, src/windows/pipe_os.cpp.
 
 namespace gipc {
 
@@ -40,7 +22,10 @@ using detail::end_base;
 using detail::ignore_sigpipe;
 
 bool end_closed(const end_base* end) noexcept { return !end || end->closed(); }
-int end_fd(const end_base* end) noexcept { return end_closed(end) ? -1 : end->fd(); }
+native_handle_type end_fd(const end_base* end) noexcept
+{
+    return end_closed(end) ? detail::closed_native_handle() : end->fd();
+}
 
 void check_options(const pipe_options& options)
 {
@@ -52,8 +37,8 @@ std::pair<std::shared_ptr<detail::read_end>, std::shared_ptr<detail::write_end>>
 make_ends(const pipe_options& options)
 {
     ignore_sigpipe();
-    posix::unique_fd r, w;
-    if (int err = posix::make_pipe(r, w, true); err < 0)
+    detail::unique_native_fd r, w;
+    if (int err = detail::pipe_os::make_pipe(r, w); err < 0)
         detail::throw_errno(err, "gipc: pipe");
     auto re = std::make_shared<detail::read_end>(std::move(r), options.max_message_size);
     auto we = std::make_shared<detail::write_end>(std::move(w), options.max_message_size);
@@ -147,7 +132,7 @@ void duplex::close()
 }
 
 bool duplex::closed() const noexcept { return end_closed(in_.get()) && end_closed(out_.get()); }
-int duplex::read_handle() const noexcept { return end_fd(in_.get()); }
-int duplex::write_handle() const noexcept { return end_fd(out_.get()); }
+native_handle_type duplex::read_handle() const noexcept { return end_fd(in_.get()); }
+native_handle_type duplex::write_handle() const noexcept { return end_fd(out_.get()); }
 
 } // namespace gipc

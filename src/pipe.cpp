@@ -2,11 +2,10 @@
 #include "byte_order.hpp"
 #include "errors.hpp"
 #include "pipe_end.hpp"
+#include "pipe_os.hpp"
 
 #include <gipc/detail/test_support.hpp>
 #include <gipc/pipe.hpp>
-
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -82,7 +81,7 @@ std::size_t open_handle_count() noexcept
 
 // ---- end_base ------------------------------------------------------------------------------
 
-end_base::end_base(posix::unique_fd fd, const char* kind, std::size_t max_message_size) noexcept
+end_base::end_base(unique_native_fd fd, const char* kind, std::size_t max_message_size) noexcept
     : fd_(std::move(fd)), kind_(kind), max_size_(max_message_size)
 {
 }
@@ -95,7 +94,7 @@ end_base::~end_base()
 
 std::string end_base::name() const
 {
-    return std::string(kind_) + " (fd " + std::to_string(fd_.get()) + ")";
+    return std::string(kind_) + " (" + pipe_os::describe(fd_.get()) + ")";
 }
 
 std::string end_base::closed_message(const char* what) const
@@ -168,7 +167,7 @@ void end_base::abandon_after_fork() noexcept
     state_.store(closed_bit, std::memory_order_release);
     abandoned_in_child_ = true;
     registered_ = false; // the child clears the registry itself
-    posix::close_fd(fd_.release());
+    fd_.reset();
 }
 
 op_guard::op_guard(end_base* end) : end_(end)
@@ -217,7 +216,7 @@ void byte_queue::grow(std::size_t n)
 
 // ---- read_end ------------------------------------------------------------------------------
 
-read_end::read_end(posix::unique_fd fd, std::size_t max_message_size) noexcept
+read_end::read_end(unique_native_fd fd, std::size_t max_message_size) noexcept
     : end_base(std::move(fd), "reader", max_message_size)
 {
 }
@@ -408,20 +407,20 @@ void read_end::abandon_after_fork() noexcept
 
 // ---- write_end -----------------------------------------------------------------------------
 
-write_end::write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept
+write_end::write_end(unique_native_fd fd, std::size_t max_message_size) noexcept
     : end_base(std::move(fd), "writer", max_message_size)
 {
-    const int size = posix::pipe_size(fd_.get());
+    const int size = pipe_os::pipe_size(fd_.get());
     pipe_size_ = size > 0 ? size : 65536;
 }
 
 bool write_end::grow_pipe_locked() noexcept
 {
-    if (grow_refused_ || pipe_size_ >= posix::pipe_max_size())
+    if (grow_refused_ || pipe_size_ >= pipe_os::pipe_max_size())
         return false;
     // Grow on demand only: pipe buffers are charged to the user, and an unprivileged user's
     // pipes past the soft limit may not grow at all (EPERM), which is fine.
-    int r = posix::grow_pipe(fd_.get(), pipe_size_ * 4);
+    int r = pipe_os::grow_pipe(fd_.get(), pipe_size_ * 4);
     if (r <= pipe_size_) {
         grow_refused_ = true;
         return false;
@@ -482,7 +481,7 @@ struct orphan_helper {
     mutex m;
     std::vector<std::shared_ptr<write_end>> pending GIPC_GUARDED_BY(m); // adopted, not yet taken by the thread
     bool running GIPC_GUARDED_BY(m) = false;
-    pid_t pid GIPC_GUARDED_BY(m) = 0; // the process the thread runs in (a forked child has no helper thread)
+    unsigned long pid GIPC_GUARDED_BY(m) = 0; // the process the thread runs in (a forked child has no helper thread)
 };
 
 orphan_helper& helper() noexcept
@@ -547,7 +546,7 @@ void adopt(std::shared_ptr<write_end> w) noexcept
     // of open ends, which comes before h.m in the lock order of fork).
     std::vector<std::shared_ptr<write_end>> inherited, dropped;
     lock_guard lk(h.m);
-    if (h.pid != ::getpid()) {
+    if (h.pid != pipe_os::process_id()) {
         // A forked child: the writers listed belong to the parent's helper thread, which the
         // child does not have (its copies of them were closed or keep no queue).
         inherited.swap(h.pending);
@@ -555,11 +554,11 @@ void adopt(std::shared_ptr<write_end> w) noexcept
     }
     try {
         h.pending.push_back(std::move(w));
-        if (h.running && h.pid == ::getpid())
+        if (h.running && h.pid == pipe_os::process_id())
             return;
         std::thread(run_helper).detach();
         h.running = true;
-        h.pid = ::getpid();
+        h.pid = pipe_os::process_id();
     } catch (...) {
         // No memory or no thread: the frames wait for the next call on the writer, as they
         // would without the helper.
@@ -589,7 +588,7 @@ public:
     ~stalled_writers()
     {
         thread_ending = true;
-        if (::gettid() == ::getpid())
+        if (pipe_os::on_main_thread())
             return;
         for (auto& [weak, id] : writers_)
             if (auto w = weak.lock())
@@ -628,7 +627,7 @@ void write_end::after_stall() noexcept
         return;
     if (thread_ending) {
         // The thread's reactor is about to go, or gone, with what it holds.
-        if (::gettid() != ::getpid())
+        if (!pipe_os::on_main_thread())
             adopt(shared_from_this());
         return;
     }
@@ -637,8 +636,10 @@ void write_end::after_stall() noexcept
         return;
     if (io::call_when_queue_room(loop, fd_.get(), shared_from_this()) == 0) {
         stalled_on_ = loop.id();
-        thread_local stalled_writers stalled;
-        stalled.add(shared_from_this(), loop.id());
+        if (pipe_os::thread_exit_destroys_locals()) {
+            thread_local stalled_writers stalled;
+            stalled.add(shared_from_this(), loop.id());
+        }
     }
 }
 
@@ -684,8 +685,11 @@ void write_end::flush_blocking()
             left = write_queued();
         }
         throw_pending();
-        if (left == 0)
+        if (left == 0) {
+            if (const int e = pipe_os::settle_queue(fd_.get()); e != 0)
+                throw_errno(e, "gipc: write to pipe");
             return;
+        }
         const int w = io::wait_queue_room(fd_.get(), steady_time::max());
         if (w != 0)
             throw_errno(w, "gipc: wait for pipe");
@@ -806,8 +810,10 @@ void write_end::close()
                     left = 0;
                 }
             }
-            if (left == 0)
+            if (left == 0) {
+                pipe_os::settle_queue(fd_.get()); // its failure: frames no reader can receive
                 break;
+            }
             if (io::wait_queue_room(fd_.get(), steady_time::max()) != 0)
                 break;
         }

@@ -8,7 +8,6 @@
 #include "end_base.hpp"
 #include "assert.hpp"
 #include "reactor.hpp"
-#include "posix/fd.hpp"
 #include "scheduler.hpp"
 #include "thread_safety.hpp"
 
@@ -185,7 +184,7 @@ private:
 
 class read_end final : public end_base {
 public:
-    read_end(posix::unique_fd fd, std::size_t max_message_size) noexcept;
+    read_end(unique_native_fd fd, std::size_t max_message_size) noexcept;
 
     // next_frame waits for a whole frame, consumes it and returns its payload, which stays
     // valid until the next call. When take is given and the payload was assembled in a string
@@ -243,7 +242,7 @@ class write_end final : public end_base,
                         public reactor_callback,
                         public std::enable_shared_from_this<write_end> {
 public:
-    write_end(posix::unique_fd fd, std::size_t max_message_size) noexcept;
+    write_end(unique_native_fd fd, std::size_t max_message_size) noexcept;
 
     fiber_mutex& mutex() noexcept { return wmtx_; }
     std::size_t max_message_size() const noexcept { return max_size_; }

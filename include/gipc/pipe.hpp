@@ -48,6 +48,11 @@
 
 namespace gipc {
 
+/// native_handle_type: what native_handle(), read_handle() and write_handle() of the pipe
+/// handles return: the fd (an int) on POSIX, the HANDLE of the named pipe's end on Windows. A
+/// closed handle returns -1 on POSIX, INVALID_HANDLE_VALUE on Windows.
+using native_handle_type = detail::native_handle_type;
+
 /// pipe_options: the options of pipe() and duplex_pipe().
 struct pipe_options {
     /// Frames larger than this are refused: put() throws gipc::error and writes nothing; a
@@ -61,7 +66,8 @@ class writer;
 class duplex;
 
 /// pipe creates a pipe and returns its read end and write end. Both fds are O_CLOEXEC and
-/// non-blocking. Throws std::system_error when the system refuses (e.g. EMFILE), and
+/// non-blocking (on Windows: the ends of a uniquely named pipe, opened for overlapped I/O and
+/// not inheritable). Throws std::system_error when the system refuses (e.g. EMFILE), and
 /// gipc::error when max_message_size is 0 or over 4 GiB - 1.
 GIPC_EXPORT std::pair<reader, writer> pipe(pipe_options options = {});
 
@@ -109,8 +115,9 @@ public:
     /// closed is true when the handle is closed: by close(), moved from, default-constructed,
     /// or transferred to a child process.
     bool closed() const noexcept;
-    /// native_handle is the fd, or -1 when closed.
-    int native_handle() const noexcept;
+    /// native_handle is the fd (on Windows the HANDLE), or -1 (INVALID_HANDLE_VALUE) when
+    /// closed.
+    native_handle_type native_handle() const noexcept;
 
 private:
     friend std::pair<reader, writer> pipe(pipe_options);
@@ -150,8 +157,9 @@ public:
     /// closed is true when the handle is closed: by close(), moved from, default-constructed,
     /// or transferred to a child process.
     bool closed() const noexcept;
-    /// native_handle is the fd, or -1 when closed.
-    int native_handle() const noexcept;
+    /// native_handle is the fd (on Windows the HANDLE), or -1 (INVALID_HANDLE_VALUE) when
+    /// closed.
+    native_handle_type native_handle() const noexcept;
 
 private:
     friend std::pair<reader, writer> pipe(pipe_options);
@@ -201,10 +209,12 @@ public:
     void close();
     /// closed is true when both directions are closed.
     bool closed() const noexcept;
-    /// read_handle is the fd this end reads from, -1 when that direction is closed.
-    int read_handle() const noexcept;
-    /// write_handle is the fd this end writes to, -1 when that direction is closed.
-    int write_handle() const noexcept;
+    /// read_handle is the fd (HANDLE) this end reads from, -1 (INVALID_HANDLE_VALUE) when that
+    /// direction is closed.
+    native_handle_type read_handle() const noexcept;
+    /// write_handle is the fd (HANDLE) this end writes to, -1 (INVALID_HANDLE_VALUE) when that
+    /// direction is closed.
+    native_handle_type write_handle() const noexcept;
 
 private:
     friend std::pair<duplex, duplex> duplex_pipe(pipe_options);

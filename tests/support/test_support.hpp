@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <sys/types.h>
@@ -34,7 +35,10 @@ std::size_t thread_count();
 // the case leaves an fd open, a gipc handle open, a child process or a thread behind.
 // Children and threads get a grace period to be reaped and to end, since exit watching is
 // asynchronous. (The test main starts gipc's fork thread, which lives as long as the process,
-// before any test: it belongs to every test's baseline.)
+// before any test: it belongs to every test's baseline.) On Windows (the pipe tests of
+// tests/windows/, built with tests/windows/pipe_support.cpp) it fails the test when the case
+// leaves a gipc handle or a handle of the process open.
+struct os_leak_check;
 struct leak_check {
     leak_check();
     ~leak_check();
@@ -45,6 +49,7 @@ private:
     std::set<int> fds_;
     std::size_t handles_;
     std::size_t threads_;
+    std::unique_ptr<os_leak_check> os_; // Windows: the process's handles
 };
 
 // fork_with_busy_threads_deadlocks is true in AddressSanitizer builds. The ASan runtime of

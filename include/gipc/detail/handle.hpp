@@ -16,6 +16,21 @@ struct detail_access;
 
 using steady_time = std::chrono::steady_clock::time_point;
 
+// native_handle_type is what native_handle() of a pipe end returns: the platform's handle of
+// the open pipe, an int fd on POSIX and a HANDLE on Windows (void*, spelled out so that gipc's
+// headers do not bring <windows.h> along). closed_native_handle() is what a closed end returns:
+// -1 on POSIX, INVALID_HANDLE_VALUE (the HANDLE of value -1) on Windows.
+#ifdef _WIN32
+using native_handle_type = void*;
+inline native_handle_type closed_native_handle() noexcept
+{
+    return reinterpret_cast<void*>(~std::uintptr_t{0});
+}
+#else
+using native_handle_type = int;
+constexpr native_handle_type closed_native_handle() noexcept { return -1; }
+#endif
+
 // deadline_from converts a relative timeout to an absolute steady_clock deadline, saturating
 // at time_point::max() for timeouts too long to represent (infinity included). A timeout that
 // is not positive (NaN included) is the deadline "now".
