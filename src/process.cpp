@@ -17,8 +17,6 @@
 #include <pthread.h>
 #include <stdio_ext.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
-#include <linux/futex.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -26,9 +24,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <climits>
-#include <cstdint>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -633,37 +630,6 @@ void plain_fork_child() noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS
 [[maybe_unused]] const int g_plain_fork_handlers =
     ::pthread_atfork(plain_fork_prepare, plain_fork_parent, plain_fork_child);
 
-// futex_wait / futex_wake: the fork thread's hand-off sleeps on 32-bit words with the futex
-// syscall itself. A mutex and condition variable cost the caller and the fork thread six to
-// eight futex calls per request, with each side often waking to find the mutex still held by
-// the other; here a request costs one wake-up of the fork thread and, when the caller must
-// wait for its result, one of the caller.
-static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
-              std::atomic<std::uint32_t>::is_always_lock_free);
-
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept
-{
-    // EAGAIN (the word changed), EINTR and spurious wake-ups: every caller waits in a loop.
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
-}
-
-void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept
-{
-    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
-}
-
-// fork_request: one call's request to the fork thread; it lives on the caller's stack.
-struct fork_request {
-    start_context* ctx;
-    // wake_reader: the caller reads the child's start report on ctx->parent_fd while the fork
-    // thread works (process_maker::start). When no child is made, or no pidfd is held for it,
-    // no report will ever come: the fork thread then shuts the reading side of parent_fd down,
-    // so that the caller's recv returns (EOF) and it learns why from the result.
-    bool wake_reader = false;
-    pid_t result = 0;        // set by the fork thread before it publishes the request as done
-    std::uint32_t ticket = 0; // set by post: the fork thread's count of finished requests once this one is
-};
-
 // fork_thread: start_process does not fork on the calling thread but hands the fork to this
 // helper thread, started on first use, which does nothing else and never runs a fiber. The
 // child's only thread is the copy of the thread that called fork(), so the target runs right
@@ -676,14 +642,6 @@ struct fork_request {
 // The object is never destroyed; a forked child (of gipc or of a plain fork()) makes a new
 // one when it first needs it, since the thread is not there, and the object may have been
 // locked at fork time.
-//
-// The hand-off: a caller puts its request in the one slot (waiting, if another caller's
-// request holds it, until the slot is freed), bumps posted_ and wakes the fork thread. The
-// fork thread runs the request, publishes it as done (done_, the count of finished requests,
-// reaches the request's ticket), frees the slot and wakes whoever sleeps on done_ or freed_.
-// Posting and waiting are separate so that start_process can read the child's start report
-// while the fork thread finishes: the report comes after the fork thread has sent the go
-// message, its last step, so the caller usually finds its request done without sleeping.
 class fork_thread {
 public:
     // current is this process's fork thread (object), made on first use.
@@ -699,67 +657,25 @@ public:
         return *t;
     }
 
-    // post hands req to the fork thread, which runs req.ctx->start(*req.ctx) (fork_locked, or
-    // the exec way of spawn.cpp), and returns at once: 0, or -errno when the fork thread
-    // cannot start (then req was not posted). A posted request must be waited for.
-    int post(fork_request& req)
-    {
-        if (!started_.load(std::memory_order_acquire)) {
-            lock_guard lk(start_mtx_);
-            if (int err = start_locked(); err < 0)
-                return err;
-        }
-        for (;;) {
-            const std::uint32_t seen = freed_.load();
-            fork_request* none = nullptr;
-            if (slot_.compare_exchange_strong(none, &req))
-                break;
-            sleepers_.fetch_add(1);
-            if (slot_.load() != nullptr)
-                futex_wait(freed_, seen);
-            sleepers_.fetch_sub(1);
-        }
-        // No request finishes while this one holds the slot, and the last one published done_
-        // before it freed the slot.
-        req.ticket = done_.load() + 1;
-        posted_.fetch_add(1);
-        futex_wake_all(posted_); // only the fork thread waits on it
-        return 0;
-    }
-
-    // wait returns the result of a posted request (the pid, or -errno) once the fork thread
-    // is done with it.
-    pid_t wait(const fork_request& req)
-    {
-        while (!done(req)) {
-            sleepers_.fetch_add(1);
-            const std::uint32_t seen = done_.load();
-            if (!done(req, seen))
-                futex_wait(done_, seen);
-            sleepers_.fetch_sub(1);
-        }
-        return req.result;
-    }
-
-    // run posts ctx and waits for it: the pid or -errno.
+    // run runs ctx.start(ctx) (fork_locked, or the exec way of spawn.cpp) on the fork thread;
+    // returns the pid or -errno.
     pid_t run(start_context& ctx)
     {
-        fork_request req{&ctx};
-        if (int err = post(req); err < 0)
+        lock_guard one_at_a_time(users_);
+        unique_lock lk(mtx_);
+        if (int err = start_locked(); err < 0)
             return err;
-        return wait(req);
+        request_ = &ctx;
+        posted_.notify_one();
+        while (request_ != nullptr)
+            finished_.wait(lk);
+        return result_;
     }
 
 private:
-    bool done(const fork_request& req) const noexcept { return done(req, done_.load()); }
-    static bool done(const fork_request& req, std::uint32_t finished) noexcept
+    int start_locked() GIPC_REQUIRES(mtx_)
     {
-        return static_cast<std::int32_t>(finished - req.ticket) >= 0; // the count may wrap
-    }
-
-    int start_locked() GIPC_REQUIRES(start_mtx_)
-    {
-        if (started_.load(std::memory_order_relaxed))
+        if (started_)
             return 0;
         // The fork thread takes the orphan writers' mutex across fork(), and the first call
         // allocates its helper's state: make it here, on the calling thread, or the fork
@@ -787,7 +703,7 @@ private:
             this);
         if (err != 0)
             return err;
-        started_.store(true, std::memory_order_release);
+        started_ = true;
         return 0;
     }
 
@@ -798,43 +714,31 @@ private:
         // arena, which glibc frees for it after fork() (a non-main arena grows its heap with
         // an mprotect per extension). For the same reason the Boost.Fiber state of the child
         // is not made here in advance, although that would save each child ~10 us.
-        std::uint32_t finished = 0;
+        unique_lock lk(mtx_);
         for (;;) {
-            const std::uint32_t seen = posted_.load();
-            fork_request* req = slot_.load();
-            if (req == nullptr) {
-                futex_wait(posted_, seen);
-                continue;
-            }
-            start_context& ctx = *req->ctx;
+            while (request_ == nullptr)
+                posted_.wait(lk);
+            start_context& ctx = *request_;
+            lk.unlock();
             const pid_t pid = ctx.start(ctx);
-            if (req->wake_reader && (pid < 0 || ctx.pidfd < 0))
-                ::shutdown(ctx.parent_fd, SHUT_RD);
-            req->result = pid;
-            // The last touch of req: its caller may return as soon as it sees done_.
-            done_.store(++finished);
-            slot_.store(nullptr);
-            freed_.fetch_add(1);
-            if (sleepers_.load() > 0) {
-                futex_wake_all(done_);
-                futex_wake_all(freed_);
-            }
+            lk.lock();
+            result_ = pid;
+            request_ = nullptr;
+            finished_.notify_one();
         }
     }
 
-    // Lock order: thread_safety.hpp. The atomics are sequentially consistent: a sleeper
-    // counts itself in sleepers_ before it reads the word it sleeps on, and the fork thread
-    // reads sleepers_ after it changes the words, so one of them sees the other.
-    mutex start_mtx_; // held to start the thread
-    std::atomic<bool> started_{false};
-    std::atomic<fork_request*> slot_{nullptr}; // the request in progress, nullptr when free
-    std::atomic<std::uint32_t> posted_{0};     // bumped per post: the fork thread sleeps on it
-    std::atomic<std::uint32_t> done_{0};       // requests finished
-    std::atomic<std::uint32_t> freed_{0};      // bumped each time the slot is freed
-    std::atomic<std::uint32_t> sleepers_{0};   // callers sleeping on done_ or freed_
+    // Lock order: thread_safety.hpp. condition_variable_any: it waits with the annotated
+    // unique_lock (it allocates nothing in wait, only when constructed, on the caller's thread).
+    mutex users_; // held by the one caller whose request is in progress
+    mutex mtx_;   // guards what follows
+    std::condition_variable_any posted_, finished_;
+    start_context* request_ GIPC_GUARDED_BY(mtx_) = nullptr; // the request in progress; reset when it is done
+    pid_t result_ GIPC_GUARDED_BY(mtx_) = 0;
+    bool started_ GIPC_GUARDED_BY(mtx_) = false;
 
     static std::atomic<fork_thread*> g_current;
-    static bool g_reset_registered; // guarded by start_mtx_ of the current object
+    static bool g_reset_registered; // guarded by the mtx_ of the current object
 };
 
 std::atomic<fork_thread*> fork_thread::g_current{nullptr};
@@ -1019,19 +923,12 @@ void reap_unstarted(pid_t pid, int pidfd) noexcept
 
 // receive_start_report reads what the child says before its target starts: 0 once it is
 // starting, else the errno of its setup failure (its message in what), or -1 when the child
-// ended without a word (killed during its setup) or the fork thread shut the socket down (no
-// child was made, or none that gipc can watch).
+// ended without a word (killed during its setup).
 int receive_start_report(int fd, std::string& what) noexcept
 {
     char msg[1 + sizeof(setup_failure)];
     std::size_t have = 0;
     for (;;) {
-        // Wait with poll for POLLIN only: a recv blocked on the socket is also woken when the
-        // child consumes the go message (the sender's write space wakes every waiter on the
-        // socket), a wake-up and a context switch for nothing, often on another CPU.
-        pollfd readable{fd, POLLIN, 0};
-        if (posix::retry_eintr([&] { return ::poll(&readable, 1, -1); }) < 0)
-            break;
         const auto n = posix::retry_eintr([&] { return ::recv(fd, msg + have, sizeof msg - have, 0); });
         if (n <= 0)
             break;
@@ -1156,19 +1053,7 @@ process process_maker::start(process_options options, const transfer_list& trans
                       death_read_fd, ctx_start, way};
     if (prepare)
         prepare(ctx);
-    // The fork thread makes the child while this thread reads its start report: the report
-    // follows the go message, the fork thread's last step, so this thread sleeps once, until
-    // the child reports, instead of once for the fork thread and once more for the child.
-    // Nothing here throws between post and wait (the fork thread uses ctx and req until then).
-    fork_thread& forker = fork_thread::current();
-    fork_request req{&ctx, true};
-    std::string what;
-    int report = -1;
-    pid_t pid = forker.post(req);
-    if (pid == 0) {
-        report = receive_start_report(parent_end.get(), what);
-        pid = forker.wait(req);
-    }
+    const pid_t pid = fork_thread::current().run(ctx);
     if (ctx.child_fd < 0)
         (void)child_end.release(); // the fork thread closed it
     if (pid < 0)
@@ -1182,6 +1067,8 @@ process process_maker::start(process_options options, const transfer_list& trans
     }
     posix::unique_fd pidfd(ctx.pidfd);
 
+    std::string what;
+    const int report = receive_start_report(parent_end.get(), what);
     parent_end.reset();
     if (report != 0) {
         reap_unstarted(pid, pidfd.get());

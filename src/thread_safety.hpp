@@ -14,10 +14,10 @@
 //
 //   1. a handle's fiber mutexes (write_end::wmtx_, read_end::rmtx_; a duplex takes the write
 //      side's first). They may be held across suspensions; nothing below is.
-//  1a. process.cpp's fork thread: its one request slot, held (not a mutex, but waited for
-//      like one) by the one caller whose fork is in progress while the fork thread takes 2-7
-//      for it (so no thread that holds one of 2-9 may wait for a fork); the fork thread's
-//      start_mtx_ is a leaf, held only to start the thread.
+//  1a. process.cpp's fork thread: users_, held by the one caller whose fork is in progress
+//      while the fork thread takes 2-7 for it (so no thread that holds one of 2-9 may wait for
+//      a fork); then the fork thread's mtx_, a leaf held only to post a request or its
+//      result, never across the fork.
 //   2. the registry of open ends (end_registry_mutex).
 //   3. the reactor registry (epoll_reactor.cpp's registry).
 //   4. process.cpp's child tables: g_children->mtx, then g_children->all_mtx.
