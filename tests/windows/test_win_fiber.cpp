@@ -34,48 +34,12 @@ int deep_throw(int depth)
 // that touches one of its primitives a scheduler, and a thread that ends leaves it behind under
 // MinGW-w64 (README.md, "Windows"): the cross-thread test uses this long-lived thread, whose
 // scheduler, made during the warm-up, belongs to every test's baseline.
-class worker {
-public:
-    static worker& get()
+struct worker {
+    static gipc_win_test::job_thread& get()
     {
-        static worker* w = new worker;
+        static auto* w = new gipc_win_test::job_thread;
         return *w;
     }
-    void run(std::function<void()> job)
-    {
-        ::AcquireSRWLockExclusive(&lock_);
-        jobs_.push_back(std::move(job));
-        ::ReleaseSRWLockExclusive(&lock_);
-        ::WakeConditionVariable(&cv_);
-    }
-
-private:
-    // An SRW lock and a condition variable of the system, which need no handle, rather than
-    // std::mutex, for which winpthread opens an event the first time two threads contend.
-    worker()
-    {
-        // The thread runs until the process ends; its handle is not needed.
-        HANDLE thread = ::CreateThread(
-            nullptr, 0,
-            [](void* p) -> DWORD {
-                auto* self = static_cast<worker*>(p);
-                for (;;) {
-                    ::AcquireSRWLockExclusive(&self->lock_);
-                    while (self->jobs_.empty())
-                        ::SleepConditionVariableSRW(&self->cv_, &self->lock_, INFINITE, 0);
-                    auto job = std::move(self->jobs_.front());
-                    self->jobs_.pop_front();
-                    ::ReleaseSRWLockExclusive(&self->lock_);
-                    job();
-                }
-            },
-            this, 0, nullptr);
-        if (thread)
-            ::CloseHandle(thread);
-    }
-    SRWLOCK lock_ = SRWLOCK_INIT;
-    CONDITION_VARIABLE cv_ = CONDITION_VARIABLE_INIT;
-    std::deque<std::function<void()>> jobs_;
 };
 
 // The scheduler of the main thread and of the worker, and what they open once and keep (the
@@ -83,7 +47,7 @@ private:
 // mutex the first time two threads contend for it).
 const bool warmed_up = gipc_win_test::register_warm_up([] {
     boost::fibers::buffered_channel<int> ping(2), pong(2);
-    worker::get().run([&] {
+    worker::get().post([&] {
         int v = 0;
         while (ping.pop(v) == boost::fibers::channel_op_status::success)
             pong.push(v);
@@ -163,7 +127,7 @@ WIN_TEST("a fiber waiting on a channel is woken by another thread")
     boost::fibers::buffered_channel<int> ch(4);
     boost::fibers::promise<void> done;
     boost::fibers::future<void> finished = done.get_future();
-    worker::get().run([&] {
+    worker::get().post([&] {
         std::this_thread::sleep_for(50ms);
         ch.push(41);
         ch.close();

@@ -156,45 +156,21 @@ public:
         static own_thread* one = new own_thread;
         return *one;
     }
+    // run runs job on the thread and parks the calling fiber until it is done.
     void run(std::function<void()> job)
     {
         boost::fibers::promise<void> done;
         auto finished = done.get_future();
-        ::AcquireSRWLockExclusive(&lock_);
-        job_ = [&] {
+        thread_.post([&] {
             job();
             done.set_value();
-        };
-        ::ReleaseSRWLockExclusive(&lock_);
-        ::WakeConditionVariable(&cv_);
+        });
         finished.get();
     }
 
 private:
-    own_thread()
-    {
-        HANDLE thread = ::CreateThread(
-            nullptr, 0,
-            [](void* p) -> DWORD {
-                auto* self = static_cast<own_thread*>(p);
-                boost::fibers::use_scheduling_algorithm<program_algorithm>();
-                for (;;) {
-                    ::AcquireSRWLockExclusive(&self->lock_);
-                    while (!self->job_)
-                        ::SleepConditionVariableSRW(&self->cv_, &self->lock_, INFINITE, 0);
-                    auto job = std::move(self->job_);
-                    self->job_ = nullptr;
-                    ::ReleaseSRWLockExclusive(&self->lock_);
-                    job();
-                }
-            },
-            this, 0, nullptr);
-        if (thread)
-            ::CloseHandle(thread);
-    }
-    SRWLOCK lock_ = SRWLOCK_INIT;
-    CONDITION_VARIABLE cv_ = CONDITION_VARIABLE_INIT;
-    std::function<void()> job_;
+    own_thread() : thread_([] { boost::fibers::use_scheduling_algorithm<program_algorithm>(); }) {}
+    gipc_win_test::job_thread thread_;
 };
 
 // What the process opens once and keeps: Winsock, the main thread's reactor, a connection's

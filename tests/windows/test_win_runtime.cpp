@@ -105,8 +105,8 @@ public:
     enum kind { gipc_algorithm, own_algorithm };
     static worker& get(kind k)
     {
-        static worker* gipc_one = new worker(gipc_algorithm);
-        static worker* own_one = new worker(own_algorithm);
+        static worker* gipc_one = new worker([] { gipc::use_reactor(); });
+        static worker* own_one = new worker([] { boost::fibers::use_scheduling_algorithm<program_algorithm>(); });
         return k == gipc_algorithm ? *gipc_one : *own_one;
     }
     // run runs job on the worker and parks the calling fiber until it is done.
@@ -114,45 +114,16 @@ public:
     {
         boost::fibers::promise<void> done;
         auto finished = done.get_future();
-        ::AcquireSRWLockExclusive(&lock_);
-        jobs_.push_back([&] {
+        thread_.post([&] {
             job();
             done.set_value();
         });
-        ::ReleaseSRWLockExclusive(&lock_);
-        ::WakeConditionVariable(&cv_);
         finished.get();
     }
 
 private:
-    explicit worker(kind k) : kind_(k)
-    {
-        HANDLE thread = ::CreateThread(
-            nullptr, 0,
-            [](void* p) -> DWORD {
-                auto* self = static_cast<worker*>(p);
-                if (self->kind_ == gipc_algorithm)
-                    gipc::use_reactor();
-                else
-                    boost::fibers::use_scheduling_algorithm<program_algorithm>();
-                for (;;) {
-                    ::AcquireSRWLockExclusive(&self->lock_);
-                    while (self->jobs_.empty())
-                        ::SleepConditionVariableSRW(&self->cv_, &self->lock_, INFINITE, 0);
-                    auto job = std::move(self->jobs_.front());
-                    self->jobs_.pop_front();
-                    ::ReleaseSRWLockExclusive(&self->lock_);
-                    job();
-                }
-            },
-            this, 0, nullptr);
-        if (thread)
-            ::CloseHandle(thread);
-    }
-    kind kind_;
-    SRWLOCK lock_ = SRWLOCK_INIT;
-    CONDITION_VARIABLE cv_ = CONDITION_VARIABLE_INIT;
-    std::deque<std::function<void()>> jobs_;
+    explicit worker(void (*setup)()) : thread_(setup) {}
+    gipc_win_test::job_thread thread_;
 };
 
 // What the process opens once and keeps: the main thread's reactor, the workers' schedulers

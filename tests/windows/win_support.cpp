@@ -174,6 +174,38 @@ void warm_up()
     port.wait(c, 1, 10000, n);
 }
 
+job_thread::job_thread(void (*setup)()) : setup_(setup)
+{
+    // The thread runs until the process ends; its handle is not needed.
+    HANDLE thread = ::CreateThread(
+        nullptr, 0,
+        [](void* p) -> DWORD {
+            auto* self = static_cast<job_thread*>(p);
+            if (self->setup_)
+                self->setup_();
+            for (;;) {
+                ::AcquireSRWLockExclusive(&self->lock_);
+                while (self->jobs_.empty())
+                    ::SleepConditionVariableSRW(&self->cv_, &self->lock_, INFINITE, 0);
+                auto job = std::move(self->jobs_.front());
+                self->jobs_.pop_front();
+                ::ReleaseSRWLockExclusive(&self->lock_);
+                job();
+            }
+        },
+        this, 0, nullptr);
+    if (thread)
+        ::CloseHandle(thread);
+}
+
+void job_thread::post(std::function<void()> job)
+{
+    ::AcquireSRWLockExclusive(&lock_);
+    jobs_.push_back(std::move(job));
+    ::ReleaseSRWLockExclusive(&lock_);
+    ::WakeConditionVariable(&cv_);
+}
+
 } // namespace gipc_win_test
 
 int main(int argc, char** argv)

@@ -8,6 +8,7 @@
 
 #include "windows/handle.hpp"
 
+#include <deque>
 #include <functional>
 #include <set>
 #include <string>
@@ -59,6 +60,27 @@ public:
 
 private:
     gipc::detail::win::unique_handle thread_;
+};
+
+// job_thread: a long-lived thread (made with CreateThread, never ended: Boost.Fiber leaves a
+// thread's scheduler behind when the thread ends under MinGW-w64, README.md "Windows") that
+// runs setup once, then the jobs posted to it, one after the other, on its main fiber. Never
+// destroyed; make one with new and keep it. An SRW lock and a condition variable of the system,
+// which need no handle, rather than std::mutex, for which winpthread opens an event the first
+// time two threads contend.
+class job_thread {
+public:
+    explicit job_thread(void (*setup)() = nullptr);
+    job_thread(const job_thread&) = delete;
+    job_thread& operator=(const job_thread&) = delete;
+    // post queues job and returns at once.
+    void post(std::function<void()> job);
+
+private:
+    void (*setup_)();
+    SRWLOCK lock_ = SRWLOCK_INIT;
+    CONDITION_VARIABLE cv_ = CONDITION_VARIABLE_INIT;
+    std::deque<std::function<void()>> jobs_;
 };
 
 } // namespace gipc_win_test
