@@ -176,6 +176,16 @@ fi
 # Wine's server outlives the programs by a few seconds; end it when this script ends, so that
 # nothing of this run stays behind.
 trap '"${wine_env[@]}" /usr/lib/wine/wineserver -k 2>/dev/null || true' EXIT
+# One persistent server for the whole run, started before any test: otherwise each Wine program
+# starts one when none runs, and a server that has been idle for its few seconds of persistence
+# exits while the next program connects to it, which that program reports as "wine client
+# error:0: recvmsg: Connection reset by peer" and dies of. (-p returns once the server listens.)
+# Then the prefix's system processes, among them the winedevice.exe that serves sockets
+# (nsiproxy), are started here by ipconfig with /dev/null as their output: started by the first
+# test that opens a socket they would hold its output pipe open for as long as the server runs,
+# and Meson would wait for that pipe's end until the test's timeout.
+"${wine_env[@]}" /usr/lib/wine/wineserver -p
+"${wine_env[@]}" "$wine" ipconfig >/dev/null 2>&1 </dev/null || true
 
 quote_list() { # quote_list words...: a Meson array of strings
     local out= w
