@@ -184,7 +184,9 @@ trap '"${wine_env[@]}" /usr/lib/wine/wineserver -k 2>/dev/null || true' EXIT
 # (nsiproxy), are started here by ipconfig with /dev/null as their output: started by the first
 # test that opens a socket they would hold its output pipe open for as long as the server runs,
 # and Meson would wait for that pipe's end until the test's timeout.
-"${wine_env[@]}" /usr/lib/wine/wineserver -p
+if ! "${wine_env[@]}" /usr/lib/wine/wineserver -p; then
+    echo "windows.sh: a Wine server of $prefix runs already; the tests use it" >&2
+fi
 "${wine_env[@]}" "$wine" ipconfig >/dev/null 2>&1 </dev/null || true
 
 quote_list() { # quote_list words...: a Meson array of strings

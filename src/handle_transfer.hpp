@@ -7,7 +7,6 @@
 #include "private.hpp"
 
 #include "pipe_end.hpp"
-#include "posix/fd.hpp"
 #include "socket_end.hpp"
 
 #include <gipc/process.hpp>
@@ -25,7 +24,7 @@ namespace gipc::detail {
 // receiving process, its pipe_options' limit, and the bytes its reader had read ahead.
 struct handle_header {
     char kind = 0;
-    std::vector<int> fds; // in the receiving process
+    std::vector<int> fds; // in the receiving process (platform::transfer_value: on Windows the HANDLEs)
     std::uint64_t limit = 0;
     std::string unread; // bytes a reader had read ahead
     MSGPACK_DEFINE(kind, fds, limit, unread)
@@ -60,7 +59,7 @@ public:
 };
 
 // rebuild_handles makes the handles of headers around their fds (which it takes over: made
-// close-on-exec and non-blocking).
+// not inherited by this process's children, and on POSIX non-blocking).
 spawned_handles rebuild_handles(const std::vector<handle_header>& headers);
 
 } // namespace gipc::detail

@@ -7,6 +7,8 @@
 
 #include "private.hpp"
 
+#include "native_fd.hpp"
+
 #include <system_error>
 
 namespace gipc::detail::platform {
@@ -31,5 +33,15 @@ bool helper_threads_may_end() noexcept;
 // std::system_error: std::system_category() on POSIX (where it is errno's), and
 // std::generic_category() on Windows, whose system category is that of Win32 error codes.
 const std::error_category& errno_category() noexcept;
+
+// transfer_value is a handle as the data of a call to another process carries it: the fd on
+// POSIX; on Windows the HANDLE's value, which fits in 32 bits (Windows keeps handle values
+// 32-bit significant so that processes of either width can share them).
+int transfer_value(native_fd fd) noexcept;
+
+// adopt_transferred takes over a handle this process received from its parent (a spawned
+// child's, by its transfer_value) as one of gipc's: not inherited by this process's own
+// children, and on POSIX non-blocking. Returns 0 (out set) or -errno.
+int adopt_transferred(int value, unique_native_fd& out) noexcept;
 
 } // namespace gipc::detail::platform

@@ -10,6 +10,7 @@
 #include "process_start.hpp"
 #include "scheduler.hpp"
 #include "thread_safety.hpp"
+#include "transfer.hpp"
 
 #include <gipc/process.hpp>
 
@@ -334,20 +335,6 @@ void watch_parent_death(pid_t parent)
     if (::getppid() != parent || posix::retry_eintr([&] { return ::poll(&hup, 1, 0); }) != 0)
         ::_exit(1);
 }
-
-// for_each_transfer calls f with every end a start_process call transfers (f takes a pointer to
-// read_end, write_end and socket_end, or to end_base).
-template <class F>
-void for_each_transfer(const transfer_list& transfers, F&& f)
-{
-    for (auto* r : transfers.readers)
-        f(r);
-    for (auto* w : transfers.writers)
-        f(w);
-    for (auto* s : transfers.sockets)
-        f(s);
-}
-
 
 // finish_child is how a child ends once its target is done: flush what writers still hold
 // (queued frames leave before the child exits), wait for its own non-daemon children and
@@ -851,65 +838,6 @@ void child_state::signal(int sig)
 
 namespace {
 
-// transfer_reservation holds the ends a start_process call transfers from its check until the
-// parent closes them (or the start fails and they stay open): meanwhile no fiber of any thread
-// can start using them (begin_op on another thread waits out the reservation; none of this
-// thread runs, as nothing here suspends), so a transfer and a use on another thread are ordered
-// and the child never copies an end in the middle of an operation.
-class transfer_reservation {
-public:
-    explicit transfer_reservation(const transfer_list& transfers) : transfers_(transfers)
-    {
-        for_each_transfer(transfers, [&](end_base* e) {
-            if (std::find(ends_.begin(), ends_.end(), e) == ends_.end())
-                ends_.push_back(e); // a handle passed twice is reserved once
-        });
-        for (std::size_t i = 0; i < ends_.size(); ++i) {
-            const auto check = ends_[i]->try_reserve_close();
-            if (check == end_base::close_check::ok)
-                continue;
-            for (std::size_t j = 0; j < i; ++j)
-                ends_[j]->cancel_close();
-            const std::string name = ends_[i]->name();
-            ends_.clear();
-            if (check == end_base::close_check::already_closed)
-                throw closed_error("gipc: cannot transfer " + name + ": it is closed");
-            throw locked_error("gipc: cannot transfer " + name + ": another fiber is using it");
-        }
-    }
-    transfer_reservation(const transfer_reservation&) = delete;
-    transfer_reservation& operator=(const transfer_reservation&) = delete;
-    // The start failed: the ends stay open in the parent.
-    ~transfer_reservation()
-    {
-        for (end_base* e : ends_)
-            e->cancel_close();
-    }
-
-    // commit closes the ends in the parent: they belong to the child now.
-    void commit() noexcept
-    {
-        for (end_base* e : ends_)
-            e->commit_close();
-        std::vector<end_base*> done;
-        for_each_transfer(transfers_, [&](auto* e) {
-            if (std::find(done.begin(), done.end(), e) != done.end())
-                return;
-            done.push_back(e);
-            try {
-                e->close();
-            } catch (const std::exception& ex) {
-                std::fprintf(stderr, "gipc: closing %s: %s\n", e->name().c_str(), ex.what());
-            }
-        });
-        ends_.clear();
-    }
-
-private:
-    const transfer_list& transfers_;
-    std::vector<end_base*> ends_;
-};
-
 // reap_unstarted reaps a child that ended (or is about to end) without running its target.
 // Blocks only briefly: such a child exits right after its failure report or the parent's EOF.
 void reap_unstarted(pid_t pid, int pidfd) noexcept
@@ -1009,15 +937,7 @@ process process_maker::start(process_options options, const transfer_list& trans
 
     // Transferred handles must be open and idle; their queued frames go out first, so that
     // they precede whatever the child writes.
-    auto check = [](end_base* e) {
-        if (e->closed())
-            throw closed_error("gipc: cannot transfer " + e->name() + ": it is closed");
-        if (e->in_use())
-            throw locked_error("gipc: cannot transfer " + e->name() + ": another fiber is using it");
-    };
-    if (transfers.closed_argument)
-        throw closed_error("gipc: cannot transfer a handle that is closed or moved from");
-    for_each_transfer(transfers, check);
+    check_transfers(transfers);
     for (auto* w : transfers.writers)
         flush(w);
     std::fflush(nullptr);

@@ -168,11 +168,6 @@ pid_t launch_on_fork_thread(void* arg)
 
 } // namespace
 
-// ---- transfers -------------------------------------------------------------------------------
-
-void detail::detail_access::add(detail::transfer_list& list, const byte_reader& r) { add_socket(list, r.end_); }
-void detail::detail_access::add(detail::transfer_list& list, const byte_writer& w) { add_socket(list, w.end_); }
-
 // ---- byte_reader -----------------------------------------------------------------------------
 
 GIPC_SINGLE_END_HANDLE(byte_reader, socket_end, "byte reader")

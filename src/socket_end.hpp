@@ -20,7 +20,7 @@ namespace gipc::detail {
 
 class socket_end final : public end_base {
 public:
-    socket_end(posix::unique_fd fd, const char* kind) noexcept : end_base(std::move(fd), kind, 0) {}
+    socket_end(unique_native_fd fd, const char* kind) noexcept : end_base(std::move(fd), kind, 0) {}
 
     void close()
     {
@@ -32,7 +32,7 @@ public:
 
     // set_fd gives an end made without an fd its fd (start_program: on the fork thread, so that
     // no gipc child is forked between the pipe's creation and the end's registration).
-    void set_fd(int fd) noexcept { fd_.reset(fd); }
+    void set_fd(native_fd fd) noexcept { fd_.reset(fd); }
 
     // take_buffered moves up to size bytes that a line read left in the buffer into data (the
     // buffer is emptied once taken whole). Returns how many: 0 when none are buffered.

@@ -240,69 +240,6 @@ void check_spawn_main_called() noexcept
 
 namespace gipc {
 
-using detail::spawned_handles;
-
-namespace {
-std::size_t add_handle(detail::spawn_request& req, char kind, std::vector<detail::end_base*> ends)
-{
-    for (std::size_t i = 0; i < req.handles.size(); ++i)
-        if (req.handles[i].kind == kind && req.handles[i].ends == ends)
-            return i; // the same handle again (std::ref twice): transferred once
-    req.handles.push_back({kind, std::move(ends)});
-    return req.handles.size() - 1;
-}
-} // namespace
-
-std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const reader& r)
-{
-    add(req.transfers, r);
-    return add_handle(req, 'r', {r.end_.get()});
-}
-std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const writer& w)
-{
-    add(req.transfers, w);
-    return add_handle(req, 'w', {w.end_.get()});
-}
-std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const duplex& d)
-{
-    add(req.transfers, d);
-    return add_handle(req, 'd', {d.in_.get(), d.out_.get()});
-}
-std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const net::stream& s)
-{
-    add(req.transfers, s);
-    return add_handle(req, 's', {s.end_.get()});
-}
-std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const net::listener& l)
-{
-    add(req.transfers, l);
-    return add_handle(req, 'l', {l.end_.get()});
-}
-
-std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const byte_reader& r)
-{
-    add(req.transfers, r);
-    return add_handle(req, 'b', {r.end_.get()});
-}
-std::size_t detail::detail_access::add_spawned(detail::spawn_request& req, const byte_writer& w)
-{
-    add(req.transfers, w);
-    return add_handle(req, 'y', {w.end_.get()});
-}
-
-std::shared_ptr<detail::read_end> detail::detail_access::take_read_end(spawned_handles& h, std::size_t index, char kind)
-{
-    return std::move(h.at(index, kind).r);
-}
-std::shared_ptr<detail::write_end> detail::detail_access::take_write_end(spawned_handles& h, std::size_t index, char kind)
-{
-    return std::move(h.at(index, kind).w);
-}
-std::shared_ptr<detail::socket_end> detail::detail_access::take_socket_end(spawned_handles& h, std::size_t index, char kind)
-{
-    return std::move(h.at(index, kind).s);
-}
-
 void spawn_main(int, char**)
 {
     using namespace detail;

@@ -2,24 +2,32 @@
 // spawn_process: a new execution of the program (this test binary, whose main calls
 // spawn_main first), arguments that travel as data, handles transferred, nothing else
 // inherited, and failures to start. Children report through exit codes and pipes.
+//
+// The Windows build (tests/windows/test_spawn.exe, with tests/windows/spawn_support.cpp's main
+// and helpers) compiles every case but those in the #ifndef _WIN32 blocks: fork, signals, fds,
+// rlimits, uids and /proc are POSIX-only.
 #include "test_support.hpp"
 
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>
 
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <dirent.h>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -63,6 +71,7 @@ void report_values(gipc::writer w, std::uint64_t big, std::int8_t small, bool fl
     w.put(nested);
 }
 
+#ifndef _WIN32
 // open_fd_list is what /proc/self/fd lists (without the directory's own fd).
 std::vector<int> open_fd_list()
 {
@@ -89,6 +98,15 @@ void report_inheritance(gipc::writer w, gipc::reader r)
                           w.native_handle(), r.native_handle()));
 }
 
+#endif
+
+// report_globals is what a spawned child sees of the parent's globals and of the start protocol's
+// environment variable.
+void report_globals(gipc::writer w)
+{
+    w.put(std::make_tuple(g_changed_by_parent, std::getenv("GIPC_SPAWN_FD") != nullptr));
+}
+
 int echo_once(gipc::duplex d)
 {
     auto v = d.get<std::string>();
@@ -105,6 +123,7 @@ int sum_readers(std::vector<gipc::reader> readers, gipc::writer& out)
     return int(readers.size());
 }
 
+#ifndef _WIN32
 int serve_one(gipc::net::listener l)
 {
     auto s = l.accept(10s);
@@ -117,6 +136,7 @@ int greet_stream(gipc::net::stream s)
     s.write_all("from the child\n");
     return 0;
 }
+#endif
 
 int read_two(gipc::reader r) { return r.get<int>() * 10 + r.get<int>(); }
 
@@ -149,9 +169,10 @@ int lock_global_mutex()
 int sleep_forever()
 {
     for (;;)
-        ::pause();
+        std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
+#ifndef _WIN32
 int report_signals(gipc::writer w)
 {
     struct sigaction usr1{}, usr2{}, pipe{};
@@ -198,13 +219,55 @@ gipc_test::helper_result run_copy(const std::string& copy, const std::string& he
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
+#endif
+
 // no_children_left: what a failed spawn must leave (none of this process's children remain).
 bool no_children_left() { return gipc_test::child_pids().empty(); }
+
+// process_gone: whether the process pid has ended, waiting up to 10 s.
+bool process_gone(pid_t pid)
+{
+    const auto start = std::chrono::steady_clock::now();
+#ifdef _WIN32
+    HANDLE h = ::OpenProcess(SYNCHRONIZE, FALSE, DWORD(pid));
+    if (!h)
+        return true;
+    const bool gone = ::WaitForSingleObject(h, 10000) == WAIT_OBJECT_0;
+    ::CloseHandle(h);
+    (void)start;
+    return gone;
+#else
+    bool gone = false;
+    while (seconds_since(start) < 10 && !gone) {
+        gone = ::kill(pid, 0) != 0;
+        if (!gone) {
+            std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+            std::string line;
+            std::getline(stat, line);
+            const auto close = line.rfind(')');
+            gone = close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return gone;
+#endif
+}
+
+// set_env sets an environment variable for this process and its children.
+void set_env(const char* name, const char* value)
+{
+#ifdef _WIN32
+    ::_putenv_s(name, value);
+#else
+    ::setenv(name, value, 1);
+#endif
+}
 
 } // namespace
 
 // ---- child helpers (environment-changing cases run in a process of their own) ------------------
 
+#ifndef _WIN32
 GIPC_TEST_CHILD("spawn-signals")
 {
     std::signal(SIGUSR1, SIG_IGN);
@@ -223,6 +286,8 @@ GIPC_TEST_CHILD("spawn-signals")
     return 0;
 }
 
+#endif
+
 GIPC_TEST_CHILD("spawn-daemon-then-die")
 {
     gipc::process_options o;
@@ -230,14 +295,18 @@ GIPC_TEST_CHILD("spawn-daemon-then-die")
     auto p = gipc::spawn_process(o, sleep_forever);
     std::printf("%d\n", int(p.pid()));
     std::fflush(stdout);
+#ifdef _WIN32
+    ::TerminateProcess(::GetCurrentProcess(), 9); // no exit duty runs
+#else
     ::raise(SIGKILL);
+#endif
     return 0;
 }
 
 GIPC_TEST_CHILD("spawn-without-spawn-main")
 {
     // The child's main skips spawn_main (see tests/support/main.cpp).
-    ::setenv("GIPC_TEST_SKIP_SPAWN_MAIN", args.empty() ? "call" : args[0].c_str(), 1);
+    set_env("GIPC_TEST_SKIP_SPAWN_MAIN", args.empty() ? "call" : args[0].c_str());
     try {
         auto p = gipc::spawn_process(noop);
         std::printf("started pid %d\n", int(p.pid()));
@@ -249,6 +318,7 @@ GIPC_TEST_CHILD("spawn-without-spawn-main")
     return no_children_left() ? 0 : 4;
 }
 
+#ifndef _WIN32
 GIPC_TEST_CHILD("spawn-not-executable")
 {
     // This is a copy of the test binary: made non-executable, its exec is refused.
@@ -350,19 +420,31 @@ GIPC_TEST_CHILD("spawn-fd-limit")
     return no_children_left() && open_fd_list() == before ? 0 : 4;
 }
 
+#endif
+
 TEST_SUITE("spawn") {
 
 GIPC_TEST("a spawned target's return value is its exit code; names count with forked children")
 {
+#ifndef _WIN32
     auto forked = gipc::start_process([] { return 0; });
     auto p = gipc::spawn_process(add, 40, 2L);
-    CHECK(p.pid() > 0);
     CHECK(p.pid() != forked.pid());
     const int n_fork = std::stoi(forked.name().substr(8));
     CHECK(p.name() == "Process-" + std::to_string(n_fork + 1));
-    REQUIRE(p.join(10s));
-    CHECK(p.exitcode() == 42);
     forked.join();
+#else
+    auto first = gipc::spawn_process(noop);
+    auto p = gipc::spawn_process(add, 40, 2L);
+    CHECK(p.pid() != first.pid());
+    const int n_first = std::stoi(first.name().substr(8));
+    CHECK(p.name() == "Process-" + std::to_string(n_first + 1));
+    REQUIRE(first.join(10s));
+#endif
+    CHECK(p.pid() > 0);
+    REQUIRE(p.join(10s));
+    CHECK_FALSE(p.is_alive());
+    CHECK(p.exitcode() == 42);
 
     auto lambda = gipc::spawn_process([](int x) { return x * 2; }, 21);
     REQUIRE(lambda.join(10s));
@@ -428,6 +510,7 @@ GIPC_TEST("handles of every kind are transferred: open in the child, closed in t
     REQUIRE(p2.join(10s));
     CHECK(p2.exitcode() == 3);
 
+#ifndef _WIN32
     // a listener, and a stream
     const std::string path = "/tmp/gipc-spawn-test-" + std::to_string(::getpid()) + ".sock";
     ::unlink(path.c_str());
@@ -450,6 +533,7 @@ GIPC_TEST("handles of every kind are transferred: open in the child, closed in t
     CHECK(client.read_line(10s) == "from the child\n");
     REQUIRE(p4.join(10s));
     CHECK(p4.exitcode() == 0);
+#endif
 }
 
 GIPC_TEST("bytes a transferred reader had read ahead arrive in the child")
@@ -465,6 +549,7 @@ GIPC_TEST("bytes a transferred reader had read ahead arrive in the child")
     CHECK(p.exitcode() == 23);
 }
 
+#ifndef _WIN32
 GIPC_TEST("the child inherits stdio and its handles only: one thread, fresh globals, no start variable")
 {
     g_changed_by_parent = 2;
@@ -488,6 +573,44 @@ GIPC_TEST("the child inherits stdio and its handles only: one thread, fresh glob
     CHECK(p.exitcode() == 0);
     ::close(leaky);
     g_changed_by_parent = 1;
+}
+
+#endif
+
+GIPC_TEST("a spawned child has fresh globals and does not see the start protocol's variable")
+{
+    g_changed_by_parent = 2;
+    auto [r, w] = gipc::pipe();
+    auto p = gipc::spawn_process(report_globals, std::move(w));
+    auto [global, variable] = r.get<std::tuple<int, bool>>(10s);
+    CHECK(global == 1);
+    CHECK_FALSE(variable);
+    REQUIRE(p.join(10s));
+    CHECK(p.exitcode() == 0);
+    g_changed_by_parent = 1;
+}
+
+GIPC_TEST("terminate() and kill() end a spawned child: exitcode -15 and -9")
+{
+    auto t = gipc::spawn_process(sleep_forever);
+    CHECK(t.is_alive());
+    CHECK_FALSE(t.join(50ms));
+    t.terminate();
+    REQUIRE(t.join(10s));
+    CHECK(t.exitcode() == -15);
+    t.terminate(); // ended: nothing to do
+    CHECK(t.exitcode() == -15);
+
+    auto k = gipc::spawn_process(sleep_forever);
+    k.kill();
+    REQUIRE(k.join(10s));
+    CHECK(k.exitcode() == -9);
+
+    // A child that exits on its own keeps its code, whatever is sent after.
+    auto e = gipc::spawn_process(add, 1, 2L);
+    REQUIRE(e.join(10s));
+    e.kill();
+    CHECK(e.exitcode() == 3);
 }
 
 GIPC_TEST("a parent thread holding a mutex forever does not stop spawned children that take it")
@@ -567,6 +690,7 @@ GIPC_TEST("a closed handle argument is refused and nothing starts")
     CHECK(no_children_left());
 }
 
+#ifndef _WIN32
 GIPC_TEST("signals: ignored stay ignored, handlers and the mask are reset, SIGPIPE ignored")
 {
     auto res = gipc_test::run_helper("spawn-signals");
@@ -574,26 +698,19 @@ GIPC_TEST("signals: ignored stay ignored, handlers and the mask are reset, SIGPI
     CHECK(res.output.find("ignored=1 reset=1 sigpipe=1 masked=0 exit=0") != std::string::npos);
 }
 
+#endif
+
 GIPC_TEST("a daemon spawned child dies with its SIGKILLed parent")
 {
     auto res = gipc_test::run_helper("spawn-daemon-then-die");
+#ifdef _WIN32
+    CHECK(res.status == 9); // TerminateProcess's code
+#else
     CHECK(res.status == -SIGKILL);
+#endif
     const pid_t daemon = std::atoi(res.output.c_str());
     REQUIRE(daemon > 0);
-    const auto start = std::chrono::steady_clock::now();
-    bool gone = false;
-    while (seconds_since(start) < 10 && !gone) {
-        gone = ::kill(daemon, 0) != 0;
-        if (!gone) {
-            std::ifstream stat("/proc/" + std::to_string(daemon) + "/stat");
-            std::string line;
-            std::getline(stat, line);
-            const auto close = line.rfind(')');
-            gone = close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
-        }
-        std::this_thread::sleep_for(10ms);
-    }
-    CHECK(gone);
+    CHECK(process_gone(daemon));
 }
 
 GIPC_TEST("a spawned child whose main() does not call spawn_main stops with 70, never recursing")
@@ -608,6 +725,7 @@ GIPC_TEST("a spawned child whose main() does not call spawn_main stops with 70, 
     }
 }
 
+#ifndef _WIN32
 GIPC_TEST("exec failures throw std::system_error and leave nothing behind")
 {
     auto denied = run_copy(copy_self(), "spawn-not-executable");
@@ -633,6 +751,7 @@ GIPC_TEST("the program's file may be deleted: /proc/self/exe still starts")
     CHECK(res.status == 0);
     CHECK(res.output.find("exit=42") != std::string::npos);
 }
+#endif
 
 } // TEST_SUITE
 

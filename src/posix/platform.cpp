@@ -4,7 +4,10 @@
 
 #include "posix/spawn.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
+
+#include <cerrno>
 
 namespace gipc::detail::platform {
 
@@ -15,5 +18,16 @@ int at_fork_child(void (*fn)()) noexcept { return -::pthread_atfork(nullptr, nul
 bool helper_threads_may_end() noexcept { return true; }
 
 const std::error_category& errno_category() noexcept { return std::system_category(); }
+
+int transfer_value(native_fd fd) noexcept { return fd; }
+
+int adopt_transferred(int value, unique_native_fd& out) noexcept
+{
+    const int fl = ::fcntl(value, F_GETFL);
+    if (fl < 0 || ::fcntl(value, F_SETFD, FD_CLOEXEC) != 0 || ::fcntl(value, F_SETFL, fl | O_NONBLOCK) != 0)
+        return -errno;
+    out.reset(value);
+    return 0;
+}
 
 } // namespace gipc::detail::platform

@@ -5,6 +5,7 @@
 
 #include "windows/handle.hpp"
 
+#include <cstdint>
 #include <new>
 
 namespace gipc::detail {
@@ -46,10 +47,21 @@ bool helper_threads_may_end() noexcept { return false; }
 
 const std::error_category& errno_category() noexcept { return std::generic_category(); }
 
-} // namespace platform
+int transfer_value(native_fd fd) noexcept
+{
+    return static_cast<int>(reinterpret_cast<std::intptr_t>(fd));
+}
 
-// check_spawn_main_called (src/spawn.cpp on POSIX) stops a spawned child whose main() did not
-// call spawn_main. Windows children are not spawned by gipc yet: there is nothing to check.
-void check_spawn_main_called() noexcept {}
+int adopt_transferred(int value, unique_native_fd& out) noexcept
+{
+    // Sign-extended back, as Windows documents for handles shared between 32- and 64-bit code.
+    HANDLE h = reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(value));
+    if (const DWORD e = win::set_inheritable(h, false); e != 0)
+        return e == ERROR_INVALID_HANDLE ? -EBADF : -EIO;
+    out.reset(h);
+    return 0;
+}
+
+} // namespace platform
 
 } // namespace gipc::detail

@@ -36,6 +36,9 @@ struct spawn_options {
     HANDLE job = nullptr;
     // Added to the creation flags (CREATE_NO_WINDOW, CREATE_NEW_PROCESS_GROUP...).
     DWORD extra_flags = 0;
+    // The child's environment: a block of NUL-terminated "NAME=value" strings ended by an
+    // empty one (UTF-16), or nullptr for a copy of this process's.
+    const wchar_t* environment = nullptr;
 };
 
 // spawn starts a child. On success process owns its process handle and pid is its id.

@@ -207,10 +207,3 @@ void job_thread::post(std::function<void()> job)
 }
 
 } // namespace gipc_win_test
-
-int main(int argc, char** argv)
-{
-    gipc_win_test::warm_up();
-    doctest::Context context(argc, argv);
-    return context.run();
-}
