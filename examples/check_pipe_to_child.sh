@@ -6,14 +6,17 @@ set -euo pipefail
 exe=$1
 shift
 flags=("$@") # e.g. --spawn
-out=$("$exe" "${flags[@]}" 3 50)
+# GIPC_EXAMPLE_RUN: what runs the program (Wine, for the Windows build); Windows ends lines with
+# CR LF.
+run=(${GIPC_EXAMPLE_RUN:-})
+out=$("${run[@]}" "$exe" "${flags[@]}" 3 50 | tr -d '\r')
 expected=$(printf "Child process got message from pipe:\n\t'written to pipe from a fiber running in the main process'\n%.0s" 1 2 3; printf "Child exited with code 0.")
 if [ "$out" != "$expected" ]; then
     printf 'unexpected output:\n%s\n' "$out" >&2
     exit 1
 fi
 # Until Ctrl-C: interrupt after a moment; the parent must stop and report the child's exit.
-out=$(setsid bash -c "\"$exe\" ${flags[*]} 0 20 & pid=\$!; sleep 0.3; kill -INT -\$pid 2>/dev/null || kill -INT \$pid; wait \$pid")
+out=$(setsid bash -c "${run[*]} \"$exe\" ${flags[*]} 0 20 & pid=\$!; sleep 0.3; kill -INT -\$pid 2>/dev/null || kill -INT \$pid; wait \$pid" | tr -d '\r')
 case "$out" in
     *"Child process got message from pipe:"*"Child exited with code "*) ;;
     *) printf 'unexpected output after SIGINT:\n%s\n' "$out" >&2; exit 1 ;;

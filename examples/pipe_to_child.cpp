@@ -7,13 +7,21 @@
 // running, and joins it.
 //
 //   usage: pipe_to_child [--spawn] [COUNT [INTERVAL_MS]]     (COUNT 0: until Ctrl-C; default 0 1000)
+//
+// On Windows the child is always spawned, and Ctrl-C arrives through a console control handler.
 
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>
 
+#ifdef _WIN32
+#include <windows.h>
+
+#include <atomic>
+#else
 #include <sys/signalfd.h>
 #include <unistd.h>
+#endif
 
 #include <csignal>
 #include <cstdio>
@@ -24,6 +32,19 @@
 using namespace std::chrono_literals;
 
 // child_process runs in the child: print what arrives until the parent closes the pipe.
+#ifdef _WIN32
+// Ctrl-C: the console control handler (on a thread of the system's) sets this flag.
+std::atomic<bool> g_interrupted{false};
+
+BOOL WINAPI on_console_event(DWORD event)
+{
+    if (event != CTRL_C_EVENT && event != CTRL_BREAK_EVENT)
+        return FALSE;
+    g_interrupted = true;
+    return TRUE;
+}
+#endif
+
 void child_process(gipc::reader reader)
 {
     for (;;) {
@@ -51,6 +72,13 @@ int main(int argc, char** argv)
     const int count = argc > 1 ? std::atoi(argv[1]) : 0;
     const auto interval = std::chrono::milliseconds(argc > 2 ? std::atoi(argv[2]) : 1000);
 
+#ifdef _WIN32
+    ::SetConsoleCtrlHandler(on_console_event, TRUE);
+    auto interrupted = [] {
+        boost::this_fiber::sleep_for(100ms);
+        return g_interrupted.load();
+    };
+#else
     // SIGINT arrives through a signalfd, so a fiber can wait for it like for any fd.
     // (Children start with a clear signal mask: Ctrl-C reaches them as usual.)
     sigset_t sigint;
@@ -58,14 +86,21 @@ int main(int argc, char** argv)
     sigaddset(&sigint, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigint, nullptr);
     const int sigfd = signalfd(-1, &sigint, SFD_CLOEXEC | SFD_NONBLOCK);
+    auto interrupted = [&] { return gipc::wait_readable(sigfd, 100ms); };
+#endif
 
     // Not `auto [r, w] = gipc::pipe()`: the writer fiber's lambda uses w, and clang before 16
     // refuses lambdas that capture structured bindings.
     auto ends = gipc::pipe();
     gipc::reader& r = ends.first;
     gipc::writer& w = ends.second;
+#ifdef _WIN32
+    (void)spawn; // Windows has no fork: a child is always spawned there
+    gipc::process child = gipc::spawn_process(child_process, std::move(r));
+#else
     gipc::process child =
         spawn ? gipc::spawn_process(child_process, std::move(r)) : gipc::start_process(child_process, std::move(r));
+#endif
 
     bool stop = false;
     boost::fibers::mutex mutex;
@@ -86,7 +121,7 @@ int main(int argc, char** argv)
                 if (stop)
                     return;
             }
-            if (gipc::wait_readable(sigfd, 100ms)) {
+            if (interrupted()) {
                 std::lock_guard lock(mutex);
                 stop = true;
                 stop_changed.notify_all();
@@ -107,6 +142,8 @@ int main(int argc, char** argv)
         child.terminate();
     child.join();
     std::printf("Child exited with code %d.\n", *child.exitcode());
+#ifndef _WIN32
     close(sigfd);
+#endif
     return 0;
 }

@@ -4,6 +4,8 @@
 // Parent and child run a SYN/ACK handshake over a gipc::duplex_pipe(); right after it, both
 // are "in sync". The child then sends its clock reading and the parent prints how far it is
 // from its own, taken at the same moment.
+//
+//   usage: synchronization [--spawn]     (on Windows the child is always spawned)
 
 #include <gipc/gipc.hpp>
 
@@ -39,8 +41,14 @@ int main(int argc, char** argv)
         ++argv;
     }
     auto [cend, pend] = gipc::duplex_pipe(); // cend for the child, pend for the parent
+#ifdef _WIN32
+    // Windows has no fork: a child is always spawned there.
+    (void)spawn;
+    gipc::process p = gipc::spawn_process(writer_process, std::move(cend));
+#else
     gipc::process p = spawn ? gipc::spawn_process(writer_process, std::move(cend))
                             : gipc::start_process(writer_process, std::move(cend));
+#endif
     // Synchronize with the child.
     pend.put(std::string("SYN"));
     if (pend.get<std::string>() != "ACK")

@@ -207,6 +207,8 @@ exe_wrapper = $(quote_list "${wine_env[@]}" "$wine")
 
 [properties]
 pkg_config_libdir = ['$deps/lib/pkgconfig']
+# How examples/meson.build's check scripts run an example under Wine.
+example_runner = $(quote_list "${wine_env[@]}" "$wine")
 
 [built-in options]
 # The MinGW runtime (libstdc++, libgcc, winpthread) linked in: the programs run under Wine
