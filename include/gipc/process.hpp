@@ -213,6 +213,12 @@ GIPC_EXPORT void spawn_main(int argc, char** argv);
 /// delivered once. spawn_process blocks the calling thread until the child reports that its
 /// target starts (about a millisecond: the exec, the dynamic linker and static initializers).
 ///
+/// On Windows (the only way to start a child there): the program's file from
+/// GetModuleFileNameW, started with CreateProcessW (that path as argv[0]) passing exactly the
+/// transferred handles and stdin, stdout, stderr; a daemon child is in a kill-on-close job object
+/// that its parent holds, so it ends however the parent ends; terminate() and kill() call
+/// TerminateProcess, and exitcode() is then -15 and -9; there are no signals to reset.
+///
 /// Throws std::system_error with the errno of the step that failed when the child cannot be
 /// started (EACCES when the exec is refused, EAGAIN at a process limit, EMFILE) or when its
 /// setup fails, closed_error / locked_error for a closed / busy handle argument, gipc::error when
