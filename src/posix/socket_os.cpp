@@ -11,6 +11,8 @@ namespace gipc::detail::socket_os {
 
 int ready() noexcept { return 0; }
 
+std::string resolve_error(int code) { return ::gai_strerror(code); }
+
 native_socket open_stream_socket(int family) noexcept { return posix::open_stream_socket(family); }
 
 void close_socket(native_socket s) noexcept

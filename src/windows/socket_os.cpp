@@ -23,6 +23,8 @@ int ready() noexcept
     return e == 0 ? 0 : win::socket_errno(static_cast<DWORD>(e));
 }
 
+std::string resolve_error(int code) { return ::gai_strerrorA(code); }
+
 native_socket open_stream_socket(int family) noexcept
 {
     if (family == AF_UNIX)
