@@ -12,7 +12,6 @@
 #include <cstring>
 #include <optional>
 #include <system_error>
-#include <thread>
 
 namespace gipc::net {
 
@@ -90,11 +89,8 @@ std::unique_ptr<addrinfo, void (*)(addrinfo*)> resolve(const std::string& host, 
     int r = ::getaddrinfo(node, service.c_str(), &hints, &list);
     if (r == EAI_NONAME && node) {
         hints.ai_flags &= ~AI_NUMERICHOST;
-        try {
-            std::thread([&] { r = ::getaddrinfo(node, service.c_str(), &hints, &list); }).join();
-        } catch (const std::system_error& e) {
-            throw std::system_error(e.code(), "gipc: cannot resolve " + host + ": no thread for the lookup");
-        }
+        if (const int err = detail::socket_os::lookup_on_thread(node, service.c_str(), &hints, &list, r); err < 0)
+            throw_errno(err, "gipc: cannot resolve " + host + ": no thread for the lookup");
     }
     if (r != 0)
         throw error("gipc: cannot resolve " + host + ": " + detail::socket_os::resolve_error(r));

@@ -7,8 +7,9 @@
 // chooses: src/posix/socket_os.cpp (on src/posix/socket.hpp) and src/windows/socket_os.cpp
 // (Winsock: overlapped sockets, not inheritable). The system's socket headers (getaddrinfo,
 // inet_pton, sockaddr_in6...) come from socket_headers.hpp of the platform's directory, which
-// meson.build puts on the include path as for native_fd.hpp. Nothing here throws or waits:
-// functions return a value >= 0 on success and -errno on failure (resolve_error excepted).
+// meson.build puts on the include path as for native_fd.hpp. Nothing here throws (but
+// resolve_error's std::bad_alloc) or parks a fiber: functions return a value >= 0 on success
+// and -errno on failure; only lookup_on_thread waits, blocking the thread for a name lookup.
 
 #include "private.hpp"
 
@@ -23,6 +24,14 @@ namespace gipc::detail::socket_os {
 // ready prepares the process for sockets and name resolution (Winsock's WSAStartup, once; nothing
 // on POSIX). Returns 0 or -errno. open_stream_socket calls it; call it before getaddrinfo.
 int ready() noexcept;
+
+// lookup_on_thread is getaddrinfo(node, service, hints, list) with its result in result, run on
+// a thread of its own (a thread's stack, not the calling fiber's) while the calling thread
+// waits for it. Returns 0, or -errno when no thread could be made (result untouched). On
+// Windows the thread is the system's (CreateThread), not the C++ library's: MinGW-w64's
+// threads (winpthread) keep an event of their bookkeeping after some of their joins.
+int lookup_on_thread(const char* node, const char* service, const addrinfo* hints, addrinfo** list,
+                     int& result) noexcept;
 
 // resolve_error is the text of getaddrinfo's error code (gai_strerror; on Windows, where the
 // code is a Winsock one, its ANSI text: the wide gai_strerror of a UNICODE build is not a
