@@ -198,7 +198,9 @@ void destroy_handle(End* end) noexcept
 // assignment and destructor (an open end is closed, as destroy_handle says), close() (as
 // close_handle says, kind naming the handle in errors), closed() and native_handle() (-1 once
 // closed; INVALID_HANDLE_VALUE on Windows: detail::closed_native_handle()). Used at namespace gipc scope, in the handle's source file.
-#define GIPC_SINGLE_END_HANDLE(T, End, kind)                                                       \
+// GIPC_SINGLE_END_HANDLE_NO_NATIVE(T, End, kind) defines them but native_handle(), for the
+// handles whose native handle is of another type (gipc::net's sockets: a SOCKET on Windows).
+#define GIPC_SINGLE_END_HANDLE_NO_NATIVE(T, End, kind)                                             \
     T::T() noexcept = default;                                                                     \
     T::T(std::shared_ptr<End> end) noexcept : end_(std::move(end)) {}                              \
     T::T(T&&) noexcept = default;                                                                  \
@@ -212,7 +214,9 @@ void destroy_handle(End* end) noexcept
     }                                                                                              \
     T::~T() { detail::destroy_handle(end_.get()); }                                                \
     void T::close() { detail::close_handle(end_.get(), kind); }                                    \
-    bool T::closed() const noexcept { return !end_ || end_->closed(); }                            \
+    bool T::closed() const noexcept { return !end_ || end_->closed(); }
+#define GIPC_SINGLE_END_HANDLE(T, End, kind)                                                       \
+    GIPC_SINGLE_END_HANDLE_NO_NATIVE(T, End, kind)                                                 \
     detail::native_handle_type T::native_handle() const noexcept                                  \
     {                                                                                              \
         return closed() ? detail::closed_native_handle() : end_->fd();                             \

@@ -4,6 +4,7 @@
 #include "handle_transfer.hpp"
 #include "errors.hpp"
 #include "platform.hpp"
+#include "socket_os.hpp"
 
 #include <gipc/net.hpp>
 #include <gipc/program.hpp>
@@ -96,7 +97,11 @@ spawned_handles rebuild_handles(const std::vector<handle_header>& headers)
         case 'b':
         case 'y': {
             const char* kind = h.kind == 's' ? "stream" : h.kind == 'l' ? "listener" : h.kind == 'b' ? "byte reader" : "byte writer";
-            auto s = std::make_shared<socket_end>(adopt(h.fds[0]), kind);
+            // A stream or listener is a socket (closed as one: closesocket on Windows); a byte
+            // reader or writer is a pipe's end.
+            auto s = h.kind == 's' || h.kind == 'l'
+                         ? std::make_shared<socket_end>(socket_os::unique_socket(fd_socket(adopt(h.fds[0]).release())), kind)
+                         : std::make_shared<socket_end>(adopt(h.fds[0]), kind);
             s->buffer = h.unread;
             s->register_open();
             e.s = std::move(s);

@@ -27,7 +27,10 @@ struct handle_header {
     std::vector<int> fds; // in the receiving process (platform::transfer_value: on Windows the HANDLEs)
     std::uint64_t limit = 0;
     std::string unread; // bytes a reader had read ahead
-    MSGPACK_DEFINE(kind, fds, limit, unread)
+    // On Windows, a socket's WSAPROTOCOL_INFOW from WSADuplicateSocketW for the receiving
+    // process, which makes the socket there (then fds[0] is unused); empty otherwise.
+    std::string socket_info;
+    MSGPACK_DEFINE(kind, fds, limit, unread, socket_info)
 };
 
 // describe_handle is the header of one handle of a request, whose fds are still the sender's.

@@ -7,6 +7,7 @@
 #include "end_base.hpp"
 #include "errors.hpp"
 #include "io_ops.hpp"
+#include "socket_os.hpp"
 
 #include <gipc/error.hpp>
 
@@ -20,15 +21,45 @@ namespace gipc::detail {
 
 class socket_end final : public end_base {
 public:
+    // A socket's end (net::stream, net::listener): the end holds it as socket_fd(s) and closes
+    // it with socket_os::close_socket (closesocket on Windows).
+    socket_end(socket_os::unique_socket s, const char* kind) noexcept
+        : end_base(unique_native_fd(socket_fd(s.release())), kind, 0), socket_(true)
+    {
+    }
+    // The end of a pipe, or of a socket on POSIX, handed over as a native_fd and closed as one:
+    // the byte streams of a program (program.cpp), and the POSIX paths that pass sockets as fds
+    // (the pool's fd-passing socket, the sockets a child receives), where a socket is an fd
+    // and its close the same.
     socket_end(unique_native_fd fd, const char* kind) noexcept : end_base(std::move(fd), kind, 0) {}
+
+    ~socket_end() override
+    {
+        // Only an end that never became a handle's still holds its fd here (make_end failing
+        // to register it): out of the reactors, which an operation before may have told of it.
+        if (fd_) {
+            forget_from_everywhere();
+            close_now();
+        }
+    }
 
     void close()
     {
-        release_fd();
+        forget_from_everywhere();
+        close_now();
         buffer.clear();
         buffer.shrink_to_fit();
         head = 0;
     }
+
+    void abandon_after_fork() noexcept override
+    {
+        close_now();
+        end_base::abandon_after_fork();
+    }
+
+    // socket is the socket of a socket's end, for the socket operations of io_ops.hpp.
+    native_socket socket() const noexcept { return fd_socket(fd_.get()); }
 
     // set_fd gives an end made without an fd its fd (start_program: on the fork thread, so that
     // no gipc child is forked between the pipe's creation and the end's registration).
@@ -106,6 +137,21 @@ public:
     std::size_t head = 0;
     // What a stream's receives and sends tell each other (io_ops.hpp).
     io::stream_hint hint;
+
+private:
+    // close_now closes the fd as what it is: a socket with close_socket, anything else as a
+    // native_fd.
+    void close_now() noexcept
+    {
+        if (!fd_)
+            return;
+        if (socket_)
+            socket_os::close_socket(fd_socket(fd_.release()));
+        else
+            fd_.reset();
+    }
+
+    const bool socket_ = false;
 };
 
 } // namespace gipc::detail

@@ -1,13 +1,23 @@
 // SPDX-License-Identifier: MIT
 // Cooperative sockets: TCP over IPv4 and IPv6, Unix-domain, timeouts, errors, many clients.
+// The Windows build (tests/windows/meson.build) compiles the cases that neither fork nor use
+// Unix-domain sockets or fd numbers, with the streams of stream_pair over TCP loopback; the
+// others sit in blocks it does not compile.
 #include "test_support.hpp"
+#ifndef _WIN32
 #include "small_stack.hpp"
+#endif
 
 #include <gipc/detail/test_support.hpp>
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>
 
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#else
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,6 +29,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -30,10 +41,46 @@
 
 using namespace std::chrono_literals;
 using gipc_test::seconds_since;
-using namespace gipc_test::small_stack;
 namespace net = gipc::net;
+#ifndef _WIN32
+using namespace gipc_test::small_stack;
 
 extern char** environ;
+#endif
+
+namespace {
+
+// closed_socket is what native_handle() of a closed socket returns: -1 (INVALID_SOCKET on
+// Windows).
+const net::native_handle_type closed_socket = static_cast<net::native_handle_type>(-1);
+
+// stream_pair is two connected streams: stream::pair() (Unix-domain) on POSIX; on Windows, which
+// has no Unix-domain sockets for gipc, a TCP connection over loopback.
+std::pair<net::stream, net::stream> stream_pair()
+{
+#ifdef _WIN32
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    auto client = net::stream::connect("127.0.0.1", server.port(), 5s);
+    return {std::move(client), server.accept(5s)};
+#else
+    return net::stream::pair();
+#endif
+}
+
+// get_option is getsockopt of an int-sized option of the socket s.
+int get_option(net::native_handle_type s, int level, int name)
+{
+    int value = 0;
+    socklen_t len = sizeof value;
+#ifdef _WIN32
+    REQUIRE(::getsockopt(static_cast<SOCKET>(s), level, name, reinterpret_cast<char*>(&value), &len) == 0);
+#else
+    REQUIRE(::getsockopt(s, level, name, &value, &len) == 0);
+#endif
+    return value;
+}
+
+} // namespace
 
 
 // A pair whose ends a lambda uses is held in a named variable and its ends are bound to
@@ -41,6 +88,7 @@ extern char** environ;
 // alone: clang before 16 refuses lambdas that capture structured bindings (scripts/clang.sh
 // builds the tests with clang).
 
+#ifndef _WIN32
 // Every call of the socket API on fibers whose stacks are small_stack_size bytes: TCP and
 // Unix-domain listeners and streams, both ends at once, timeouts and errors.
 GIPC_TEST_CHILD("small_stack_net")
@@ -139,6 +187,7 @@ GIPC_TEST_CHILD("small_stack_net")
     ::rmdir(dir_template);
     return report_small_stack("net", deepest);
 }
+#endif
 
 TEST_SUITE("net") {
 
@@ -166,12 +215,8 @@ GIPC_TEST("TCP streams have TCP_NODELAY, connected and accepted; addresses in ot
         auto server = net::listener::tcp(host[0] == ':' ? "::1" : "127.0.0.1", 0);
         auto client = net::stream::connect(host, server.port());
         auto conn = server.accept();
-        for (int fd : {client.native_handle(), conn.native_handle()}) {
-            int nodelay = 0;
-            socklen_t len = sizeof nodelay;
-            REQUIRE(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) == 0);
-            CHECK(nodelay != 0);
-        }
+        for (net::native_handle_type s : {client.native_handle(), conn.native_handle()})
+            CHECK(get_option(s, IPPROTO_TCP, TCP_NODELAY) != 0);
         client.write_all("HELLO\n");
         CHECK(conn.read_line() == "HELLO\n");
     }
@@ -211,20 +256,38 @@ GIPC_TEST("a reply that arrived before the receive after a send is read at once;
     }
 }
 
-GIPC_TEST("sockets are close-on-exec, non-blocking gipc handles")
+GIPC_TEST("sockets are close-on-exec, non-blocking gipc handles (on Windows: not inheritable)")
 {
     const auto before = gipc::detail::open_handle_count();
     auto server = net::listener::tcp("127.0.0.1", 0);
     auto client = net::stream::connect("127.0.0.1", server.port());
     auto conn = server.accept();
     CHECK(gipc::detail::open_handle_count() == before + 3);
-    for (int fd : {server.native_handle(), client.native_handle(), conn.native_handle()}) {
-        CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
-        CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    for (net::native_handle_type s : {server.native_handle(), client.native_handle(), conn.native_handle()}) {
+#ifdef _WIN32
+        // native_handle() is the SOCKET: Winsock knows it, and it is a stream socket.
+        CHECK(get_option(s, SOL_SOCKET, SO_TYPE) == SOCK_STREAM);
+        DWORD flags = ~DWORD(0);
+        REQUIRE(::GetHandleInformation(reinterpret_cast<HANDLE>(s), &flags));
+        CHECK((flags & HANDLE_FLAG_INHERIT) == 0);
+#else
+        CHECK((::fcntl(s, F_GETFD) & FD_CLOEXEC) != 0);
+        CHECK((::fcntl(s, F_GETFL) & O_NONBLOCK) != 0);
+#endif
     }
+#ifdef _WIN32
+    const net::native_handle_type closed = conn.native_handle();
+#endif
     conn.close();
     CHECK(conn.closed());
-    CHECK(conn.native_handle() == -1);
+    CHECK(conn.native_handle() == closed_socket);
+#ifdef _WIN32
+    // Closed with closesocket: Winsock knows the SOCKET no more.
+    int type = 0;
+    socklen_t len = sizeof type;
+    CHECK(::getsockopt(static_cast<SOCKET>(closed), SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) != 0);
+    CHECK(::WSAGetLastError() == WSAENOTSOCK);
+#endif
     CHECK_THROWS_AS(conn.close(), gipc::closed_error);
     CHECK_THROWS_AS(conn.write_all("x"), gipc::closed_error);
 }
@@ -253,7 +316,7 @@ GIPC_TEST("connect to a closed port throws std::system_error with ECONNREFUSED")
     }
 }
 
-
+#ifndef _WIN32
 GIPC_TEST("an fd number reused after a refused connect is watched again")
 {
     // A refused connect waited on its socket in this thread's reactor; the pipe that gets the
@@ -295,6 +358,8 @@ GIPC_TEST("an fd number reused after a refused connect is watched again")
     CHECK(seconds_since(start) >= 0.19);
     reuse(lowest_now);
 }
+#endif
+
 GIPC_TEST("a peer closing mid-line makes read_line throw eof_error; a clean close gives \"\"")
 {
     auto server = net::listener::tcp("127.0.0.1", 0);
@@ -315,7 +380,7 @@ GIPC_TEST("a peer closing mid-line makes read_line throw eof_error; a clean clos
 
 GIPC_TEST("read timeouts keep the data: read_line continues where it stopped")
 {
-    auto [a, b] = net::stream::pair();
+    auto [a, b] = stream_pair();
     a.write_all("first half, ");
     CHECK_THROWS_AS(b.read_line(30ms), gipc::timeout_error);
     a.write_all("second half\n");
@@ -326,7 +391,7 @@ GIPC_TEST("read timeouts keep the data: read_line continues where it stopped")
 
 GIPC_TEST("read_line: long lines, several lines per receive, read_some after, max_length")
 {
-    auto ends = net::stream::pair();
+    auto ends = stream_pair();
     net::stream& a = ends.first;
     net::stream& b = ends.second;
     const std::string long_line = std::string(300000, 'x') + "\n";
@@ -344,7 +409,7 @@ GIPC_TEST("read_line: long lines, several lines per receive, read_some after, ma
 
 GIPC_TEST("write_all blocks cooperatively while the peer is slow")
 {
-    auto ends = net::stream::pair();
+    auto ends = stream_pair();
     net::stream& a = ends.first;
     net::stream& b = ends.second;
     const std::string big(8 * 1024 * 1024, 'z');
@@ -377,7 +442,9 @@ GIPC_TEST("close while another fiber is blocked on the socket throws locked_erro
 
 GIPC_TEST("1000 concurrent connections served by one thread")
 {
+#ifndef _WIN32
     gipc_test::raise_fd_limit();
+#endif
     constexpr int n = 1000;
     auto server = net::listener::tcp("127.0.0.1", 0);
     int served = 0;
@@ -414,6 +481,7 @@ GIPC_TEST("1000 concurrent connections served by one thread")
     CHECK(served == n);
 }
 
+#ifndef _WIN32
 GIPC_TEST("a Unix socket pair between two processes")
 {
     auto [mine, theirs] = net::stream::pair();
@@ -577,5 +645,32 @@ GIPC_TEST("every socket call works on a 16 KiB fiber stack")
 {
     CHECK(run_small_stack_helper("small_stack_net") == 0);
 }
+#else
+GIPC_TEST("no Unix-domain sockets on Windows: connect_unix, pair and unix_socket throw EAFNOSUPPORT")
+{
+    const auto refused = [](auto&& call) {
+        try {
+            call();
+            FAIL_CHECK("a Unix-domain socket call succeeded");
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == std::errc::address_family_not_supported);
+        }
+    };
+    refused([] { net::stream::connect_unix("gipc-test.sock"); });
+    refused([] { net::stream::connect_unix("gipc-test.sock", 1s); });
+    refused([] { net::stream::pair(); });
+    refused([] { net::listener::unix_socket("gipc-test.sock"); });
+}
+
+GIPC_TEST("a name resolves: localhost connects")
+{
+    // "localhost" is no numeric address: resolved by getaddrinfo on a thread of its own.
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    auto client = net::stream::connect("localhost", server.port(), 5s);
+    auto conn = server.accept(5s);
+    client.write_all("by name\n");
+    CHECK(conn.read_line(5s) == "by name\n");
+}
+#endif
 
 } // TEST_SUITE

@@ -123,7 +123,6 @@ int sum_readers(std::vector<gipc::reader> readers, gipc::writer& out)
     return int(readers.size());
 }
 
-#ifndef _WIN32
 int serve_one(gipc::net::listener l)
 {
     auto s = l.accept(10s);
@@ -136,7 +135,6 @@ int greet_stream(gipc::net::stream s)
     s.write_all("from the child\n");
     return 0;
 }
-#endif
 
 int read_two(gipc::reader r) { return r.get<int>() * 10 + r.get<int>(); }
 
@@ -511,7 +509,7 @@ GIPC_TEST("handles of every kind are transferred: open in the child, closed in t
     CHECK(p2.exitcode() == 3);
 
 #ifndef _WIN32
-    // a listener, and a stream
+    // a Unix-domain listener
     const std::string path = "/tmp/gipc-spawn-test-" + std::to_string(::getpid()) + ".sock";
     ::unlink(path.c_str());
     auto l = gipc::net::listener::unix_socket(path);
@@ -524,6 +522,18 @@ GIPC_TEST("handles of every kind are transferred: open in the child, closed in t
     CHECK(p3.exitcode() == 0);
     c.close();
     ::unlink(path.c_str());
+#endif
+
+    // a TCP listener, and a stream
+    auto tcp = gipc::net::listener::tcp("127.0.0.1", 0);
+    const auto tcp_port = tcp.port();
+    auto p5 = gipc::spawn_process(serve_one, std::move(tcp));
+    CHECK(tcp.closed());
+    auto c5 = gipc::net::stream::connect("127.0.0.1", tcp_port, 10s);
+    c5.write_all("pong\n");
+    CHECK(c5.read_line(10s) == "pong\n");
+    REQUIRE(p5.join(10s));
+    CHECK(p5.exitcode() == 0);
 
     auto l2 = gipc::net::listener::tcp("127.0.0.1", 0);
     auto client = gipc::net::stream::connect("127.0.0.1", l2.port(), 10s);
@@ -533,7 +543,6 @@ GIPC_TEST("handles of every kind are transferred: open in the child, closed in t
     CHECK(client.read_line(10s) == "from the child\n");
     REQUIRE(p4.join(10s));
     CHECK(p4.exitcode() == 0);
-#endif
 }
 
 GIPC_TEST("bytes a transferred reader had read ahead arrive in the child")

@@ -6,10 +6,25 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
+#include <thread>
 
 namespace gipc::detail::socket_os {
 
 int ready() noexcept { return 0; }
+
+std::string resolve_error(int code) { return ::gai_strerror(code); }
+
+int lookup_on_thread(const char* node, const char* service, const addrinfo* hints, addrinfo** list,
+                     int& result) noexcept
+{
+    try {
+        std::thread([&] { result = ::getaddrinfo(node, service, hints, list); }).join();
+        return 0;
+    } catch (const std::system_error& e) {
+        return -e.code().value();
+    }
+}
 
 native_socket open_stream_socket(int family) noexcept { return posix::open_stream_socket(family); }
 

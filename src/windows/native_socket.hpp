@@ -9,10 +9,19 @@
 
 #include "../private.hpp"
 
+#include "native_fd.hpp"
+
 #include <cstdint>
 
 namespace gipc::detail {
 
 using native_socket = std::intptr_t;
+
+// socket_fd and fd_socket convert between a socket and the native_fd a gipc end holds it as
+// (end_base's fd, the key of forget_fd and of the IOCP backend's operations): the SOCKET's
+// value as a HANDLE, which is what a SOCKET of the system's provider is. An end holding a
+// socket closes it with closesocket, never CloseHandle (socket_end.hpp).
+inline native_fd socket_fd(native_socket s) noexcept { return reinterpret_cast<native_fd>(s); }
+inline native_socket fd_socket(native_fd fd) noexcept { return reinterpret_cast<native_socket>(fd); }
 
 } // namespace gipc::detail

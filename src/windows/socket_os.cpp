@@ -23,6 +23,33 @@ int ready() noexcept
     return e == 0 ? 0 : win::socket_errno(static_cast<DWORD>(e));
 }
 
+std::string resolve_error(int code) { return ::gai_strerrorA(code); }
+
+int lookup_on_thread(const char* node, const char* service, const addrinfo* hints, addrinfo** list,
+                     int& result) noexcept
+{
+    struct lookup {
+        const char* node;
+        const char* service;
+        const addrinfo* hints;
+        addrinfo** list;
+        int result;
+    } call{node, service, hints, list, 0};
+    const win::unique_handle thread(::CreateThread(
+        nullptr, 0,
+        [](void* arg) -> DWORD {
+            auto* c = static_cast<lookup*>(arg);
+            c->result = ::getaddrinfo(c->node, c->service, c->hints, c->list);
+            return 0;
+        },
+        &call, 0, nullptr));
+    if (!thread)
+        return ::GetLastError() == ERROR_NOT_ENOUGH_MEMORY ? -ENOMEM : -EAGAIN;
+    ::WaitForSingleObject(thread.get(), INFINITE);
+    result = call.result;
+    return 0;
+}
+
 native_socket open_stream_socket(int family) noexcept
 {
     if (family == AF_UNIX)

@@ -3,16 +3,17 @@
 // src/spawn.cpp are the POSIX one), and the process handle's members there.
 //
 // The parent, on the calling thread: checks and reserves the transferred ends (transfer.hpp),
-// makes an inheritable duplicate of each end's HANDLE and packs the call with those values
-// (handle_transfer.hpp: the same header as on POSIX; the values are the same in the child),
-// makes the start pipe (a duplex named pipe, both ends synchronous), and starts the program's
-// own file with CreateProcessW passing exactly the duplicates and the start pipe's child end
-// (PROC_THREAD_ATTRIBUTE_HANDLE_LIST; stdin, stdout and stderr as the parent's), the
-// environment naming the start pipe's handle in GIPC_SPAWN_FD, a daemon in a kill-on-close job
-// object of its own (so it dies with the parent however the parent ends). It then sends the go
-// message (go_byte, a 32-bit big-endian length, the header and the arguments) and reads the
-// start report: started_byte, or failed_byte and a setup_failure, or the end of the pipe when the
-// child died during its setup. Only then are the transferred ends closed in the parent.
+// makes an inheritable duplicate of each end's HANDLE but the sockets', makes the start pipe (a
+// duplex named pipe, both ends synchronous), and starts the program's own file with
+// CreateProcessW passing exactly the duplicates and the start pipe's child end
+// (PROC_THREAD_ATTRIBUTE_HANDLE_LIST; stdin, stdout and stderr as the parent's), the environment
+// naming the start pipe's handle in GIPC_SPAWN_FD, a daemon in a kill-on-close job object of its
+// own (so it dies with the parent however the parent ends). Then, for the child that now exists,
+// each socket's WSADuplicateSocketW information, and the go message (go_byte, a 32-bit
+// big-endian length, the header and the arguments: handle_transfer.hpp's header as on POSIX,
+// with the duplicates' values, which are the same in the child). It reads the start report:
+// started_byte, or failed_byte and a setup_failure, or the end of the pipe when the child died
+// during its setup. Only then are the transferred ends closed in the parent.
 //
 // The child's spawn_main reads the call, rebuilds the handles (made non-inheritable), reports,
 // and runs the target on its only thread; then the uncaught-exception line, the arguments
@@ -37,6 +38,7 @@
 #include "pipe_end.hpp"
 #include "platform.hpp"
 #include "scheduler.hpp"
+#include "socket_os.hpp"
 #include "transfer.hpp"
 
 #include <gipc/process.hpp>
@@ -44,6 +46,7 @@
 #include <msgpack.hpp>
 
 #include <algorithm>
+#include <climits>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -357,34 +360,38 @@ process spawn_exec(process_options options, spawn_request& request)
     header.target = locate_code(request.target);
     std::vector<end_base*> ends;
     header.handles = describe_handles(request.handles, ends, 0);
+    // Sockets go by WSADuplicateSocketW once the child exists (an inherited duplicate of a
+    // socket is not always a socket in the child: Wine 8 refuses accepted ones, WSAENOTSOCK);
+    // every other end by an inheritable duplicate of its handle.
+    std::vector<bool> is_socket(ends.size(), false);
+    for (const auto& h : header.handles)
+        if (h.kind == 's' || h.kind == 'l')
+            is_socket.at(std::size_t(h.fds.at(0))) = true;
     std::vector<win::unique_handle> copies(ends.size());
     win::spawn_options spawn;
     for (std::size_t i = 0; i < ends.size(); ++i) {
+        if (is_socket[i])
+            continue;
         if (const DWORD e = win::inheritable_duplicate(static_cast<HANDLE>(ends[i]->fd()), copies[i]); e != 0)
             throw_win32(e, "duplicate of " + ends[i]->name());
         spawn.inherit.push_back(copies[i].get());
     }
-    for (auto& h : header.handles)
-        for (int& value : h.fds)
-            value = platform::transfer_value(copies.at(std::size_t(value)).get());
+    std::vector<std::size_t> socket_of(header.handles.size(), SIZE_MAX); // a socket handle's end
+    for (std::size_t k = 0; k < header.handles.size(); ++k)
+        for (int& value : header.handles[k].fds) {
+            const auto index = std::size_t(value);
+            if (is_socket.at(index)) {
+                socket_of[k] = index;
+                value = -1;
+            } else {
+                value = platform::transfer_value(copies.at(index).get());
+            }
+        }
     win::unique_handle start_copy;
     if (const DWORD e = win::inheritable_duplicate(start_child.get(), start_copy); e != 0)
         throw_win32(e, "duplicate of the start pipe");
     start_child.reset();
     spawn.inherit.push_back(start_copy.get());
-
-    msgpack::sbuffer packed;
-    msgpack::pack(packed, header);
-    const std::size_t size = packed.size() + request.args.size();
-    if (size > 0xffffffffu)
-        throw error("gipc: spawn_process: the arguments are too large (4 GiB or more packed)");
-    std::string message;
-    message.reserve(5 + size);
-    message.push_back(go_byte);
-    for (int shift = 24; shift >= 0; shift -= 8)
-        message.push_back(char(size >> shift));
-    message.append(packed.data(), packed.size());
-    message.append(request.args.data(), request.args.size());
 
     // The program's own file, with its path as argv[0], the parent's standard handles, and the
     // environment naming the start pipe.
@@ -425,10 +432,39 @@ process spawn_exec(process_options options, spawn_request& request)
     copies.clear();
     start_copy.reset();
 
+    // The sockets, for the child that now exists; then the call.
     std::string what;
     int report = -1;
-    if (write_all(start_parent.get(), message.data(), message.size()))
-        report = receive_start_report(start_parent.get(), what);
+    try {
+        for (std::size_t k = 0; k < header.handles.size(); ++k) {
+            if (socket_of[k] == SIZE_MAX)
+                continue;
+            WSAPROTOCOL_INFOW info{};
+            if (::WSADuplicateSocketW(static_cast<SOCKET>(fd_socket(ends[socket_of[k]]->fd())), pid, &info) != 0)
+                throw_errno(win::errno_of(DWORD(::WSAGetLastError())),
+                            "gipc: spawn_process: WSADuplicateSocketW of " + ends[socket_of[k]]->name());
+            header.handles[k].socket_info.assign(reinterpret_cast<const char*>(&info), sizeof info);
+        }
+        msgpack::sbuffer packed;
+        msgpack::pack(packed, header);
+        const std::size_t size = packed.size() + request.args.size();
+        if (size > 0xffffffffu)
+            throw error("gipc: spawn_process: the arguments are too large (4 GiB or more packed)");
+        std::string message;
+        message.reserve(5 + size);
+        message.push_back(go_byte);
+        for (int shift = 24; shift >= 0; shift -= 8)
+            message.push_back(char(size >> shift));
+        message.append(packed.data(), packed.size());
+        message.append(request.args.data(), request.args.size());
+        if (write_all(start_parent.get(), message.data(), message.size()))
+            report = receive_start_report(start_parent.get(), what);
+    } catch (...) {
+        ::TerminateProcess(proc.get(), 127);
+        ::WaitForSingleObject(proc.get(), INFINITE);
+        throw;
+    }
+
     start_parent.reset();
     if (report != 0) {
         // A child that cannot run its target ends at once; one that does not must not stay.
@@ -581,7 +617,24 @@ void spawn_main(int, char**)
             throw error("gipc: a spawned child received a call from another version of gipc");
         call.args = msgpack::unpack(data.data(), data.size(), offset);
         call.name = header.name;
-        handles = rebuild_handles(header.handles);
+        // The sockets, from the parent's WSADuplicateSocketW.
+        auto headers = header.handles;
+        for (auto& h : headers) {
+            if (h.socket_info.empty())
+                continue;
+            WSAPROTOCOL_INFOW info{};
+            if (h.socket_info.size() != sizeof info || h.fds.size() != 1)
+                throw error("gipc: a spawned child received a malformed socket");
+            std::memcpy(&info, h.socket_info.data(), sizeof info);
+            if (const int e = win::start_winsock(); e != 0)
+                throw_errno(win::errno_of(DWORD(e)), "gipc: WSAStartup");
+            const SOCKET sock = ::WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
+                                             WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+            if (sock == INVALID_SOCKET)
+                throw_errno(win::errno_of(DWORD(::WSAGetLastError())), "gipc: WSASocketW of a transferred socket");
+            h.fds[0] = platform::transfer_value(socket_fd(native_socket(sock)));
+        }
+        handles = rebuild_handles(headers);
         call.handles = &handles;
         call.invoker = reinterpret_cast<spawn_invoker>(find_code(header.invoker));
         call.target = find_code(header.target);
