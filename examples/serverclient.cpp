@@ -8,13 +8,15 @@
 // 4. The child prints how long serving all clients took and exits.
 // 5. The parent joins the child, then stops the server.
 //
-//   usage: serverclient [--spawn] [N_CLIENTS]     (default 1000)
+//   usage: serverclient [--spawn] [N_CLIENTS]     (default 1000; on Windows the child is always spawned)
 
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>
 
+#ifndef _WIN32
 #include <sys/resource.h>
+#endif
 
 #include <chrono>
 #include <cstdio>
@@ -87,12 +89,14 @@ int main(int argc, char** argv)
     }
     const int n_clients = argc > 1 ? std::atoi(argv[1]) : 1000;
 
+#ifndef _WIN32
     // Up to N connections are open at once on each side: allow enough descriptors.
     rlimit rl{};
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+#endif
 
     auto server = gipc::net::listener::tcp("127.0.0.1", 0);
     const std::uint16_t port = server.port();
@@ -110,8 +114,13 @@ int main(int argc, char** argv)
     });
 
     // The listener is not an argument, so the child does not inherit it.
+#ifdef _WIN32
+    (void)spawn; // Windows has no fork: a child is always spawned there
+    gipc::process c = gipc::spawn_process(clientprocess, port, n_clients);
+#else
     gipc::process c = spawn ? gipc::spawn_process(clientprocess, port, n_clients)
                             : gipc::start_process(clientprocess, port, n_clients);
+#endif
     c.join();
     stop = true; // the server fiber ends at its next accept timeout
     server_fiber.join();
