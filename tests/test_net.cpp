@@ -481,6 +481,58 @@ GIPC_TEST("1000 concurrent connections served by one thread")
     CHECK(served == n);
 }
 
+GIPC_TEST("an accept loop with short timeouts serves every client, connections arriving as accepts time out")
+{
+    // The server of examples/serverclient.cpp (accept with a timeout until told to stop, a
+    // fiber per connection), with a timeout of 2 ms instead of its 50 ms, so that accepts time
+    // out all along while clients connect at any moment, among them the moments a timed-out
+    // accept is being given up (on Windows: its AcceptEx cancelled, its packet waited for).
+    constexpr int n = 100;
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    const std::uint16_t port = server.port();
+    bool stop = false;
+    int timeouts = 0;
+    boost::fibers::fiber server_fiber([&] {
+        std::vector<boost::fibers::fiber> handlers;
+        while (!stop) {
+            try {
+                handlers.emplace_back(
+                    [](net::stream conn) {
+                        try {
+                            conn.write_all(conn.read_line(10s));
+                        } catch (const std::exception& e) {
+                            FAIL_CHECK("server: " << e.what());
+                        }
+                    },
+                    server.accept(2ms));
+            } catch (const gipc::timeout_error&) {
+                ++timeouts;
+            }
+        }
+        for (auto& h : handlers)
+            h.join();
+    });
+    int ok = 0;
+    std::vector<boost::fibers::fiber> clients;
+    for (int i = 0; i < n; ++i)
+        clients.emplace_back([&, i] {
+            // In 10 waves 50 ms apart: accepts time out between them, and each wave's first
+            // connections arrive while one is pending or being given up.
+            boost::this_fiber::sleep_for(std::chrono::milliseconds(i % 10 * 50));
+            auto conn = net::stream::connect("127.0.0.1", port, 10s);
+            const std::string msg = "client " + std::to_string(i) + "\n";
+            conn.write_all(msg);
+            if (conn.read_line(10s) == msg)
+                ++ok;
+        });
+    for (auto& c : clients)
+        c.join();
+    stop = true;
+    server_fiber.join();
+    CHECK(ok == n);
+    CHECK(timeouts >= 9); // at least one in each gap between waves
+}
+
 #ifndef _WIN32
 GIPC_TEST("a Unix socket pair between two processes")
 {
