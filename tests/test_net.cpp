@@ -714,6 +714,53 @@ GIPC_TEST("no Unix-domain sockets on Windows: connect_unix, pair and unix_socket
     refused([] { net::listener::unix_socket("gipc-test.sock"); });
 }
 
+GIPC_TEST("a handle value reused after a refused or timed-out connect is watched again")
+{
+    // What "an fd number reused after a refused connect is watched again" checks on POSIX: a
+    // connect that waited has its socket associated with this thread's completion port and
+    // known to the backend; the pipe end that gets the same handle value next must still
+    // complete its reads. The next handle takes the value an event just closed had (the lowest
+    // free one under Wine, the last freed one on Windows): the connect's socket, then the pipe.
+    const auto next_handle_value = [] {
+        const HANDLE e = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+        REQUIRE(e != nullptr);
+        ::CloseHandle(e);
+        return e;
+    };
+    const auto reuse = [](HANDLE socket_value) {
+        auto [r, w] = gipc::pipe();
+        REQUIRE(r.native_handle() == socket_value);
+        boost::fibers::fiber writer([&w = w] {
+            boost::this_fiber::sleep_for(20ms);
+            w.put(42);
+        });
+        int got = 0;
+        CHECK_NOTHROW(got = r.get<int>(5s));
+        CHECK(got == 42);
+        writer.join();
+    };
+    std::uint16_t port;
+    {
+        auto server = net::listener::tcp("127.0.0.1", 0);
+        port = server.port();
+    }
+    HANDLE value = next_handle_value();
+    CHECK_THROWS_AS(net::stream::connect("127.0.0.1", port, 5s), std::system_error);
+    reuse(value);
+
+    // A connect that times out (its ConnectEx cancelled): the SYNs sent to a listener whose
+    // accept queue is full are dropped.
+    auto full = net::listener::tcp("127.0.0.1", 0, 1);
+    std::vector<net::stream> queued;
+    for (int i = 0; i < 2; ++i)
+        queued.push_back(net::stream::connect("127.0.0.1", full.port(), 5s));
+    value = next_handle_value();
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(net::stream::connect("127.0.0.1", full.port(), 200ms), gipc::timeout_error);
+    CHECK(seconds_since(start) >= 0.19);
+    reuse(value);
+}
+
 GIPC_TEST("a name resolves: localhost connects")
 {
     // "localhost" is no numeric address: resolved by getaddrinfo on a thread of its own.
