@@ -481,6 +481,63 @@ GIPC_TEST("1000 concurrent connections served by one thread")
     CHECK(served == n);
 }
 
+GIPC_TEST("an accept loop with short timeouts serves every client, connections arriving as accepts time out")
+{
+    // The server of examples/serverclient.cpp (accept with a timeout until told to stop, a
+    // fiber per connection), with a timeout of 2 ms instead of its 50 ms, so that accepts time
+    // out all along while clients connect at any moment, among them the moments a timed-out
+    // accept is being given up (on Windows: its AcceptEx cancelled, its packet waited for).
+    constexpr int n = 100;
+    auto server = net::listener::tcp("127.0.0.1", 0);
+    const std::uint16_t port = server.port();
+    bool stop = false;
+    int timeouts = 0;
+    boost::fibers::fiber server_fiber([&] {
+        std::vector<boost::fibers::fiber> handlers;
+        while (!stop) {
+            try {
+                handlers.emplace_back(
+                    [](net::stream conn) {
+                        try {
+                            conn.write_all(conn.read_line(10s));
+                        } catch (const std::exception& e) {
+                            FAIL_CHECK("server: " << e.what());
+                        }
+                    },
+                    server.accept(2ms));
+            } catch (const gipc::timeout_error&) {
+                ++timeouts;
+            }
+        }
+        for (auto& h : handlers)
+            h.join();
+    });
+    int ok = 0;
+    // In 10 waves of clients, each started once an accept timed out after the last wave was
+    // served: accepts time out between the waves, and each wave's connections arrive while an
+    // accept is pending or being given up.
+    for (int wave = 0; wave < 10; ++wave) {
+        const int seen = timeouts;
+        while (timeouts == seen)
+            boost::this_fiber::sleep_for(1ms);
+        std::vector<boost::fibers::fiber> clients;
+        for (int i = wave * n / 10; i < (wave + 1) * n / 10; ++i)
+            clients.emplace_back([&, i] {
+                auto conn = net::stream::connect("127.0.0.1", port, 10s);
+                const std::string msg = "client " + std::to_string(i) + "\n";
+                conn.write_all(msg);
+                if (conn.read_line(10s) == msg)
+                    ++ok;
+            });
+        for (auto& c : clients)
+            c.join();
+    }
+    stop = true;
+    server_fiber.join();
+    CHECK(ok == n);
+    CHECK(timeouts >= 10);
+}
+
 #ifndef _WIN32
 GIPC_TEST("a Unix socket pair between two processes")
 {
@@ -660,6 +717,53 @@ GIPC_TEST("no Unix-domain sockets on Windows: connect_unix, pair and unix_socket
     refused([] { net::stream::connect_unix("gipc-test.sock", 1s); });
     refused([] { net::stream::pair(); });
     refused([] { net::listener::unix_socket("gipc-test.sock"); });
+}
+
+GIPC_TEST("a handle value reused after a refused or timed-out connect is watched again")
+{
+    // What "an fd number reused after a refused connect is watched again" checks on POSIX: a
+    // connect that waited has its socket associated with this thread's completion port and
+    // known to the backend; the pipe end that gets the same handle value next must still
+    // complete its reads. The next handle takes the value an event just closed had (the lowest
+    // free one under Wine, the last freed one on Windows): the connect's socket, then the pipe.
+    const auto next_handle_value = [] {
+        const HANDLE e = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+        REQUIRE(e != nullptr);
+        ::CloseHandle(e);
+        return e;
+    };
+    const auto reuse = [](HANDLE socket_value) {
+        auto [r, w] = gipc::pipe();
+        REQUIRE(r.native_handle() == socket_value);
+        boost::fibers::fiber writer([&w = w] {
+            boost::this_fiber::sleep_for(20ms);
+            w.put(42);
+        });
+        int got = 0;
+        CHECK_NOTHROW(got = r.get<int>(5s));
+        CHECK(got == 42);
+        writer.join();
+    };
+    std::uint16_t port;
+    {
+        auto server = net::listener::tcp("127.0.0.1", 0);
+        port = server.port();
+    }
+    HANDLE value = next_handle_value();
+    CHECK_THROWS_AS(net::stream::connect("127.0.0.1", port, 5s), std::system_error);
+    reuse(value);
+
+    // A connect that times out (its ConnectEx cancelled): the SYNs sent to a listener whose
+    // accept queue is full are dropped.
+    auto full = net::listener::tcp("127.0.0.1", 0, 1);
+    std::vector<net::stream> queued;
+    for (int i = 0; i < 2; ++i)
+        queued.push_back(net::stream::connect("127.0.0.1", full.port(), 5s));
+    value = next_handle_value();
+    const auto start = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(net::stream::connect("127.0.0.1", full.port(), 200ms), gipc::timeout_error);
+    CHECK(seconds_since(start) >= 0.19);
+    reuse(value);
 }
 
 GIPC_TEST("a name resolves: localhost connects")

@@ -26,11 +26,18 @@
 /// in /etc/hosts runs the system's resolver (DNS) on that stack too, whose needs gipc does not
 /// control.
 ///
-/// Windows: TCP over IPv4 and IPv6 works as above, on Winsock sockets (overlapped, not
-/// inheritable; AcceptEx, ConnectEx, WSARecv and WSASend complete through the thread's I/O
-/// completion port); native_handle() is the SOCKET. Unix-domain sockets are not available there
-/// (Wine's Winsock, where gipc is tested, has no AF_UNIX): connect_unix, pair and
-/// listener::unix_socket throw std::system_error (std::errc::address_family_not_supported).
+/// Windows: TCP over IPv4 and IPv6 works as above, on Winsock sockets: overlapped and not
+/// inheritable (where POSIX says O_CLOEXEC and non-blocking), AcceptEx, ConnectEx, WSARecv and
+/// WSASend completing through the thread's I/O completion port, closed with closesocket. The
+/// differences: native_handle() is the SOCKET (INVALID_SOCKET once closed), for Winsock calls
+/// of the program's (getsockopt...), never to be closed by it; there is no SIGPIPE to suppress
+/// (a send to a peer that is gone fails with std::system_error, as on POSIX); listener::tcp sets
+/// SO_EXCLUSIVEADDRUSE instead of SO_REUSEADDR (whose Windows meaning would let another socket
+/// take a port in use), so a taken port is EADDRINUSE there too; a host name is looked up on a
+/// thread of the system's. Unix-domain sockets are not available there (Wine's Winsock, where
+/// gipc is tested, has no AF_UNIX): connect_unix, pair and listener::unix_socket throw
+/// std::system_error (std::errc::address_family_not_supported). Passing sockets to a child is
+/// not available on Windows yet.
 
 #include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
