@@ -9,6 +9,7 @@
 
 #include "native_fd.hpp"
 
+#include <cstddef>
 #include <system_error>
 
 namespace gipc::detail::platform {
@@ -43,5 +44,9 @@ int transfer_value(native_fd fd) noexcept;
 // child's, by its transfer_value) as one of gipc's: not inherited by this process's own
 // children, and on POSIX non-blocking. Returns 0 (out set) or -errno.
 int adopt_transferred(int value, unique_native_fd& out) noexcept;
+
+// advise_huge_pages asks for transparent huge pages for [addr, addr + size) (whole 2 MiB pages),
+// where the system offers them on request (madvise MADV_HUGEPAGE); nothing elsewhere.
+void advise_huge_pages(void* addr, std::size_t size) noexcept;
 
 } // namespace gipc::detail::platform

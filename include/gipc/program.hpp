@@ -28,6 +28,12 @@
 /// SIGCHLD handler, no waitpid(-1), no zombie, and destroying a program object never blocks.
 /// At this process's normal exit a daemon program is SIGKILLed and reaped; other programs are
 /// left running (as Python's subprocess leaves them), never waited for.
+///
+/// On Windows the program starts with CreateProcessW, its command line quoted so that
+/// CommandLineToArgvW gives back argv exactly; argv[0] without '/', '\' or ':' is found with
+/// SearchPathW (".exe" added when it has no extension) in the environment's PATH; it inherits its
+/// three streams and no other handle; a daemon program is in a kill-on-close job object, and with
+/// new_process_group it leads a job that terminate() and kill() end whole (exitcode() -15, -9).
 
 #include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
@@ -147,8 +153,9 @@ public:
     /// closed is true when the pipe is closed: by close(), moved from, default-constructed, not
     /// piped by the command, or transferred to a child process.
     bool closed() const noexcept;
-    /// native_handle is the pipe's fd, or -1 when closed.
-    int native_handle() const noexcept;
+    /// native_handle is the pipe's fd, or -1 when closed (on Windows its HANDLE, or
+    /// INVALID_HANDLE_VALUE).
+    native_handle_type native_handle() const noexcept;
 
 private:
     friend struct detail::detail_access;
@@ -194,8 +201,9 @@ public:
     /// closed is true when the pipe is closed: by close(), moved from, default-constructed, not
     /// piped by the command, or transferred to a child process.
     bool closed() const noexcept;
-    /// native_handle is the pipe's fd, or -1 when closed.
-    int native_handle() const noexcept;
+    /// native_handle is the pipe's fd, or -1 when closed (on Windows its HANDLE, or
+    /// INVALID_HANDLE_VALUE).
+    native_handle_type native_handle() const noexcept;
 
 private:
     friend struct detail::detail_access;

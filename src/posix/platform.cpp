@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include <cerrno>
 
@@ -29,5 +30,7 @@ int adopt_transferred(int value, unique_native_fd& out) noexcept
     out.reset(value);
     return 0;
 }
+
+void advise_huge_pages(void* addr, std::size_t size) noexcept { ::madvise(addr, size, MADV_HUGEPAGE); }
 
 } // namespace gipc::detail::platform

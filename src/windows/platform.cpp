@@ -52,6 +52,8 @@ int transfer_value(native_fd fd) noexcept
     return static_cast<int>(reinterpret_cast<std::intptr_t>(fd));
 }
 
+void advise_huge_pages(void*, std::size_t) noexcept {}
+
 int adopt_transferred(int value, unique_native_fd& out) noexcept
 {
     // Sign-extended back, as Windows documents for handles shared between 32- and 64-bit code.

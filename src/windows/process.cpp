@@ -118,7 +118,8 @@ DWORD spawn(const spawn_options& options, unique_handle& process, DWORD& pid) no
     PROCESS_INFORMATION pi{};
     if (!::CreateProcessW(options.application.empty() ? nullptr : options.application.c_str(),
                           command_line.data(), nullptr, nullptr, inherit.empty() ? FALSE : TRUE,
-                          flags, const_cast<wchar_t*>(options.environment), nullptr, &si.StartupInfo, &pi))
+                          flags, const_cast<wchar_t*>(options.environment),
+                          options.cwd.empty() ? nullptr : options.cwd.c_str(), &si.StartupInfo, &pi))
         return ::GetLastError();
     unique_handle proc(pi.hProcess);
     unique_handle thread(pi.hThread);

@@ -39,6 +39,8 @@ struct spawn_options {
     // The child's environment: a block of NUL-terminated "NAME=value" strings ended by an
     // empty one (UTF-16), or nullptr for a copy of this process's.
     const wchar_t* environment = nullptr;
+    // The child's working directory, or empty for this process's.
+    std::wstring cwd;
 };
 
 // spawn starts a child. On success process owns its process handle and pid is its id.

@@ -30,6 +30,7 @@
 #include "windows/handle.hpp"
 #include "windows/named_pipe.hpp"
 #include "windows/process.hpp"
+#include "windows/spawn.hpp"
 #include "windows/win_errors.hpp"
 
 #include "errors.hpp"
@@ -188,8 +189,12 @@ int receive_start_report(HANDLE h, std::string& what) noexcept
 // registry of running children.
 class child_state {
 public:
-    child_state(win::unique_handle process, DWORD pid, std::string name, bool daemon, win::unique_handle job) noexcept
-        : process_(std::move(process)), job_(std::move(job)), pid_(pid), name_(std::move(name)), daemon_(daemon)
+    // program: an external program (start_program): not waited for at exit, killed then when
+    // a daemon. group: terminate() and kill() end every process of its job.
+    child_state(win::unique_handle process, DWORD pid, std::string name, bool daemon, win::unique_handle job,
+                bool program = false, bool group = false) noexcept
+        : process_(std::move(process)), job_(std::move(job)), pid_(pid), name_(std::move(name)), daemon_(daemon),
+          program_(program), group_(group)
     {
     }
     child_state(const child_state&) = delete;
@@ -199,6 +204,7 @@ public:
     DWORD pid() const noexcept { return pid_; }
     const std::string& name() const noexcept { return name_; }
     bool daemon() const noexcept { return daemon_; }
+    bool program() const noexcept { return program_; }
 
     // poll is the exit code once the child has exited, without waiting.
     std::optional<int> poll();
@@ -216,11 +222,14 @@ public:
 
 private:
     const win::unique_handle process_;
-    // A daemon's kill-on-close job object: closing it, or this process ending, ends the child.
+    // A daemon's kill-on-close job object (closing it, or this process ending, ends the child),
+    // or a program group's job.
     win::unique_handle job_;
     const DWORD pid_;
     const std::string name_;
     const bool daemon_;
+    const bool program_;
+    const bool group_;
     std::mutex mtx_;
     std::optional<int> code_;
     int ended_by_ = 0; // the sig of the terminate() or kill() that was sent
@@ -248,7 +257,9 @@ void unregister_child(child_state* s) noexcept
         live.erase(at);
 }
 
-// exit_duties: at a normal exit, terminate daemon children, then wait for every child.
+// exit_duties: at a normal exit, terminate daemon children (kill a daemon program), then wait for
+// every child but the external programs that are not daemons (left running, as Python's
+// subprocess leaves them).
 void exit_duties() noexcept
 {
     std::vector<std::shared_ptr<child_state>> children;
@@ -259,12 +270,13 @@ void exit_duties() noexcept
     for (auto& c : children)
         if (c->daemon()) {
             try {
-                c->end(sigterm);
+                c->end(c->program() ? sigkill : sigterm);
             } catch (...) {
             }
         }
     for (auto& c : children)
-        c->wait_blocking();
+        if (c->daemon() || !c->program())
+            c->wait_blocking();
 }
 
 void register_exit_duties()
@@ -297,7 +309,8 @@ std::optional<int> child_state::poll()
         code_ = -ended_by_;
     else
         code_ = static_cast<int>(code);
-    job_.reset(); // nothing left in it to end
+    if (!group_)
+        job_.reset(); // nothing left in it to end
     const std::optional<int> result = code_;
     lk.unlock();
     unregister_child(this);
@@ -311,7 +324,9 @@ void child_state::end(int sig)
         return; // it has exited: its exit code stays its own
     if (ended_by_ == 0)
         ended_by_ = sig;
-    if (!::TerminateProcess(process_.get(), terminated_base + DWORD(ended_by_))) {
+    const bool ended = group_ && job_ ? ::TerminateJobObject(job_.get(), terminated_base + DWORD(ended_by_))
+                                      : ::TerminateProcess(process_.get(), terminated_base + DWORD(ended_by_));
+    if (!ended) {
         const DWORD e = ::GetLastError();
         if (::WaitForSingleObject(process_.get(), 0) == WAIT_OBJECT_0)
             return; // it exited meanwhile (TerminateProcess of an ending process is refused)
@@ -324,6 +339,29 @@ class process_maker {
 public:
     static process wrap(std::shared_ptr<child_state> state) noexcept { return process(std::move(state)); }
 };
+
+void prepare_program_start()
+{
+    thread_algorithm();
+    register_exit_duties();
+}
+
+process adopt_program(win::unique_handle proc, DWORD pid, std::string name, bool daemon, win::unique_handle job,
+                      bool group)
+{
+    std::shared_ptr<child_state> state;
+    try {
+        state = std::make_shared<child_state>(std::move(proc), pid, std::move(name), daemon, std::move(job), true, group);
+        std::lock_guard lk(g_children->mtx);
+        g_children->live.push_back(state);
+    } catch (...) {
+        HANDLE h = state ? state->handle() : proc.get();
+        ::TerminateProcess(h, 127);
+        ::WaitForSingleObject(h, INFINITE);
+        throw;
+    }
+    return process_maker::wrap(std::move(state));
+}
 
 process spawn_exec(process_options options, spawn_request& request)
 {
