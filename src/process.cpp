@@ -2,6 +2,7 @@
 // start_process: fork, the child bootstrap, exit watching, and process lifetime duties.
 #include "errors.hpp"
 #include "reactor.hpp"
+#include "child_state.hpp"
 #include "linux/pidfd.hpp"
 #include "pipe_end.hpp"
 #include "socket_end.hpp"
@@ -36,45 +37,8 @@
 
 namespace gipc::detail {
 
-// child_state: what the parent knows of one child. Shared by the process handle, the
-// registry of live children and the reaper.
-class child_state {
-public:
-    // program: an external program (start_program): not waited for at exit, SIGKILLed then
-    // when a daemon, never counted on the parent-death pipe. group: signals go to its group.
-    child_state(pid_t pid, posix::unique_fd pidfd, std::string name, bool daemon, bool program = false,
-                bool group = false);
-    ~child_state();
-    child_state(const child_state&) = delete;
-    child_state& operator=(const child_state&) = delete;
-
-    pid_t pid() const noexcept { return pid_; }
-    int pidfd() const noexcept { return pidfd_.get(); }
-    const std::string& name() const noexcept { return name_; }
-    bool daemon() const noexcept { return daemon_; }
-    bool program() const noexcept { return program_; }
-
-    // poll reaps the child if it has exited, without blocking; returns its status if so.
-    std::optional<int> poll();
-    // wait_blocking blocks the thread until the child has exited and reaps it.
-    void wait_blocking();
-    void signal(int sig);
-
-    // abandon_after_fork closes the pidfd in a forked child: this child is not its.
-    void abandon_after_fork() noexcept { posix::close_fd(pidfd_.release()); }
-
-private:
-    void reaped(int status) GIPC_REQUIRES(mtx_);
-
-    const pid_t pid_;
-    posix::unique_fd pidfd_;
-    const std::string name_;
-    const bool daemon_;
-    const bool program_;
-    const bool group_;
-    mutex mtx_; // lock order: thread_safety.hpp
-    std::optional<int> status_ GIPC_GUARDED_BY(mtx_);
-};
+// src/process_handle.cpp's terminate() and kill() send 15 and 9.
+static_assert(SIGTERM == 15 && SIGKILL == 9);
 
 namespace {
 
@@ -1021,18 +985,6 @@ process process_maker::start(process_options options, const transfer_list& trans
 
 namespace gipc {
 
-process::process(std::shared_ptr<detail::child_state> state) noexcept : state_(std::move(state)) {}
-process::process(process&& other) noexcept = default;
-
-process& process::operator=(process&& other) noexcept
-{
-    if (this != &other) {
-        process old(std::move(*this));
-        state_ = std::move(other.state_);
-    }
-    return *this;
-}
-
 process::~process()
 {
     if (!state_)
@@ -1045,58 +997,6 @@ process::~process()
     } catch (...) {
         detail::adopt_orphan(std::move(state_));
     }
-}
-
-void process::check() const
-{
-    if (!state_)
-        throw error("gipc: process handle is empty (moved from)");
-}
-
-pid_t process::pid() const noexcept { return state_ ? state_->pid() : -1; }
-
-const std::string& process::name() const noexcept
-{
-    static const std::string empty;
-    return state_ ? state_->name() : empty;
-}
-
-bool process::daemon() const noexcept { return state_ && state_->daemon(); }
-
-bool process::is_alive() { return !exitcode().has_value(); }
-
-std::optional<int> process::exitcode()
-{
-    check();
-    return state_->poll();
-}
-
-void process::join() { join_until(detail::steady_time::max()); }
-
-bool process::join_until(detail::steady_time deadline)
-{
-    check();
-    for (;;) {
-        if (state_->poll())
-            return true;
-        const int w = detail::io::wait_exit(state_->pidfd(), deadline);
-        if (w == -ETIMEDOUT)
-            return state_->poll().has_value();
-        if (w != 0)
-            detail::throw_errno(w, "gipc: wait for " + state_->name());
-    }
-}
-
-void process::terminate()
-{
-    check();
-    state_->signal(SIGTERM);
-}
-
-void process::kill()
-{
-    check();
-    state_->signal(SIGKILL);
 }
 
 } // namespace gipc

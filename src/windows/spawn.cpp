@@ -26,6 +26,7 @@
 // child's stays listed for the exit duties until it exits).
 #include "windows/win32.hpp"
 
+#include "windows/child_state.hpp"
 #include "windows/cmdline.hpp"
 #include "windows/handle.hpp"
 #include "windows/named_pipe.hpp"
@@ -185,56 +186,6 @@ int receive_start_report(HANDLE h, std::string& what) noexcept
 
 } // namespace
 
-// child_state: what the parent knows of one child. Shared by the process handle and the
-// registry of running children.
-class child_state {
-public:
-    // program: an external program (start_program): not waited for at exit, killed then when
-    // a daemon. group: terminate() and kill() end every process of its job.
-    child_state(win::unique_handle process, DWORD pid, std::string name, bool daemon, win::unique_handle job,
-                bool program = false, bool group = false) noexcept
-        : process_(std::move(process)), job_(std::move(job)), pid_(pid), name_(std::move(name)), daemon_(daemon),
-          program_(program), group_(group)
-    {
-    }
-    child_state(const child_state&) = delete;
-    child_state& operator=(const child_state&) = delete;
-
-    HANDLE handle() const noexcept { return process_.get(); }
-    DWORD pid() const noexcept { return pid_; }
-    const std::string& name() const noexcept { return name_; }
-    bool daemon() const noexcept { return daemon_; }
-    bool program() const noexcept { return program_; }
-
-    // poll is the exit code once the child has exited, without waiting.
-    std::optional<int> poll();
-    // wait_blocking blocks the thread until the child has exited.
-    void wait_blocking() noexcept
-    {
-        ::WaitForSingleObject(process_.get(), INFINITE);
-        try {
-            poll();
-        } catch (...) {
-        }
-    }
-    // end ends a running child with TerminateProcess (sig: 15 for terminate, 9 for kill).
-    void end(int sig);
-
-private:
-    const win::unique_handle process_;
-    // A daemon's kill-on-close job object (closing it, or this process ending, ends the child),
-    // or a program group's job.
-    win::unique_handle job_;
-    const DWORD pid_;
-    const std::string name_;
-    const bool daemon_;
-    const bool program_;
-    const bool group_;
-    std::mutex mtx_;
-    std::optional<int> code_;
-    int ended_by_ = 0; // the sig of the terminate() or kill() that was sent
-};
-
 namespace {
 
 // The running children of this process, for the exit duties. Allocated once and never
@@ -270,7 +221,7 @@ void exit_duties() noexcept
     for (auto& c : children)
         if (c->daemon()) {
             try {
-                c->end(c->program() ? sigkill : sigterm);
+                c->signal(c->program() ? sigkill : sigterm);
             } catch (...) {
             }
         }
@@ -317,7 +268,7 @@ std::optional<int> child_state::poll()
     return result;
 }
 
-void child_state::end(int sig)
+void child_state::signal(int sig)
 {
     std::lock_guard lk(mtx_);
     if (code_ || ::WaitForSingleObject(process_.get(), 0) == WAIT_OBJECT_0)
@@ -711,18 +662,6 @@ void spawn_main(int, char**)
 
 // ---- the process handle -------------------------------------------------------------------------
 
-process::process(std::shared_ptr<detail::child_state> state) noexcept : state_(std::move(state)) {}
-process::process(process&& other) noexcept = default;
-
-process& process::operator=(process&& other) noexcept
-{
-    if (this != &other) {
-        process old(std::move(*this));
-        state_ = std::move(other.state_);
-    }
-    return *this;
-}
-
 process::~process()
 {
     if (!state_)
@@ -731,58 +670,6 @@ process::~process()
         state_->poll(); // an exited child leaves the registry (and its handle closes with state_)
     } catch (...) {
     }
-}
-
-void process::check() const
-{
-    if (!state_)
-        throw error("gipc: process handle is empty (moved from)");
-}
-
-pid_t process::pid() const noexcept { return state_ ? pid_t(state_->pid()) : -1; }
-
-const std::string& process::name() const noexcept
-{
-    static const std::string empty;
-    return state_ ? state_->name() : empty;
-}
-
-bool process::daemon() const noexcept { return state_ && state_->daemon(); }
-
-bool process::is_alive() { return !exitcode().has_value(); }
-
-std::optional<int> process::exitcode()
-{
-    check();
-    return state_->poll();
-}
-
-void process::join() { join_until(detail::steady_time::max()); }
-
-bool process::join_until(detail::steady_time deadline)
-{
-    check();
-    for (;;) {
-        if (state_->poll())
-            return true;
-        const int w = detail::io::wait_exit(state_->handle(), deadline);
-        if (w == -ETIMEDOUT)
-            return state_->poll().has_value();
-        if (w != 0)
-            detail::throw_errno(w, "gipc: wait for " + state_->name());
-    }
-}
-
-void process::terminate()
-{
-    check();
-    state_->end(detail::sigterm);
-}
-
-void process::kill()
-{
-    check();
-    state_->end(detail::sigkill);
 }
 
 } // namespace gipc
