@@ -11,6 +11,8 @@
 #include <gipc/detail/test_support.hpp>
 #include <gipc/runtime.hpp>
 
+#include <cstdio>
+
 namespace gipc_test {
 
 struct os_leak_check {
@@ -32,6 +34,12 @@ leak_check::~leak_check()
 }
 
 namespace {
+// Unbuffered standard output: a case that hangs (under Meson's timeout) or crashes has its name
+// and everything doctest said before it in the log.
+const bool unbuffered_output = [] {
+    std::setvbuf(stdout, nullptr, _IONBF, 0);
+    return true;
+}();
 const bool reactor_warm_up = gipc_win_test::register_warm_up([] { gipc::use_reactor(); });
 } // namespace
 
