@@ -499,7 +499,9 @@ orphan_helper& helper() noexcept
 
 } // namespace
 
+#ifndef _WIN32
 std::mutex& orphan_writers_mutex() noexcept { return helper().m.native(); }
+#endif
 
 namespace {
 

@@ -364,6 +364,8 @@ private:
 // orphan_writers_mutex guards the writers handed to the helper thread that writes what ended
 // threads queued behind full pipes. Held across fork() with gipc's other locks (after every
 // writer's queue lock: adopting a writer takes it with the writer's queue lock held).
+#ifndef _WIN32
 std::mutex& orphan_writers_mutex() noexcept;
+#endif
 
 } // namespace gipc::detail
