@@ -34,6 +34,7 @@
 //
 // Not here: readiness waits on the program's fds (wait_user_fd: -EOPNOTSUPP).
 
+#include "windows/win_errors.hpp"
 #include "windows/iocp_reactor.hpp"
 #include "windows/socket.hpp"
 
@@ -61,32 +62,7 @@ namespace {
 
 iocp_reactor& as_iocp(reactor& r) noexcept { return static_cast<iocp_reactor&>(r); }
 
-// errno_of is the -errno of a failed pipe operation. A pipe whose other end is gone is -EPIPE
-// (a read reports it as the end of the stream before it gets here).
-int errno_of(DWORD error) noexcept
-{
-    switch (error) {
-    case ERROR_BROKEN_PIPE:
-    case ERROR_NO_DATA:
-    case ERROR_PIPE_NOT_CONNECTED:
-        return -EPIPE;
-    case ERROR_INVALID_HANDLE:
-        return -EBADF;
-    case ERROR_ACCESS_DENIED:
-        return -EACCES;
-    case ERROR_INVALID_PARAMETER:
-    case ERROR_INVALID_USER_BUFFER:
-        return -EINVAL;
-    case ERROR_NOT_ENOUGH_MEMORY:
-    case ERROR_OUTOFMEMORY:
-    case ERROR_NO_SYSTEM_RESOURCES:
-        return -ENOMEM;
-    case ERROR_TOO_MANY_OPEN_FILES:
-        return -EMFILE;
-    default:
-        return -EIO;
-    }
-}
+using win::errno_of;
 
 // pool_wait: a thread-pool wait on a waitable handle (an operation's event, a process) that
 // posts one packet (posted_key, the operation's OVERLAPPED) to a reactor's port when the

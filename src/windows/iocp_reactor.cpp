@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "windows/iocp_reactor.hpp"
+#include "windows/win_errors.hpp"
 
 #include "assert.hpp"
 
@@ -39,18 +40,7 @@ struct callback_packet {
     std::shared_ptr<reactor_callback> cb;
 };
 
-int errno_of(DWORD error) noexcept
-{
-    switch (error) {
-    case ERROR_NOT_ENOUGH_MEMORY:
-    case ERROR_OUTOFMEMORY:
-        return -ENOMEM;
-    case ERROR_TOO_MANY_OPEN_FILES:
-        return -EMFILE;
-    default:
-        return -EIO;
-    }
-}
+using win::errno_of;
 
 // timeout_ms is GetQueuedCompletionStatusEx's timeout for deadline: rounded up to whole
 // milliseconds, so that a wait never ends before its deadline (it would spin until then).

@@ -6,6 +6,7 @@
 #include "pipe_os.hpp"
 #include "sigpipe.hpp"
 
+#include "windows/win_errors.hpp"
 #include "windows/named_pipe.hpp"
 
 #include <cerrno>
@@ -28,24 +29,7 @@ namespace {
 // Each direction's buffer, as the system is asked for it: what a Linux pipe holds at first.
 constexpr DWORD buffer_size = 64 * 1024;
 
-int errno_of(DWORD e) noexcept
-{
-    switch (e) {
-    case ERROR_TOO_MANY_OPEN_FILES:
-        return -EMFILE;
-    case ERROR_NOT_ENOUGH_MEMORY:
-    case ERROR_OUTOFMEMORY:
-    case ERROR_NO_SYSTEM_RESOURCES:
-    case ERROR_COMMITMENT_LIMIT:
-        return -ENOMEM;
-    case ERROR_ACCESS_DENIED:
-        return -EACCES;
-    case ERROR_PIPE_BUSY:
-        return -EBUSY;
-    default:
-        return -EIO;
-    }
-}
+using win::errno_of;
 
 } // namespace
 

@@ -95,7 +95,7 @@ struct call_header {
 
 [[noreturn]] void throw_win32(DWORD e, const std::string& what)
 {
-    throw_errno(win::errno_of(e), "gipc: spawn_process: " + what);
+    throw_errno(win::errno_of(e), "gipc: spawn_process: " + what + " (Win32 error " + std::to_string(e) + ")");
 }
 
 std::wstring as_wide(const std::u16string& s) { return std::wstring(s.begin(), s.end()); }

@@ -30,16 +30,12 @@ int errno_of(DWORD error) noexcept
     case ERROR_OUTOFMEMORY:
     case ERROR_NO_SYSTEM_RESOURCES:
     case ERROR_COMMITMENT_LIMIT:
+    case ERROR_NOT_ENOUGH_QUOTA:
         return -ENOMEM;
     case ERROR_TOO_MANY_OPEN_FILES:
         return -EMFILE;
-    case ERROR_NOT_ENOUGH_QUOTA:
-    case ERROR_MAX_THRDS_REACHED:
-        return -EAGAIN;
     case ERROR_PIPE_BUSY:
         return -EBUSY;
-    case ERROR_OPERATION_ABORTED:
-        return -ECANCELED;
     default:
         return -EIO;
     }
