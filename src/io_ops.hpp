@@ -192,8 +192,8 @@ int wait_exit(native_fd fd, steady_time deadline);
 // wait_user_fd is gipc::wait_readable/wait_writable: a readiness wait on an fd of the
 // program's, by contract (the one operation here that is not gipc's own). Returns 1 when fd
 // is ready for dir now or becomes ready before deadline, 0 when it is not and may_block is
-// false or deadline passed, or -errno (-EBADF: fd is not open; -EOPNOTSUPP on Windows, which
-// has no readiness waits on a C runtime fd). fd is registered for the
+// false or deadline passed, or -errno (-EBADF: fd is not open; on Windows fd is a SOCKET, and
+// -ENOTSOCK or -EBADF when it is not one: windows/readiness.cpp). fd is registered for the
 // length of the wait only: the program may close it at any time after.
 int wait_user_fd(int fd, io_dir dir, steady_time deadline, bool may_block);
 

@@ -42,8 +42,11 @@ GIPC_EXPORT void use_reactor();
 /// wait_readable parks the calling fiber until fd is readable (or has hung up or failed), while
 /// other fibers of the thread run. Returns at once when fd is already readable. The fd must stay
 /// open during the wait. Callable from any fiber of any thread, including the main context.
-/// POSIX only for now: on Windows, which has no readiness waits on a C runtime fd, this and
-/// wait_writable throw std::system_error (std::errc::operation_not_supported).
+/// On Windows, fd is a Winsock socket (its SOCKET value cast to int; Windows has no readiness
+/// waits on C runtime fds or pipe handles): a process-wide helper thread polls the sockets that
+/// fibers wait on (WSAPoll), and the socket itself is not changed (it stays blocking or not as
+/// the program made it). A value that is not an open socket throws std::system_error
+/// (std::errc::bad_file_descriptor, or not_a_socket).
 GIPC_EXPORT void wait_readable(int fd);
 
 /// wait_readable with a timeout: false when the timeout expired first. Any duration type

@@ -32,7 +32,7 @@
 // the listener's family, connect a ConnectEx (the socket bound to its family's wildcard first).
 // send_with_fds and receive_with_fds are POSIX-only (io_ops.hpp): not defined here.
 //
-// Not here: readiness waits on the program's fds (wait_user_fd: -EOPNOTSUPP).
+// Not here: readiness waits on the program's sockets (wait_user_fd), in readiness.cpp.
 
 #include "windows/win_errors.hpp"
 #include "windows/iocp_reactor.hpp"
@@ -603,8 +603,6 @@ int wait_exit(native_fd fd, steady_time deadline)
         }
     }
 }
-
-int wait_user_fd(int, io_dir, steady_time, bool) { return -EOPNOTSUPP; }
 
 // ---- sockets ---------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@
 #include "scheduler.hpp"
 #include "windows/named_pipe.hpp"
 #include "windows/process.hpp"
+#include "windows/socket.hpp"
 
 #include <gipc/runtime.hpp>
 
@@ -24,7 +25,9 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -154,6 +157,21 @@ const bool warmed_up = gipc_win_test::register_warm_up([] {
             std::fprintf(stderr, "warm-up: read %zu bytes on worker %d\n", got.size(), static_cast<int>(k));
         gipc::detail::forget_fd(r.get());
         gipc::detail::forget_fd(w.get());
+    }
+    // Winsock, the thread and socket that serve wait_readable on sockets (started by the
+    // first wait that blocks), and the event Wine's Winsock keeps per thread for its
+    // synchronous calls (WSAPoll), on this thread and on both workers.
+    win::unique_socket s;
+    if (win::make_socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP, s) == 0) {
+        sockaddr_in at{};
+        at.sin_family = AF_INET;
+        at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(s.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) == 0) {
+            const int fd = static_cast<int>(s.get());
+            (void)gipc::wait_readable(fd, 1ms);
+            for (auto k : {worker::gipc_algorithm, worker::own_algorithm})
+                worker::get(k).run([fd] { (void)gipc::wait_readable(fd, 1ms); });
+        }
     }
 });
 
@@ -418,5 +436,147 @@ WIN_TEST("errors carry errno values that compare with std::errc")
         CHECK(e.code() == std::errc::timed_out);
         CHECK(std::string(e.what()).find("gipc: read") == 0);
     }
-    CHECK_THROWS_AS(gipc::wait_readable(0), std::system_error); // no readiness waits on Windows
+}
+
+namespace {
+
+// tcp_pair: two connected loopback TCP sockets of the program's (plain Winsock, no gipc).
+struct tcp_pair {
+    win::unique_socket a, b;
+    tcp_pair()
+    {
+        win::unique_socket listener;
+        REQUIRE(win::make_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP, listener) == 0);
+        sockaddr_in at{};
+        at.sin_family = AF_INET;
+        at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int len = sizeof at;
+        REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
+        REQUIRE(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&at), &len) == 0);
+        REQUIRE(::listen(listener.get(), 1) == 0);
+        REQUIRE(win::make_socket(AF_INET, SOCK_STREAM, IPPROTO_TCP, a) == 0);
+        REQUIRE(::connect(a.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
+        b.reset(::accept(listener.get(), nullptr, nullptr));
+        REQUIRE(b.get() != INVALID_SOCKET);
+    }
+    int fd_a() const { return static_cast<int>(a.get()); }
+    int fd_b() const { return static_cast<int>(b.get()); }
+};
+
+void send_byte(const win::unique_socket& s) { REQUIRE(::send(s.get(), "x", 1, 0) == 1); }
+
+} // namespace
+
+WIN_TEST("wait_readable on a socket parks the fiber until the peer sends, while others run")
+{
+    tcp_pair p;
+    std::atomic<int> ticks{0};
+    bool woke = false;
+    boost::fibers::fiber waiter([&] {
+        gipc::wait_readable(p.fd_b());
+        woke = true;
+        CHECK(ticks == 3); // not before the peer sent
+    });
+    boost::fibers::fiber ticker([&] {
+        for (int i = 0; i < 3; ++i) {
+            boost::this_fiber::sleep_for(10ms);
+            ++ticks;
+        }
+        CHECK(!woke);
+        send_byte(p.a);
+    });
+    ticker.join();
+    waiter.join();
+    CHECK(woke);
+    char c = 0;
+    CHECK(::recv(p.b.get(), &c, 1, 0) == 1);
+    CHECK(c == 'x');
+}
+
+WIN_TEST("wait_readable and wait_writable on a socket: timeouts, polls and hang-ups")
+{
+    tcp_pair p;
+    auto t = std::chrono::steady_clock::now();
+    CHECK_FALSE(gipc::wait_readable(p.fd_b(), 50ms));
+    CHECK(ms_since(t) >= 50.0);
+    CHECK(ms_since(t) < 5000.0);
+    CHECK_FALSE(gipc::wait_readable(p.fd_b(), 0ms));  // polls
+    CHECK_FALSE(gipc::wait_readable(p.fd_b(), -5ms)); // polls
+    CHECK(gipc::wait_writable(p.fd_a(), 0ms));        // room in the send buffer
+    CHECK(gipc::wait_writable(p.fd_a(), std::chrono::hours::max()));
+    gipc::wait_writable(p.fd_a());
+    send_byte(p.a);
+    CHECK(gipc::wait_readable(p.fd_b(), 5s));
+    CHECK(gipc::wait_readable(p.fd_b(), 0ms));
+    char c = 0;
+    CHECK(::recv(p.b.get(), &c, 1, 0) == 1);
+    // The peer's close is a readiness too: the next recv says which (0: the end).
+    boost::fibers::fiber closer([&] {
+        boost::this_fiber::sleep_for(20ms);
+        p.a.reset();
+    });
+    t = std::chrono::steady_clock::now();
+    CHECK(gipc::wait_readable(p.fd_b(), 10s));
+    CHECK(ms_since(t) >= 15.0);
+    closer.join();
+    CHECK(::recv(p.b.get(), &c, 1, 0) == 0);
+}
+
+WIN_TEST("wait_readable on a socket from fibers of other threads, of gipc's algorithm and of the program's")
+{
+    for (auto k : {worker::gipc_algorithm, worker::own_algorithm}) {
+        CAPTURE(static_cast<int>(k));
+        tcp_pair p;
+        bool first = true, second = false;
+        boost::fibers::fiber sender([&] {
+            boost::this_fiber::sleep_for(30ms);
+            send_byte(p.a);
+        });
+        worker::get(k).run([&] {
+            first = gipc::wait_readable(p.fd_b(), 20ms); // times out: nothing sent yet
+            second = gipc::wait_readable(p.fd_b(), 10s);
+        });
+        sender.join();
+        CHECK_FALSE(first);
+        CHECK(second);
+    }
+}
+
+WIN_TEST("many fibers wait on many sockets at once; each wakes for its own")
+{
+    constexpr int n = 20;
+    std::vector<std::unique_ptr<tcp_pair>> pairs;
+    for (int i = 0; i < n; ++i)
+        pairs.push_back(std::make_unique<tcp_pair>());
+    std::vector<int> woke_order;
+    std::vector<boost::fibers::fiber> waiters;
+    for (int i = 0; i < n; ++i)
+        waiters.emplace_back([&, i] {
+            if (gipc::wait_readable(pairs[i]->fd_b(), 10s))
+                woke_order.push_back(i);
+        });
+    // In reverse order, each after the previous one woke.
+    for (int i = n - 1; i >= 0; --i) {
+        const std::size_t before = woke_order.size();
+        send_byte(pairs[i]->a);
+        const auto t = std::chrono::steady_clock::now();
+        while (woke_order.size() == before && ms_since(t) < 10000.0)
+            boost::this_fiber::sleep_for(1ms);
+        REQUIRE(woke_order.size() == before + 1);
+        CHECK(woke_order.back() == i);
+    }
+    for (auto& f : waiters)
+        f.join();
+}
+
+WIN_TEST("wait_readable on what is not a socket throws std::system_error")
+{
+    CHECK_THROWS_AS(gipc::wait_readable(-1), std::system_error);
+    CHECK_THROWS_AS((void)gipc::wait_readable(-1, 10ms), std::system_error);
+    win::unique_handle r, w;
+    REQUIRE(win::make_pipe(r, w) == 0); // a pipe's HANDLE is not a SOCKET
+    CHECK_THROWS_AS((void)gipc::wait_readable(static_cast<int>(reinterpret_cast<std::intptr_t>(r.get())), 10ms),
+                    std::system_error);
+    CHECK_THROWS_AS(gipc::wait_writable(static_cast<int>(reinterpret_cast<std::intptr_t>(w.get()))),
+                    std::system_error);
 }
