@@ -45,6 +45,13 @@ int transfer_value(native_fd fd) noexcept;
 // children, and on POSIX non-blocking. Returns 0 (out set) or -errno.
 int adopt_transferred(int value, unique_native_fd& out) noexcept;
 
+// process_id is this process's id (getpid; GetCurrentProcessId).
+long process_id() noexcept;
+
+// exit_now ends this process at once with code, running no exit handler and no static
+// destructor of the program (_exit; ExitProcess).
+[[noreturn]] void exit_now(int code) noexcept;
+
 // advise_huge_pages asks for transparent huge pages for [addr, addr + size) (whole 2 MiB pages),
 // where the system offers them on request (madvise MADV_HUGEPAGE); nothing elsewhere.
 void advise_huge_pages(void* addr, std::size_t size) noexcept;

@@ -222,6 +222,8 @@ void adopt_orphan(std::shared_ptr<child_state> s) noexcept
     }
 }
 
+} // namespace
+
 // exit_duties: at a normal exit, terminate daemon children (SIGTERM; SIGKILL for a daemon
 // program), then wait for every child but the external programs that are not daemons (left
 // running, as Python's subprocess leaves them: the system reaps them once this process is gone).
@@ -243,6 +245,8 @@ void exit_duties() noexcept
         if (c->daemon() || !c->program())
             c->wait_blocking();
 }
+
+namespace {
 
 void register_exit_duties()
 {
@@ -298,30 +302,6 @@ void watch_parent_death(pid_t parent)
     pollfd hup{fd, POLLIN, 0};
     if (::getppid() != parent || posix::retry_eintr([&] { return ::poll(&hup, 1, 0); }) != 0)
         ::_exit(1);
-}
-
-// finish_child is how a child ends once its target is done: flush what writers still hold
-// (queued frames leave before the child exits), wait for its own non-daemon children and
-// terminate its daemon ones, flush stdio.
-void finish_child() noexcept
-{
-    std::vector<std::shared_ptr<write_end>> writers;
-    try {
-        for_each_open_end([&](end_base* e) {
-            if (auto* w = dynamic_cast<write_end*>(e))
-                writers.push_back(w->shared_from_this());
-        });
-    } catch (...) {
-    }
-    for (auto& w : writers) {
-        try {
-            flush(w.get());
-        } catch (...) {
-        }
-    }
-    writers.clear();
-    exit_duties();
-    std::fflush(nullptr);
 }
 
 // on_exit_in_child runs when a target calls exit(): registered last (in the child, before the
@@ -699,12 +679,8 @@ bool fork_thread::g_reset_registered = false;
 
 void report_setup_failure(int fd, int err, const char* what) noexcept
 {
-    char msg[1 + sizeof(setup_failure)];
-    msg[0] = failed_byte;
-    setup_failure f{};
-    f.err = err;
-    std::snprintf(f.what, sizeof f.what, "%s", what);
-    std::memcpy(msg + 1, &f, sizeof f);
+    start_failure_bytes msg;
+    start_failure_message(err, what, msg);
     posix::retry_eintr([&] { return ::send(fd, msg, sizeof msg, MSG_NOSIGNAL); });
     ::_exit(127);
 }
@@ -719,26 +695,6 @@ void end_on_exit_like_a_child()
 {
     if (::on_exit(on_exit_in_child, nullptr) != 0)
         throw_errno(-ENOMEM, "gipc: on_exit");
-}
-
-void run_child_target(const std::string& name, int (*run)(void*), void (*destroy)(void*) noexcept, void* arg)
-{
-    int code = 0;
-    try {
-        code = run(arg);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: %s\n", name.c_str(),
-                     int(::getpid()), e.what());
-        code = 1;
-    } catch (...) {
-        std::fprintf(stderr, "gipc: process %s (pid %d): uncaught exception: unknown exception\n",
-                     name.c_str(), int(::getpid()));
-        code = 1;
-    }
-    // Arguments (and the handles among them) are destroyed here, which flushes and closes.
-    destroy(arg);
-    finish_child();
-    ::_exit(code);
 }
 
 std::optional<int> child_state::poll()
@@ -818,7 +774,7 @@ void reap_unstarted(pid_t pid, int pidfd) noexcept
 // ended without a word (killed during its setup).
 int receive_start_report(int fd, std::string& what) noexcept
 {
-    char msg[1 + sizeof(setup_failure)];
+    start_failure_bytes msg;
     std::size_t have = 0;
     for (;;) {
         const auto n = posix::retry_eintr([&] { return ::recv(fd, msg + have, sizeof msg - have, 0); });
@@ -828,16 +784,7 @@ int receive_start_report(int fd, std::string& what) noexcept
         if (msg[0] == started_byte || have == sizeof msg)
             break;
     }
-    if (have >= 1 && msg[0] == started_byte)
-        return 0;
-    if (have == sizeof msg && msg[0] == failed_byte) {
-        setup_failure f;
-        std::memcpy(&f, msg + 1, sizeof f);
-        f.what[sizeof f.what - 1] = 0;
-        what = f.what;
-        return f.err > 0 ? f.err : EIO;
-    }
-    return -1;
+    return read_start_report(msg, have, what);
 }
 
 } // namespace

@@ -16,6 +16,7 @@
 
 #include "private.hpp"
 
+#include "child_call.hpp"
 #include "posix/fd.hpp"
 
 #include <gipc/process.hpp>
@@ -28,14 +29,6 @@ namespace gipc::detail {
 
 // The file a spawned child executes: the program's own, even if deleted or replaced since.
 constexpr const char* self_exe_path = "/proc/self/exe";
-
-constexpr char go_byte = 'g';
-constexpr char started_byte = 's';
-constexpr char failed_byte = 'f';
-struct setup_failure {
-    int err;
-    char what[240];
-};
 
 // start_context: one child being started. It lives on the stack of the thread that called
 // start_process or spawn_process (a forked child's memory holds a copy of it).
@@ -96,12 +89,6 @@ void become_daemon_child(pid_t parent, posix::unique_fd death_read_end);
 // end_on_exit_like_a_child makes exit() in the target end the child as a return does (flush,
 // exit duties, _exit), never running the program's atexit handlers. Throws std::system_error.
 void end_on_exit_like_a_child();
-
-// run_child_target runs run(arg) as a child's target and ends the child: the uncaught-exception
-// line, then destroy(arg) (the arguments, whose handles flush and close), then the exit duties
-// and _exit with the target's exit code.
-[[noreturn]] void run_child_target(const std::string& name, int (*run)(void*), void (*destroy)(void*) noexcept,
-                                   void* arg);
 
 // count_child_name is the next "Process-N" of this process (shared by both ways in).
 std::string next_child_name();

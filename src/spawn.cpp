@@ -47,20 +47,6 @@ namespace {
 
 constexpr const char* spawn_env = "GIPC_SPAWN_FD";
 constexpr int start_fd_in_child = 3;
-constexpr const char* call_magic = "gipc-spawn-1";
-
-// The call's header, packed before the arguments: everything the child needs but them.
-struct call_header {
-    std::string magic;
-    std::string name;
-    bool daemon = false;
-    int parent = 0;
-    int death_fd = -1;
-    code_location invoker;
-    code_location target;
-    std::vector<handle_header> handles;
-    MSGPACK_DEFINE(magic, name, daemon, parent, death_fd, invoker, target, handles)
-};
 
 // exec_plan: what exec_prepare makes for exec_start.
 struct exec_plan {
@@ -98,7 +84,6 @@ void exec_prepare(start_context& ctx, exec_plan& plan)
     std::vector<int> sources{ctx.child_fd};
     std::vector<end_base*> ends;
     call_header header;
-    header.magic = call_magic;
     header.name = ctx.name;
     header.daemon = ctx.options->daemon;
     header.parent = ctx.parent;
@@ -113,17 +98,7 @@ void exec_prepare(start_context& ctx, exec_plan& plan)
     }
     const int first_free = start_fd_in_child + int(sources.size());
 
-    msgpack::sbuffer packed;
-    msgpack::pack(packed, header);
-    const std::size_t size = packed.size() + req.args.size();
-    if (size > 0xffffffffu)
-        throw error("gipc: spawn_process: the arguments are too large (4 GiB or more packed)");
-    plan.message.reserve(5 + size);
-    plan.message.push_back(go_byte);
-    for (int shift = 24; shift >= 0; shift -= 8)
-        plan.message.push_back(char(size >> shift));
-    plan.message.append(packed.data(), packed.size());
-    plan.message.append(req.args.data(), req.args.size());
+    plan.message = go_message(header, req.args.data(), req.args.size());
 
     for (int fd : sources)
         plan.staged.push_back(stage(fd, first_free));
@@ -210,15 +185,6 @@ bool read_exactly(int fd, char* p, std::size_t n) noexcept
     return true;
 }
 
-// The spawned call, as rebuilt in the child.
-struct spawned_call {
-    std::string name;
-    spawn_invoker invoker = nullptr;
-    std::uintptr_t target = 0;
-    msgpack::object_handle args;
-    spawned_handles* handles = nullptr;
-};
-
 } // namespace
 
 process spawn_exec(process_options options, spawn_request& request)
@@ -255,11 +221,10 @@ void spawn_main(int, char**)
     }
 
     // The go message: the parent holds this child's pidfd, and sends the call.
-    char head[5];
+    char head[go_message_head_size];
     if (!read_exactly(fd, head, sizeof head) || head[0] != go_byte)
         ::_exit(127); // the parent could not watch this child: it must not run
-    const std::uint32_t size = (std::uint32_t(std::uint8_t(head[1])) << 24) | (std::uint32_t(std::uint8_t(head[2])) << 16) |
-                               (std::uint32_t(std::uint8_t(head[3])) << 8) | std::uint32_t(std::uint8_t(head[4]));
+    const std::uint32_t size = go_message_length(head);
 
     // SIGPIPE is ignored in every gipc child (the exec reset handlers and kept ignored signals
     // ignored; exec_child cleared the mask).
@@ -274,20 +239,11 @@ void spawn_main(int, char**)
         std::string data(size, '\0');
         if (!read_exactly(fd, data.data(), data.size()))
             ::_exit(127);
-        std::size_t offset = 0;
-        msgpack::object_handle oh = msgpack::unpack(data.data(), data.size(), offset);
-        const auto header = oh.get().as<call_header>();
-        if (header.magic != call_magic)
-            throw error("gipc: a spawned child received a call from another version of gipc");
-        call.args = msgpack::unpack(data.data(), data.size(), offset);
-        call.name = header.name;
+        const call_header header = decode_call(data, call);
         if (header.daemon)
             become_daemon_child(pid_t(header.parent), posix::unique_fd(header.death_fd));
         end_on_exit_like_a_child();
-        handles = rebuild_handles(header.handles);
-        call.handles = &handles;
-        call.invoker = reinterpret_cast<spawn_invoker>(find_code(header.invoker));
-        call.target = find_code(header.target);
+        bind_call(header, call, handles);
     } catch (const std::system_error& e) {
         report_setup_failure(fd, e.code().value(), e.what());
     } catch (const std::bad_alloc&) {
@@ -298,18 +254,7 @@ void spawn_main(int, char**)
     posix::retry_eintr([&] { return ::send(fd, &started_byte, 1, MSG_NOSIGNAL); });
     posix::close_fd(fd);
 
-    run_child_target(
-        call.name,
-        [](void* c) {
-            auto& sc = *static_cast<spawned_call*>(c);
-            return sc.invoker(sc.target, sc.args.get(), *sc.handles);
-        },
-        [](void* c) noexcept {
-            auto& sc = *static_cast<spawned_call*>(c);
-            sc.args = msgpack::object_handle();
-            *sc.handles = spawned_handles(); // untaken handles close
-        },
-        &call);
+    run_spawned_call(call);
 }
 
 } // namespace gipc

@@ -45,6 +45,10 @@ int at_fork_child(void (*)()) noexcept { return 0; }
 
 bool helper_threads_may_end() noexcept { return false; }
 
+long process_id() noexcept { return static_cast<long>(::GetCurrentProcessId()); }
+
+void exit_now(int code) noexcept { ::ExitProcess(static_cast<UINT>(code)); }
+
 const std::error_category& errno_category() noexcept { return std::generic_category(); }
 
 int transfer_value(native_fd fd) noexcept

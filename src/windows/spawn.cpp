@@ -35,6 +35,7 @@
 #include "windows/win_errors.hpp"
 
 #include "errors.hpp"
+#include "child_call.hpp"
 #include "handle_transfer.hpp"
 #include "io_ops.hpp"
 #include "pipe_end.hpp"
@@ -68,30 +69,12 @@ namespace {
 
 constexpr const char* spawn_env = "GIPC_SPAWN_FD";
 constexpr const wchar_t* spawn_env_w = L"GIPC_SPAWN_FD";
-constexpr const char* call_magic = "gipc-spawn-win-1";
-constexpr char go_byte = 'g';
-constexpr char started_byte = 's';
-constexpr char failed_byte = 'f';
-struct setup_failure {
-    int err;
-    char what[240];
-};
 
 // The exit codes terminate() and kill() end a child with: exitcode() reports them as -15 and
 // -9 when that call ended the child (as Python's multiprocessing does on Windows).
 constexpr DWORD terminated_base = 0x10000;
 constexpr int sigterm = 15;
 constexpr int sigkill = 9;
-
-// The call's header, packed before the arguments: everything the child needs but them.
-struct call_header {
-    std::string magic;
-    std::string name;
-    code_location invoker;
-    code_location target;
-    std::vector<handle_header> handles;
-    MSGPACK_DEFINE(magic, name, invoker, target, handles)
-};
 
 [[noreturn]] void throw_win32(DWORD e, const std::string& what)
 {
@@ -176,12 +159,11 @@ int receive_start_report(HANDLE h, std::string& what) noexcept
         return -1;
     if (first == started_byte)
         return 0;
-    setup_failure f{};
-    if (first != failed_byte || !read_exactly(h, reinterpret_cast<char*>(&f), sizeof f))
+    start_failure_bytes msg;
+    msg[0] = first;
+    if (!read_exactly(h, msg + 1, sizeof msg - 1))
         return -1;
-    f.what[sizeof f.what - 1] = 0;
-    what = f.what;
-    return f.err > 0 ? f.err : EIO;
+    return read_start_report(msg, sizeof msg, what);
 }
 
 } // namespace
@@ -208,6 +190,8 @@ void unregister_child(child_state* s) noexcept
         live.erase(at);
 }
 
+} // namespace
+
 // exit_duties: at a normal exit, terminate daemon children (kill a daemon program), then wait for
 // every child but the external programs that are not daemons (left running, as Python's
 // subprocess leaves them).
@@ -229,6 +213,8 @@ void exit_duties() noexcept
         if (c->daemon() || !c->program())
             c->wait_blocking();
 }
+
+namespace {
 
 void register_exit_duties()
 {
@@ -343,7 +329,6 @@ process spawn_exec(process_options options, spawn_request& request)
 
     // The call, with each end's inheritable duplicate as its handle in the child.
     call_header header;
-    header.magic = call_magic;
     header.name = name;
     header.invoker = locate_code(request.invoker);
     header.target = locate_code(request.target);
@@ -434,18 +419,7 @@ process spawn_exec(process_options options, spawn_request& request)
                             "gipc: spawn_process: WSADuplicateSocketW of " + ends[socket_of[k]]->name());
             header.handles[k].socket_info.assign(reinterpret_cast<const char*>(&info), sizeof info);
         }
-        msgpack::sbuffer packed;
-        msgpack::pack(packed, header);
-        const std::size_t size = packed.size() + request.args.size();
-        if (size > 0xffffffffu)
-            throw error("gipc: spawn_process: the arguments are too large (4 GiB or more packed)");
-        std::string message;
-        message.reserve(5 + size);
-        message.push_back(go_byte);
-        for (int shift = 24; shift >= 0; shift -= 8)
-            message.push_back(char(size >> shift));
-        message.append(packed.data(), packed.size());
-        message.append(request.args.data(), request.args.size());
+        const std::string message = go_message(header, request.args.data(), request.args.size());
         if (write_all(start_parent.get(), message.data(), message.size()))
             report = receive_start_report(start_parent.get(), what);
     } catch (...) {
@@ -512,47 +486,11 @@ std::atomic<bool> g_spawn_main_missing{false};
 
 [[noreturn]] void report_setup_failure(HANDLE start, int err, const char* what) noexcept
 {
-    char msg[1 + sizeof(setup_failure)];
-    msg[0] = failed_byte;
-    setup_failure f{};
-    f.err = err;
-    std::snprintf(f.what, sizeof f.what, "%s", what);
-    std::memcpy(msg + 1, &f, sizeof f);
+    start_failure_bytes msg;
+    start_failure_message(err, what, msg);
     write_all(start, msg, sizeof msg);
     ::ExitProcess(127);
 }
-
-// finish_child is how a child ends once its target is done: flush what writers still hold
-// (queued frames leave before the child exits), see to its own children, flush stdio.
-void finish_child() noexcept
-{
-    std::vector<std::shared_ptr<write_end>> writers;
-    try {
-        for_each_open_end([&](end_base* e) {
-            if (auto* w = dynamic_cast<write_end*>(e))
-                writers.push_back(w->shared_from_this());
-        });
-    } catch (...) {
-    }
-    for (auto& w : writers) {
-        try {
-            flush(w.get());
-        } catch (...) {
-        }
-    }
-    writers.clear();
-    exit_duties();
-    std::fflush(nullptr);
-}
-
-// The spawned call, as rebuilt in the child.
-struct spawned_call {
-    std::string name;
-    spawn_invoker invoker = nullptr;
-    std::uintptr_t target = 0;
-    msgpack::object_handle args;
-    spawned_handles* handles = nullptr;
-};
 
 } // namespace
 
@@ -587,11 +525,10 @@ void spawn_main(int, char**)
         ::ExitProcess(70);
     }
 
-    char head[5];
+    char head[go_message_head_size];
     if (!read_exactly(start, head, sizeof head) || head[0] != go_byte)
         ::ExitProcess(127); // the parent could not start this child: it must not run
-    const std::uint32_t size = (std::uint32_t(std::uint8_t(head[1])) << 24) | (std::uint32_t(std::uint8_t(head[2])) << 16) |
-                               (std::uint32_t(std::uint8_t(head[3])) << 8) | std::uint32_t(std::uint8_t(head[4]));
+    const std::uint32_t size = go_message_length(head);
 
     spawned_call call;
     spawned_handles handles;
@@ -599,16 +536,9 @@ void spawn_main(int, char**)
         std::string data(size, '\0');
         if (!read_exactly(start, data.data(), data.size()))
             ::ExitProcess(127);
-        std::size_t offset = 0;
-        msgpack::object_handle oh = msgpack::unpack(data.data(), data.size(), offset);
-        const auto header = oh.get().as<call_header>();
-        if (header.magic != call_magic)
-            throw error("gipc: a spawned child received a call from another version of gipc");
-        call.args = msgpack::unpack(data.data(), data.size(), offset);
-        call.name = header.name;
+        call_header header = decode_call(data, call);
         // The sockets, from the parent's WSADuplicateSocketW.
-        auto headers = header.handles;
-        for (auto& h : headers) {
+        for (auto& h : header.handles) {
             if (h.socket_info.empty())
                 continue;
             WSAPROTOCOL_INFOW info{};
@@ -623,10 +553,7 @@ void spawn_main(int, char**)
                 throw_errno(win::errno_of(DWORD(::WSAGetLastError())), "gipc: WSASocketW of a transferred socket");
             h.fds[0] = platform::transfer_value(socket_fd(native_socket(sock)));
         }
-        handles = rebuild_handles(headers);
-        call.handles = &handles;
-        call.invoker = reinterpret_cast<spawn_invoker>(find_code(header.invoker));
-        call.target = find_code(header.target);
+        bind_call(header, call, handles);
         // exit() in the target still sees to what a return does (queued frames, children) before
         // the program's own exit handlers run: registered last, this runs first.
         if (std::atexit(finish_child) != 0)
@@ -641,23 +568,7 @@ void spawn_main(int, char**)
     write_all(start, &started_byte, 1);
     ::CloseHandle(start);
 
-    int code = 0;
-    try {
-        code = call.invoker(call.target, call.args.get(), handles);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "gipc: process %s (pid %lu): uncaught exception: %s\n", call.name.c_str(),
-                     static_cast<unsigned long>(::GetCurrentProcessId()), e.what());
-        code = 1;
-    } catch (...) {
-        std::fprintf(stderr, "gipc: process %s (pid %lu): uncaught exception: unknown exception\n",
-                     call.name.c_str(), static_cast<unsigned long>(::GetCurrentProcessId()));
-        code = 1;
-    }
-    // Arguments (and the handles among them) are destroyed here, which flushes and closes.
-    call.args = msgpack::object_handle();
-    handles = spawned_handles(); // untaken handles close
-    finish_child();
-    ::ExitProcess(static_cast<UINT>(code));
+    run_spawned_call(call);
 }
 
 // ---- the process handle -------------------------------------------------------------------------
