@@ -3,6 +3,7 @@
 #include "child_call.hpp"
 
 #include "byte_order.hpp"
+#include "child_state.hpp"
 #include "end_base.hpp"
 #include "errors.hpp"
 #include "pipe_end.hpp"
@@ -76,6 +77,28 @@ void bind_call(const call_header& header, spawned_call& call, spawned_handles& h
     call.handles = &handles;
     call.invoker = reinterpret_cast<spawn_invoker>(find_code(header.invoker));
     call.target = find_code(header.target);
+}
+
+void exit_duties() noexcept
+{
+    // The signal numbers child_state::signal takes: POSIX's, which Windows maps.
+    constexpr int sigterm = 15, sigkill = 9;
+    std::vector<std::shared_ptr<child_state>> children;
+    try {
+        children = live_children();
+    } catch (const std::bad_alloc&) {
+        return;
+    }
+    for (auto& c : children)
+        if (c->daemon()) {
+            try {
+                c->signal(c->program() ? sigkill : sigterm);
+            } catch (...) {
+            }
+        }
+    for (auto& c : children)
+        if (c->daemon() || !c->program())
+            c->wait_blocking();
 }
 
 void finish_child() noexcept

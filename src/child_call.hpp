@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -87,8 +88,16 @@ call_header decode_call(const std::string& data, spawned_call& call);
 // find_code do.
 void bind_call(const call_header& header, spawned_call& call, spawned_handles& handles);
 
-// exit_duties (defined by each platform's process start): at a normal exit, terminate daemon
-// children, then wait for every child but external programs that are not daemons.
+class child_state; // the platform's (linux/child_state.hpp, windows/child_state.hpp)
+
+// live_children is the children of this process that have not been reaped, from the
+// platform's registry (process.cpp; windows/spawn.cpp). Throws std::bad_alloc.
+std::vector<std::shared_ptr<child_state>> live_children();
+
+// exit_duties: at a normal exit, terminate daemon children (a daemon program is killed: it
+// need not know gipc's ways), then wait for every child but the external programs that are not
+// daemons (left running, as Python's subprocess leaves them: the system reaps them once this
+// process is gone).
 void exit_duties() noexcept;
 
 // finish_child is how a child ends once its target is done: flush what writers still hold

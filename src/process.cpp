@@ -224,26 +224,10 @@ void adopt_orphan(std::shared_ptr<child_state> s) noexcept
 
 } // namespace
 
-// exit_duties: at a normal exit, terminate daemon children (SIGTERM; SIGKILL for a daemon
-// program), then wait for every child but the external programs that are not daemons (left
-// running, as Python's subprocess leaves them: the system reaps them once this process is gone).
-void exit_duties() noexcept
+std::vector<std::shared_ptr<child_state>> live_children()
 {
-    std::vector<std::shared_ptr<child_state>> children;
-    {
-        lock_guard lk(g_children->mtx);
-        children = g_children->live;
-    }
-    for (auto& c : children)
-        if (c->daemon()) {
-            try {
-                c->signal(c->program() ? SIGKILL : SIGTERM);
-            } catch (...) {
-            }
-        }
-    for (auto& c : children)
-        if (c->daemon() || !c->program())
-            c->wait_blocking();
+    lock_guard lk(g_children->mtx);
+    return g_children->live;
 }
 
 namespace {

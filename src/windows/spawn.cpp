@@ -73,8 +73,6 @@ constexpr const wchar_t* spawn_env_w = L"GIPC_SPAWN_FD";
 // The exit codes terminate() and kill() end a child with: exitcode() reports them as -15 and
 // -9 when that call ended the child (as Python's multiprocessing does on Windows).
 constexpr DWORD terminated_base = 0x10000;
-constexpr int sigterm = 15;
-constexpr int sigkill = 9;
 
 [[noreturn]] void throw_win32(DWORD e, const std::string& what)
 {
@@ -192,26 +190,10 @@ void unregister_child(child_state* s) noexcept
 
 } // namespace
 
-// exit_duties: at a normal exit, terminate daemon children (kill a daemon program), then wait for
-// every child but the external programs that are not daemons (left running, as Python's
-// subprocess leaves them).
-void exit_duties() noexcept
+std::vector<std::shared_ptr<child_state>> live_children()
 {
-    std::vector<std::shared_ptr<child_state>> children;
-    {
-        std::lock_guard lk(g_children->mtx);
-        children = g_children->live;
-    }
-    for (auto& c : children)
-        if (c->daemon()) {
-            try {
-                c->signal(c->program() ? sigkill : sigterm);
-            } catch (...) {
-            }
-        }
-    for (auto& c : children)
-        if (c->daemon() || !c->program())
-            c->wait_blocking();
+    std::lock_guard lk(g_children->mtx);
+    return g_children->live;
 }
 
 namespace {
