@@ -15,8 +15,14 @@ if [ "$out" != "$expected" ]; then
     printf 'unexpected output:\n%s\n' "$out" >&2
     exit 1
 fi
-# Until Ctrl-C: interrupt after a moment; the parent must stop and report the child's exit.
-out=$(setsid bash -c "${run[*]} \"$exe\" ${flags[*]} 0 20 & pid=\$!; sleep 0.3; kill -INT -\$pid 2>/dev/null || kill -INT \$pid; wait \$pid" | tr -d '\r')
+# Until Ctrl-C: interrupt once the first message is through (at most 30 s: a loaded machine, or
+# Wine starting, can take seconds); the parent must stop and report the child's exit.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+setsid bash -c "${run[*]} \"$exe\" ${flags[*]} 0 20 > \"$log\" & pid=\$!; \
+    for i in \$(seq 300); do grep -q 'got message' \"$log\" && break; sleep 0.1; done; \
+    kill -INT -\$pid 2>/dev/null || kill -INT \$pid; wait \$pid"
+out=$(tr -d '\r' < "$log")
 case "$out" in
     *"Child process got message from pipe:"*"Child exited with code "*) ;;
     *) printf 'unexpected output after SIGINT:\n%s\n' "$out" >&2; exit 1 ;;

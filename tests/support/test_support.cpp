@@ -36,12 +36,6 @@ namespace gipc_test {
 
 namespace {
 
-std::map<std::string, child_main>& children()
-{
-    static std::map<std::string, child_main> m;
-    return m;
-}
-
 std::size_t handle_count() { return gipc::detail::open_handle_count(); }
 
 } // namespace
@@ -169,12 +163,6 @@ void raise_fd_limit()
     }
 }
 
-bool register_child(const char* name, child_main fn)
-{
-    children()[name] = std::move(fn);
-    return true;
-}
-
 std::string self_exe()
 {
     char buf[PATH_MAX];
@@ -183,16 +171,6 @@ std::string self_exe()
         return {};
     buf[n] = 0;
     return buf;
-}
-
-int run_child(const std::string& name, std::vector<std::string> args)
-{
-    auto it = children().find(name);
-    if (it == children().end()) {
-        std::fprintf(stderr, "no child helper named %s\n", name.c_str());
-        return 127;
-    }
-    return it->second(std::move(args));
 }
 
 bool refuse_ipv6_sockets()

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
-// tests/support's child helpers on Windows, for the tests of tests/ that spawn (test_spawn.cpp):
-// the test binary's main (spawn_main first, then `--gipc-child <name> [args...]` runs a
-// registered helper instead of the tests), run_helper (the binary started again with
+// tests/support's child helpers on Windows, for the tests of tests/ that spawn (test_spawn.cpp;
+// their main, with the registry of helpers, is tests/support/main.cpp): run_helper (the binary started again with
 // CreateProcessW, its stdout and stderr to a pipe, in a job object that ends what it started
 // when it times out), self_exe and child_pids (the Toolhelp snapshot's processes whose parent
 // is this one). The leak-checking fixture is pipe_support.cpp's.
@@ -32,12 +31,6 @@ namespace gipc_test {
 
 namespace {
 
-std::map<std::string, child_main>& children()
-{
-    static std::map<std::string, child_main> m;
-    return m;
-}
-
 std::wstring wide(const std::string& s)
 {
     std::u16string u;
@@ -46,22 +39,6 @@ std::wstring wide(const std::string& s)
 }
 
 } // namespace
-
-bool register_child(const char* name, child_main fn)
-{
-    children()[name] = std::move(fn);
-    return true;
-}
-
-int run_child(const std::string& name, std::vector<std::string> args)
-{
-    auto it = children().find(name);
-    if (it == children().end()) {
-        std::fprintf(stderr, "no child helper named %s\n", name.c_str());
-        return 127;
-    }
-    return it->second(std::move(args));
-}
 
 std::string self_exe()
 {
@@ -156,21 +133,3 @@ helper_result run_helper(const std::string& name, std::vector<std::string> args,
 }
 
 } // namespace gipc_test
-
-int main(int argc, char** argv)
-{
-    // A child started by spawn_process runs its target here. (The spawn suite's check of a
-    // forgotten call sets GIPC_TEST_SKIP_SPAWN_MAIN: "return" ends main at once, anything else
-    // goes on to the first gipc call below.)
-    if (const char* skip = std::getenv("GIPC_TEST_SKIP_SPAWN_MAIN")) {
-        if (std::string_view(skip) == "return")
-            return 0;
-    } else {
-        gipc::spawn_main(argc, argv);
-    }
-    if (argc >= 3 && std::string_view(argv[1]) == "--gipc-child")
-        return gipc_test::run_child(argv[2], std::vector<std::string>(argv + 3, argv + argc));
-    gipc_win_test::warm_up();
-    doctest::Context context(argc, argv);
-    return context.run();
-}
