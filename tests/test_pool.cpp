@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: MIT
 // gipc::pool: results, failures of tasks and of workers, timeouts, recycling, closing and
 // terminating, from forked and from spawned workers.
+//
+// The Windows build (tests/windows/test_pool.exe, with tests/windows/spawn_support.cpp's main:
+// spawn_main first, as every program with spawned children needs) compiles every case: there
+// every worker is spawned (pool_options::spawn makes no difference), a worker that dies ends
+// with an exit code instead of a signal, and processes are ended and watched with Win32 calls.
 #include "test_support.hpp"
 
 #include <gipc/gipc.hpp>
 
 #include <boost/fiber/all.hpp>
 
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <unistd.h>
+#endif
 
 #include <atomic>
 #include <cctype>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -48,19 +58,41 @@ std::tuple<int, double, std::optional<std::string>> make_tuple_of(int x)
 }
 std::atomic<int> g_side_effects{0};
 void no_result(int) { ++g_side_effects; }
+#ifdef _WIN32
+int my_pid() { return int(::GetCurrentProcessId()); }
+// die_now ends this process at once, as a SIGKILL does: no exit duty runs.
+[[noreturn]] void die_now()
+{
+    ::TerminateProcess(::GetCurrentProcess(), 9);
+    std::abort(); // not reached
+}
+#else
 int my_pid() { return int(::getpid()); }
+[[noreturn]] void die_now()
+{
+    ::raise(SIGKILL);
+    std::abort(); // not reached
+}
+#endif
 int throws_out_of_range(int x)
 {
     if (x == 3)
         throw std::out_of_range("three is out of range");
     return x;
 }
+// dies ends its worker: 1 at once (SIGKILL; TerminateProcess on Windows), 2 by abort() (on
+// Windows by _Exit(6): the C runtime's abort() there may start a debugger instead), 3 by exit(3).
 int dies(int how)
 {
     if (how == 1)
-        ::raise(SIGKILL);
-    if (how == 2)
+        die_now();
+    if (how == 2) {
+#ifdef _WIN32
+        std::_Exit(6);
+#else
         std::abort();
+#endif
+    }
     if (how == 3)
         std::exit(3);
     return how;
@@ -206,8 +238,13 @@ GIPC_TEST("a worker that dies fails only its task, is replaced, and every other 
             }
         }
         REQUIRE(messages.size() == 3);
+#ifdef _WIN32
+        CHECK(messages[0].find("exited with code 9") != std::string::npos);
+        CHECK(messages[1].find("exited with code 6") != std::string::npos);
+#else
         CHECK(messages[0].find("killed by signal 9") != std::string::npos);
         CHECK(messages[1].find("killed by signal 6") != std::string::npos);
+#endif
         CHECK(messages[2].find("exited with code 3") != std::string::npos);
         CHECK(ready_within(p.submit(square, 5)) == 25);
     }
@@ -396,6 +433,14 @@ GIPC_TEST("a worker that died while idle is replaced before a task is sent to it
 {
     gipc::pool p(opts(1, false));
     const int first = ready_within(p.submit(my_pid));
+#ifdef _WIN32
+    HANDLE worker = ::OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, DWORD(first));
+    REQUIRE(worker != nullptr);
+    REQUIRE(::TerminateProcess(worker, 9));
+    const bool ended = ::WaitForSingleObject(worker, 10000) == WAIT_OBJECT_0;
+    ::CloseHandle(worker);
+    REQUIRE(ended);
+#else
     REQUIRE(::kill(first, SIGKILL) == 0);
     // Bounded wait until it has died (a zombie until the pool reaps it).
     const auto start = std::chrono::steady_clock::now();
@@ -410,6 +455,7 @@ GIPC_TEST("a worker that died while idle is replaced before a task is sent to it
         REQUIRE(gipc_test::seconds_since(start) < 10);
         boost::this_fiber::sleep_for(5ms);
     }
+#endif
     const int second = ready_within(p.submit(my_pid)); // not a worker_lost_error
     CHECK(second != first);
 }
@@ -427,8 +473,27 @@ int record_then_maybe_die(std::string path, int x)
     std::fprintf(f, "%d\n", x);
     std::fclose(f);
     if (x == 150)
-        ::raise(SIGKILL);
+        die_now();
     return 2 * x;
+}
+
+// new_temp_file makes an empty file of its own in the temporary directory and returns its path.
+std::string new_temp_file()
+{
+#ifdef _WIN32
+    char dir[MAX_PATH + 1];
+    char path[MAX_PATH + 1];
+    const DWORD n = ::GetTempPathA(sizeof dir, dir);
+    REQUIRE((n > 0 && n < sizeof dir));
+    REQUIRE(::GetTempFileNameA(dir, "gpr", 0, path) != 0);
+    return path;
+#else
+    char path[] = "/tmp/gipc-pool-ran-XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    return path;
+#endif
 }
 
 // sized_result: every third result is far larger than the worker's result memory takes.
@@ -442,15 +507,12 @@ GIPC_TEST("a worker that dies in the middle of a batch: no result it gave is los
 {
     for (bool spawn : {false, true}) {
         INFO("spawn " << spawn);
-        char path[] = "/tmp/gipc-pool-ran-XXXXXX";
-        const int fd = ::mkstemp(path);
-        REQUIRE(fd >= 0);
-        ::close(fd);
+        const std::string path = new_temp_file();
         {
             gipc::pool p(opts(2, spawn));
             std::vector<boost::fibers::future<int>> futures;
             for (int i = 0; i < 300; ++i)
-                futures.push_back(p.submit(record_then_maybe_die, std::string(path), i));
+                futures.push_back(p.submit(record_then_maybe_die, path, i));
             for (int i = 0; i < 300; ++i) {
                 if (i == 150)
                     CHECK_THROWS_AS((void)ready_within(futures[std::size_t(i)]), gipc::worker_lost_error);
@@ -462,7 +524,8 @@ GIPC_TEST("a worker that dies in the middle of a batch: no result it gave is los
         std::ifstream in(path);
         for (int x; in >> x;)
             ++runs[x];
-        ::unlink(path);
+        in.close();
+        std::remove(path.c_str());
         CHECK(runs.size() == 300);
         for (const auto& run : runs) {
             const int task = run.first, times = run.second; // (clang 14 lambdas cannot capture bindings)
