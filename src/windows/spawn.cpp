@@ -45,6 +45,8 @@
 
 #include <gipc/process.hpp>
 
+#include <boost/fiber/context.hpp>
+
 #include <msgpack.hpp>
 
 #include <algorithm>
@@ -628,7 +630,11 @@ void spawn_main(int, char**)
         call.invoker = reinterpret_cast<spawn_invoker>(find_code(header.invoker));
         call.target = find_code(header.target);
         // exit() in the target still sees to what a return does (queued frames, children) before
-        // the program's own exit handlers run: registered last, this runs first.
+        // the program's own exit handlers run: registered last, this runs first. This thread's
+        // Boost.Fiber state (its main context and scheduler) is made before it: MinGW-w64 ends
+        // the initial thread's thread_local objects among the exit handlers, the last made
+        // first, and finish_child's flushes wait through that scheduler.
+        (void)boost::fibers::context::active();
         if (std::atexit(finish_child) != 0)
             throw_errno(-ENOMEM, "gipc: atexit");
     } catch (const std::system_error& e) {
