@@ -48,6 +48,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -212,7 +213,21 @@ int pool_worker_main(gipc::duplex d, pool_link_arg link_arg)
     msgpack::sbuffer reply;
     bool told = true; // the pool knows of every result in the ring
     msgpack::zone task_zone; // reused from task to task: no zone allocated per task
-    // run_task runs one task frame and hands its result over.
+    // tell writes a frame to the pool. false: the pool has closed the pipe (it is done with this
+    // worker, retired or closing while the worker still had something to say), and the worker
+    // ends quietly.
+    auto tell = [&](std::string_view frame) {
+        try {
+            d.put_bytes(frame);
+            d.flush();
+            return true;
+        } catch (const std::system_error& e) {
+            if (e.code() == std::errc::broken_pipe)
+                return false;
+            throw;
+        }
+    };
+    // run_task runs one task frame and hands its result over; false when the pool is gone.
     auto run_task = [&](const char* data, std::size_t size) {
         task_zone.clear();
         const msgpack::object task = msgpack::unpack(task_zone, data, size);
@@ -248,18 +263,19 @@ int pool_worker_main(gipc::duplex d, pool_link_arg link_arg)
         if (ring.put(std::string_view(reply.data(), reply.size()))) {
             told = false;
         } else {
-            d.put_bytes(std::string_view(reply.data(), reply.size()));
-            d.flush();
+            if (!tell(std::string_view(reply.data(), reply.size())))
+                return false;
             told = true;
         }
         ring.finished();
+        return true;
     };
     std::uint64_t seq = 0; // the number of the last task frame taken up
     for (;;) {
         // About to wait for tasks (none is buffered): say that results wait, first.
         if (!told && !in->frame_ready()) {
-            d.put_bytes(std::string_view(&results_wait, 1));
-            d.flush();
+            if (!tell(std::string_view(&results_wait, 1)))
+                return 0;
             told = true;
         }
         std::string batch;
@@ -275,8 +291,9 @@ int pool_worker_main(gipc::duplex d, pool_link_arg link_arg)
             const std::size_t len = load_be32(batch.data() + at);
             if (batch.size() - at - 4 < len)
                 throw error("gipc: a pool worker received a malformed batch of tasks");
-            if (ring.claim(++seq)) // else recalled: another worker runs it
-                run_task(batch.data() + at + 4, len);
+            // A frame it does not claim was recalled: another worker runs it.
+            if (ring.claim(++seq) && !run_task(batch.data() + at + 4, len))
+                return 0; // the pool is gone
             at += 4 + len;
         }
     }
