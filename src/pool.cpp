@@ -4,11 +4,12 @@
 //
 // A task is a task frame, a msgpack array [id, invoker, target, handles, arguments]
 // (invoker and target as code_location, so forked and spawned workers run it alike; handles
-// as handle_header, their fds indices into the fds sent with the task over the worker's
-// Unix socket, SCM_RIGHTS, just before the frame). Its result, [id, true, result] or
-// [id, false, call_failure], comes back through the worker's result_ring (memory shared with
-// the pool, handed over the same socket when the worker starts; see result_ring.hpp), or as a
-// frame on the pipe when it is too large for the ring.
+// as handle_header, their fds indices into the handles that the worker's pool_link hands over
+// right after the frame: on Linux by SCM_RIGHTS over a Unix socket, on Windows duplicated into
+// the worker, their values in a frame of their own; see pool_link.hpp). Its result, [id, true,
+// result] or [id, false, call_failure], comes back through the worker's result_ring (memory
+// shared with the pool, handed over the same link when the worker starts; see result_ring.hpp),
+// or as a frame on the pipe when it is too large for the ring.
 //
 // A dispatcher takes a batch of tasks from the queue (one task while no more wait than there
 // are workers, else its share, at most max_batch and at most batch_budget_seconds of the
@@ -25,11 +26,9 @@
 #include "byte_order.hpp"
 #include "handle_transfer.hpp"
 #include "pipe_end.hpp"
-#include "posix/fd.hpp"
-#include "posix/socket.hpp"
+#include "pool_link.hpp"
 #include "reactor.hpp"
 #include "result_ring.hpp"
-#include "socket_end.hpp"
 
 #include <gipc/pool.hpp>
 
@@ -44,12 +43,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -132,10 +131,11 @@ struct string_sink {
 };
 
 // task_handles: a task's handle arguments: the handles (the pool owns them), their ends in the
-// order the frame's fd indices count, and the writers among them.
+// order the frame's fd indices count, which of those are sockets, and the writers among them.
 struct task_handles {
     std::vector<std::shared_ptr<void>> keep;
     std::vector<end_base*> ends;
+    std::vector<bool> sockets;
     std::vector<write_end*> writers;
 };
 
@@ -145,35 +145,11 @@ struct queued_task {
     sink_handle sink;
     std::unique_ptr<task_handles> handles; // null for most tasks: none
     std::uint64_t seq = 0;                 // its frame's number on the worker's pipe, once sent
+    bool handles_sent = false;             // its handles went to a worker (and left the pool)
 };
 
-constexpr int max_task_fds = 250; // SCM_RIGHTS carries at most 253 fds in one message
-
-// send_fds passes fds over a Unix socket in one message. Throws std::system_error.
-void send_fds(int sock, const std::vector<int>& fds)
-{
-    const char byte = 'h';
-    const ssize_t n = io::send_with_fds(sock, &byte, 1, fds.data(), fds.size(), steady_time::max());
-    if (n < 0)
-        throw_errno(static_cast<int>(n), "gipc: passing a task's handles to its worker");
-}
-
-// receive_fds waits (blocking only this fiber) for the fds of one message, close-on-exec.
-std::vector<posix::unique_fd> receive_fds(int sock)
-{
-    char byte;
-    int got[max_task_fds];
-    std::size_t count = 0;
-    const ssize_t n = io::receive_with_fds(sock, &byte, 1, got, max_task_fds, count, steady_time::max());
-    if (n == -EMSGSIZE)
-        throw error("gipc: a task's handles did not all reach its worker");
-    if (n <= 0)
-        throw error("gipc: a pool worker lost its parent's socket while receiving a task's handles");
-    std::vector<posix::unique_fd> fds;
-    for (std::size_t i = 0; i < count; ++i)
-        fds.emplace_back(got[i]);
-    return fds;
-}
+// At most this many ends go with one task (SCM_RIGHTS carries at most 253 fds in one message).
+constexpr int max_task_fds = 250;
 
 // result_envelope: a result's frame, [id, ok, value], opened by hand (msgpack's parser would
 // allocate for every result); the value stays packed.
@@ -211,32 +187,15 @@ bool open_result(const char* data, std::size_t size, result_envelope& r) noexcep
     return true;
 }
 
-// describe_end says how a process ended, for worker_lost_error.
-std::string describe_end(std::optional<int> code)
-{
-    if (!code)
-        return "did not end";
-    if (*code < 0) {
-        const char* name = ::sigdescr_np(-*code);
-        return "was killed by signal " + std::to_string(-*code) + (name ? std::string(" (") + name + ")" : "");
-    }
-    return "exited with code " + std::to_string(*code);
-}
-
 } // namespace
 
 // pool_worker_main is a worker's target: run tasks until the pool closes the pipe. Handles
-// given to tasks arrive over fds (SCM_RIGHTS), one message per task that has any.
-int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
+// given to tasks arrive over the link (pool_link.hpp), once per task that has any.
+int pool_worker_main(gipc::duplex d, pool_link_arg link_arg)
 {
-    // The first message on the socket is the ring's memory.
-    result_ring ring;
-    {
-        std::vector<posix::unique_fd> got = receive_fds(fds.native_handle());
-        if (got.size() != 1)
-            throw error("gipc: a pool worker did not receive its result memory");
-        ring = result_ring::attach(got[0].get());
-    }
+    pool_worker_link link(std::move(link_arg));
+    // The first thing the link brings is the ring's memory.
+    result_ring ring = result_ring::attach(link.receive_memory(d).get());
     transfer_list ends;
     detail_access::add(ends, d);
     read_end* const in = ends.readers.at(0);
@@ -254,7 +213,21 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
     msgpack::sbuffer reply;
     bool told = true; // the pool knows of every result in the ring
     msgpack::zone task_zone; // reused from task to task: no zone allocated per task
-    // run_task runs one task frame and hands its result over.
+    // tell writes a frame to the pool. false: the pool has closed the pipe (it is done with this
+    // worker, retired or closing while the worker still had something to say), and the worker
+    // ends quietly.
+    auto tell = [&](std::string_view frame) {
+        try {
+            d.put_bytes(frame);
+            d.flush();
+            return true;
+        } catch (const std::system_error& e) {
+            if (e.code() == std::errc::broken_pipe)
+                return false;
+            throw;
+        }
+    };
+    // run_task runs one task frame and hands its result over; false when the pool is gone.
     auto run_task = [&](const char* data, std::size_t size) {
         task_zone.clear();
         const msgpack::object task = msgpack::unpack(task_zone, data, size);
@@ -268,13 +241,7 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
             auto headers = task.via.array.ptr[3].as<std::vector<handle_header>>();
             spawned_handles handles;
             if (!headers.empty()) {
-                std::vector<posix::unique_fd> got = receive_fds(fds.native_handle());
-                for (auto& h : headers)
-                    for (int& fd : h.fds) {
-                        if (fd < 0 || std::size_t(fd) >= got.size() || !got[std::size_t(fd)])
-                            throw error("gipc: a pool task's handles did not arrive whole");
-                        fd = got[std::size_t(fd)].release();
-                    }
+                link.receive_handles(headers, d);
                 handles = rebuild_handles(headers); // closed when the task is done with them
             }
             auto invoker = reinterpret_cast<pool_invoker>(address_of(task.via.array.ptr[1].as<code_location>()));
@@ -296,18 +263,19 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
         if (ring.put(std::string_view(reply.data(), reply.size()))) {
             told = false;
         } else {
-            d.put_bytes(std::string_view(reply.data(), reply.size()));
-            d.flush();
+            if (!tell(std::string_view(reply.data(), reply.size())))
+                return false;
             told = true;
         }
         ring.finished();
+        return true;
     };
     std::uint64_t seq = 0; // the number of the last task frame taken up
     for (;;) {
         // About to wait for tasks (none is buffered): say that results wait, first.
         if (!told && !in->frame_ready()) {
-            d.put_bytes(std::string_view(&results_wait, 1));
-            d.flush();
+            if (!tell(std::string_view(&results_wait, 1)))
+                return 0;
             told = true;
         }
         std::string batch;
@@ -323,8 +291,9 @@ int pool_worker_main(gipc::duplex d, gipc::net::stream fds)
             const std::size_t len = load_be32(batch.data() + at);
             if (batch.size() - at - 4 < len)
                 throw error("gipc: a pool worker received a malformed batch of tasks");
-            if (ring.claim(++seq)) // else recalled: another worker runs it
-                run_task(batch.data() + at + 4, len);
+            // A frame it does not claim was recalled: another worker runs it.
+            if (ring.claim(++seq) && !run_task(batch.data() + at + 4, len))
+                return 0; // the pool is gone
             at += 4 + len;
         }
     }
@@ -353,23 +322,16 @@ public:
 
     // worker: one worker process and the parent's end of its pipe.
     struct worker {
-        worker(process proc, duplex end, std::shared_ptr<socket_end> sock, result_ring r)
-            : p(std::move(proc)), d(std::move(end)), fds(std::move(sock)), ring(std::move(r))
+        worker(process proc, duplex end, pool_parent_link l, result_ring r)
+            : p(std::move(proc)), d(std::move(end)), link(std::move(l)), ring(std::move(r))
         {
             transfer_list ends;
             detail_access::add(ends, d);
             in = ends.readers.at(0);
         }
-        ~worker()
-        {
-            if (fds)
-                fds->close();
-        }
         process p;
         duplex d;
-        // The parent's end of the Unix socket that carries handles: a registered end, so that
-        // forked children (other workers) close their copies.
-        std::shared_ptr<socket_end> fds;
+        pool_parent_link link; // what carries the ring's memory and tasks' handles to it
         result_ring ring;
         read_end* in = nullptr; // d's reading end
         unsigned done = 0;
@@ -386,28 +348,29 @@ public:
         }
         po.daemon = true; // workers die with the pool's process
         auto [mine, theirs] = duplex_pipe();
-        posix::unique_fd parent_fd, worker_fd;
-        if (const int r = posix::open_socket_pair(parent_fd, worker_fd, true); r < 0)
-            throw_errno(r, "gipc: pool: socketpair");
-        auto parent_sock = std::make_shared<socket_end>(std::move(parent_fd), "stream");
-        parent_sock->register_open();
-        // The ring's memory waits in the socket for the worker (its first message); the
-        // parent keeps only the mapping.
+        pool_link_arg link_arg;
+        pool_parent_link link(link_arg);
+        // The link takes the ring's memory over, for the worker to receive first; the parent
+        // keeps only the mapping.
         result_ring ring;
         {
-            posix::unique_fd memory;
+            unique_native_fd memory;
             ring = result_ring::create(memory);
-            send_fds(parent_sock->fd(), {memory.get()});
+            link.give_memory(std::move(memory));
         }
-        // The worker's end, as a gipc handle (a net::stream) so that it is transferred.
-        spawned_handles one;
-        one.items.push_back({'s', nullptr, nullptr, std::make_shared<socket_end>(std::move(worker_fd), "stream")});
-        one.items.back().s->register_open();
-        net::stream worker_sock = detail_access::take_spawned<net::stream>(one, 0);
-        auto w = std::make_unique<worker>(
-            options.spawn ? spawn_process(po, pool_worker_main, std::move(theirs), std::move(worker_sock))
-                          : start_process(po, pool_worker_main, std::move(theirs), std::move(worker_sock)),
-            std::move(mine), std::move(parent_sock), std::move(ring));
+        process proc = start_pool_worker(po, options.spawn, pool_worker_main, std::move(theirs), std::move(link_arg));
+        try {
+            link.started(proc, mine);
+        } catch (...) {
+            // A worker that cannot be given its memory must not stay, waiting for it.
+            try {
+                proc.kill();
+                proc.join();
+            } catch (...) {
+            }
+            throw;
+        }
+        auto w = std::make_unique<worker>(std::move(proc), std::move(mine), std::move(link), std::move(ring));
         std::lock_guard lk(mtx);
         alive.push_back(&w->p);
         return w;
@@ -585,17 +548,10 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
         try {
             batch_frame.clear();
             for (auto& t : batch) {
-                if (t.handles) {
-                    // Frames the parent queued on a transferred writer go first; then the fds
-                    // travel, and the parent's copies close.
+                // Frames the parent queued on a transferred writer go first.
+                if (t.handles)
                     for (write_end* wr : t.handles->writers)
                         flush(wr);
-                    std::vector<int> fds;
-                    for (end_base* e : t.handles->ends)
-                        fds.push_back(e->fd());
-                    send_fds(w->fds->fd(), fds);
-                    t.handles.reset();
-                }
                 t.seq = ++w->sent;
                 if (!batch_frame.empty() && batch_frame.size() + 4 + t.frame.size() > max_batch_frame) {
                     w->d.put_bytes(batch_frame);
@@ -607,6 +563,14 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
             w->d.put_bytes(batch_frame);
             if (batch_frame.capacity() > max_batch_frame)
                 std::string().swap(batch_frame);
+            // Then a task's handles travel, right after the frame that holds it (a task with
+            // handles is alone in its batch), and the parent's copies close.
+            for (auto& t : batch)
+                if (t.handles) {
+                    t.handles_sent = true;
+                    w->link.send_handles(t.handles->ends, t.handles->sockets, w->d);
+                    t.handles.reset();
+                }
             since = std::chrono::steady_clock::now();
             auto look = std::chrono::steady_clock::duration(first_look);
             while (i < batch.size()) {
@@ -657,7 +621,7 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
             // The worker died (EOF, a broken pipe) or sent garbage. What it finished is in its
             // ring; the task it was running fails, the ones it had not begun go back.
             const std::string name = w->p.name();
-            const pid_t pid = w->p.pid();
+            const auto pid = w->p.pid();
             const bool died = w->p.join(std::chrono::seconds(5));
             const std::optional<int> code = died ? w->p.exitcode() : std::nullopt;
             stop(*w, true);
@@ -673,8 +637,10 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                 batch.clear(); // it died after its last result: nothing was lost
                 continue;
             }
-            if (!was_running && ++unstarted_deaths < max_unstarted_deaths) {
-                requeue(batch, i); // it had not begun the task: another worker runs it
+            // It had not begun the task: another worker runs it, unless the task's handles went
+            // with this worker.
+            if (!was_running && !batch[i].handles_sent && ++unstarted_deaths < max_unstarted_deaths) {
+                requeue(batch, i);
                 continue;
             }
             unstarted_deaths = 0;
@@ -687,7 +653,7 @@ void pool_state::dispatch(std::unique_ptr<worker> w) noexcept
                 batch[i].sink.fail(std::make_exception_ptr(error("gipc: the pool was terminated")));
             else if (died)
                 batch[i].sink.fail(std::make_exception_ptr(worker_lost_error(
-                    "gipc: worker " + name + " (pid " + std::to_string(pid) + ") running the task " + describe_end(code))));
+                    "gipc: worker " + name + " (pid " + std::to_string(pid) + ") running the task " + describe_worker_end(code))));
             else
                 batch[i].sink.fail(std::make_exception_ptr(worker_lost_error(
                     "gipc: worker " + name + " (pid " + std::to_string(pid) + ") failed: " + e.what())));
@@ -731,6 +697,10 @@ void pool_submit(pool_state& state, pool_request request)
                     throw locked_error("gipc: cannot give a pool task " + e->name() + ": another fiber is using it");
         t.handles = std::make_unique<task_handles>();
         headers = describe_handles(request.handles.handles, t.handles->ends, 0);
+        t.handles->sockets.assign(t.handles->ends.size(), false);
+        for (const auto& h : headers)
+            if ((h.kind == 's' || h.kind == 'l') && h.fds.size() == 1)
+                t.handles->sockets.at(std::size_t(h.fds[0])) = true;
         for (end_base* e : t.handles->ends)
             if (auto* wr = dynamic_cast<write_end*>(e))
                 t.handles->writers.push_back(wr);

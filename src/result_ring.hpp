@@ -38,8 +38,8 @@
 
 #include "assert.hpp"
 #include "errors.hpp"
+#include "native_fd.hpp"
 #include "shared_memory.hpp"
-#include "posix/fd.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -68,25 +68,23 @@ public:
     result_ring& operator=(const result_ring&) = delete;
     ~result_ring() { shm::unmap(base_, mapping_size); }
 
-    // create makes a new ring, mapped here; fd is set to its memory, for the worker to attach.
-    // Throws std::system_error.
-    static result_ring create(posix::unique_fd& fd)
+    // create makes a new ring, mapped here; memory is set to its memory's handle, for the
+    // worker to attach. Throws std::system_error.
+    static result_ring create(unique_native_fd& memory)
     {
-        const int r = shm::create("gipc-pool-results", mapping_size);
-        if (r < 0)
+        if (const int r = shm::create("gipc-pool-results", mapping_size, memory); r < 0)
             throw_errno(r, "gipc: pool: creating a worker's result memory");
-        fd.reset(r);
-        result_ring ring = attach(fd.get());
+        result_ring ring = attach(memory.get());
         new (ring.base_) header{}; // the counters start at zero, constructed once, here
         return ring;
     }
 
-    // attach maps the ring whose memory fd is (the fd may be closed afterwards). Throws
-    // std::system_error.
-    static result_ring attach(int fd)
+    // attach maps the ring whose memory's handle is memory (which may be closed afterwards).
+    // Throws std::system_error.
+    static result_ring attach(native_fd memory)
     {
         int err = 0;
-        void* p = shm::map(fd, mapping_size, err);
+        void* p = shm::map(memory, mapping_size, err);
         if (!p)
             throw_errno(err, "gipc: pool: mapping a worker's result memory");
         result_ring ring;

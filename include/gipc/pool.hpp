@@ -13,7 +13,8 @@
 /// @endcode
 ///
 /// A pool runs tasks in worker processes, gipc children started with start_process (or with
-/// spawn_process, pool_options::spawn) and reached over duplex pipes. Tasks follow the rules of
+/// spawn_process, pool_options::spawn; on Windows, which has no fork, always with spawn_process,
+/// whatever pool_options::spawn says) and reached over duplex pipes. Tasks follow the rules of
 /// spawn_process: a function pointer or a lambda without captures, arguments msgpack-packable
 /// values or gipc handles, the result msgpack-packable or void (checked at compile time); a task and its result travel as data, so the
 /// same task runs in forked and in spawned workers. The pool's parent side is one dispatcher
@@ -34,6 +35,12 @@
 /// replaced, and every other task completes: the pool never hangs and never breaks as a whole.
 /// No task runs twice. A worker that dies between two tasks (killed from outside) fails none,
 /// unless workers keep dying that way: the third in a row fails the task it was sent.
+///
+/// On Windows a worker that dies reports an exit code, never a signal: worker_lost_error's
+/// what() names it ("exited with code 3"; -9 or -15 when this process ended the worker with
+/// process::kill() or terminate()). The handles given to a task reach its worker by
+/// DuplicateHandle (sockets by WSADuplicateSocketW) instead of a Unix socket; the result memory
+/// is a section of the paging file instead of a memfd.
 
 #include <gipc/detail/export.hpp>
 #include <gipc/error.hpp>
@@ -52,7 +59,7 @@ namespace gipc {
 /// pool_options: the options of a pool.
 struct pool_options {
     unsigned workers = 0;                     ///< 0: std::thread::hardware_concurrency(), at least 1
-    bool spawn = false;                       ///< start workers with spawn_process (else start_process)
+    bool spawn = false;                       ///< start workers with spawn_process (else start_process); no difference on Windows: always spawned
     unsigned max_tasks_per_worker = 0;        ///< 0: no limit; else a worker is replaced after this many tasks
     std::chrono::nanoseconds task_timeout{0}; ///< 0: none; else a longer task fails with timeout_error and its worker is replaced
     std::string name = "Pool";                ///< workers are named "<name>-<N>", N counting from 1

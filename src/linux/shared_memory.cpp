@@ -7,22 +7,22 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <utility>
 
 namespace gipc::shm {
 
-int create(const char* name, std::size_t size) noexcept
+int create(const char* name, std::size_t size, detail::unique_native_fd& memory) noexcept
 {
-    const int fd = ::memfd_create(name, MFD_CLOEXEC);
-    if (fd < 0)
+    posix::unique_fd fd(::memfd_create(name, MFD_CLOEXEC));
+    if (!fd)
         return -errno;
-    if (const int r = posix::retry_eintr([&] { return ::ftruncate(fd, static_cast<off_t>(size)); }); r < 0) {
-        posix::close_fd(fd);
+    if (const int r = posix::retry_eintr([&] { return ::ftruncate(fd.get(), static_cast<off_t>(size)); }); r < 0)
         return r;
-    }
-    return fd;
+    memory = std::move(fd);
+    return 0;
 }
 
-void* map(int fd, std::size_t size, int& err) noexcept
+void* map(detail::native_fd fd, std::size_t size, int& err) noexcept
 {
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {

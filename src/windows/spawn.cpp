@@ -46,6 +46,8 @@
 
 #include <gipc/process.hpp>
 
+#include <boost/fiber/context.hpp>
+
 #include <msgpack.hpp>
 
 #include <algorithm>
@@ -537,7 +539,11 @@ void spawn_main(int, char**)
         }
         bind_call(header, call, handles);
         // exit() in the target still sees to what a return does (queued frames, children) before
-        // the program's own exit handlers run: registered last, this runs first.
+        // the program's own exit handlers run: registered last, this runs first. This thread's
+        // Boost.Fiber state (its main context and scheduler) is made before it: MinGW-w64 ends
+        // the initial thread's thread_local objects among the exit handlers, the last made
+        // first, and finish_child's flushes wait through that scheduler.
+        (void)boost::fibers::context::active();
         if (std::atexit(finish_child) != 0)
             throw_errno(-ENOMEM, "gipc: atexit");
     } catch (const std::system_error& e) {
