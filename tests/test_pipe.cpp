@@ -1572,6 +1572,64 @@ GIPC_TEST("fibers on several threads share one reader")
     CHECK(sum == long(n) * (n + 1) / 2);
 }
 
+#ifndef _WIN32 // POSIX only: run_helper
+namespace {
+
+// thread_scheduling_algorithm is the calling thread's Boost.Fiber algorithm (Boost's round_robin
+// until something installs another), made with the thread's scheduler on first use. Boost 1.74
+// has no accessor: the private member is read as src/scheduler.cpp does, through a member
+// pointer formed in an explicit instantiation, where access checking does not apply.
+template <typename Tag, auto Member>
+struct expose_member {
+    friend auto member_pointer(Tag) noexcept { return Member; }
+};
+struct algo_member_tag {
+    friend auto member_pointer(algo_member_tag) noexcept;
+};
+template struct expose_member<algo_member_tag, &boost::fibers::scheduler::algo_>;
+
+boost::fibers::algo::algorithm* thread_scheduling_algorithm()
+{
+    return (boost::fibers::context::active()->get_scheduler()->*member_pointer(algo_member_tag{})).get();
+}
+
+} // namespace
+
+// A thread's first gipc call replaces Boost.Fiber's round_robin with gipc's algorithm, while
+// fibers of the thread may wait in a Boost.Fiber primitive that fibers of other threads signal
+// (the fiber mutex of a writer that threads share: put() takes it before anything installs the
+// algorithm). Such a wake-up queues the fiber and then calls notify() on the thread's
+// algorithm, outside any lock against the switch: it may reach the replaced round_robin after
+// the switch. This helper makes that late call, from another thread, on purpose; a replaced
+// algorithm destroyed at the switch makes it a call on freed memory (a crash, or a hang in its
+// condition variable: the helper runs bounded, as a child).
+GIPC_TEST_CHILD("late_notify_of_replaced_algorithm")
+{
+    auto ends = gipc::pipe();
+    gipc::writer& w = ends.second;
+    bool switched = false;
+    std::thread([&] {
+        boost::fibers::algo::algorithm* before = thread_scheduling_algorithm();
+        w.put(1); // the thread's first gipc call: gipc's algorithm takes over
+        switched = thread_scheduling_algorithm() != before;
+        std::thread([before] { before->notify(); }).join();
+        boost::this_fiber::yield();
+    }).join();
+    if (!switched) {
+        std::fprintf(stderr, "gipc's algorithm was not installed by put()\n");
+        return 1;
+    }
+    return ends.first.get<int>(5s) == 1 ? 0 : 1;
+}
+
+GIPC_TEST("a wake-up that reaches a thread's replaced round_robin after gipc's algorithm took over is harmless")
+{
+    const auto result = gipc_test::run_helper("late_notify_of_replaced_algorithm", {}, 30s);
+    INFO(result.output);
+    CHECK(result.status == 0);
+}
+#endif // _WIN32
+
 // ---- duplex (Python gipc: TestDuplexHandleBasic) -----------------------------------------------
 
 GIPC_TEST("duplex ends each read what the other writes")
