@@ -61,21 +61,26 @@ struct context_time_member_tag {
 };
 template struct expose_member<context_time_member_tag, &boost::fibers::context::tp_>;
 
-// runs_default_algorithm: the calling thread's scheduler runs Boost.Fiber's round_robin
-// itself (not a type derived from it: a program's own algorithm is kept whatever its base).
-// Makes the thread's fiber scheduler first if it has none, as any Boost.Fiber call does.
-bool runs_default_algorithm() noexcept
+// default_algorithm is the calling thread's algorithm when it is Boost.Fiber's round_robin
+// itself (not a type derived from it: a program's own algorithm is kept whatever its base),
+// nullptr otherwise. Makes the thread's fiber scheduler first if it has none, as any
+// Boost.Fiber call does.
+boost::fibers::algo::algorithm::ptr_t default_algorithm() noexcept
 {
     boost::fibers::scheduler* sched = boost::fibers::context::active()->get_scheduler();
     GIPC_ASSERT(sched != nullptr, "every active fiber context has a scheduler");
-    const boost::fibers::algo::algorithm* algo = (sched->*member_pointer(algo_member_tag{})).get();
-    return algo && typeid(*algo) == typeid(boost::fibers::algo::round_robin);
+    const boost::fibers::algo::algorithm::ptr_t& algo = sched->*member_pointer(algo_member_tag{});
+    const boost::fibers::algo::algorithm* raw = algo.get();
+    if (raw && typeid(*raw) == typeid(boost::fibers::algo::round_robin))
+        return algo;
+    return nullptr;
 }
 
 } // namespace
 
-reactor_algorithm::reactor_algorithm(std::unique_ptr<detail::reactor> r) noexcept
-    : reactor_(std::move(r))
+reactor_algorithm::reactor_algorithm(std::unique_ptr<detail::reactor> r,
+                                     boost::fibers::algo::algorithm::ptr_t replaced) noexcept
+    : reactor_(std::move(r)), replaced_(std::move(replaced))
 {
     GIPC_ASSERT(reactor_ != nullptr, "a reactor_algorithm owns a reactor");
     t_current = this;
@@ -201,13 +206,28 @@ reactor_algorithm* thread_algorithm()
     if (t_current)
         return t_current;
     check_spawn_main_called(); // a spawned child whose main() forgot spawn_main stops here
-    if (!runs_default_algorithm())
+    boost::fibers::algo::algorithm::ptr_t replaced = default_algorithm();
+    if (!replaced)
         return nullptr;
     int err = 0;
     auto r = reactor::create(err);
     if (!r)
         throw_errno(err, "gipc: cannot create the fiber reactor");
-    boost::fibers::use_scheduling_algorithm<reactor_algorithm>(std::move(r));
+    // The round_robin being replaced must outlive the switch, so the new algorithm keeps it.
+    // Fibers of this thread may already wait in Boost.Fiber primitives that fibers of other
+    // threads signal (gipc's own: the fiber mutexes of an end's read and write sides, taken
+    // before anything installs the algorithm; or the program's), and a fiber of another thread
+    // that wakes one of them (scheduler::schedule_from_remote) queues it under the scheduler's
+    // spinlock but then calls algo_->notify() after releasing it, with no lock against
+    // set_algo(). Had set_algo() destroyed the round_robin, such a notify() would run on freed
+    // memory: the waker crashed or hung forever in the freed round_robin's condition variable,
+    // and with it every fiber waiting for a mutex it held. Kept alive, the late notify() only
+    // signals a condition variable nobody waits on, and loses nothing: the woken fiber is in
+    // the scheduler's remote ready queue already, which this thread's dispatcher empties before
+    // it next picks a fiber or waits in the reactor (the switch runs in a fiber, never in the
+    // dispatcher's own wait), and a waker that takes the spinlock after this thread's
+    // dispatcher did sees the new algorithm, whose notify() wakes the reactor.
+    boost::fibers::use_scheduling_algorithm<reactor_algorithm>(std::move(r), std::move(replaced));
     GIPC_ASSERT(t_current != nullptr, "the algorithm just installed is the thread's");
     return t_current;
 }

@@ -39,7 +39,9 @@ protected:
 
 class reactor_algorithm final : public boost::fibers::algo::algorithm {
 public:
-    explicit reactor_algorithm(std::unique_ptr<detail::reactor> r) noexcept;
+    // replaced is the algorithm this one takes over from (Boost.Fiber's round_robin), which it
+    // keeps alive: see thread_algorithm in scheduler.cpp.
+    reactor_algorithm(std::unique_ptr<detail::reactor> r, boost::fibers::algo::algorithm::ptr_t replaced) noexcept;
     ~reactor_algorithm() override;
 
     // The algorithm's methods, but notify(), run on the owning thread only (the thread that
@@ -93,6 +95,9 @@ private:
     // calls pick_next()): until it does, such fibers may be waiting, unannounced.
     bool wake_unseen_ = false;
     const std::thread::id owner_ = std::this_thread::get_id();
+    // The round_robin this algorithm replaced, destroyed with it (as the thread's scheduler
+    // ends) rather than when it was replaced: another thread may be calling its notify().
+    boost::fibers::algo::algorithm::ptr_t replaced_;
 };
 
 // thread_algorithm is gipc's algorithm on the calling thread, installed first where the thread

@@ -70,6 +70,13 @@ struct point {
 // closed_handle is what native_handle() of a closed end returns (-1 on POSIX).
 const gipc::native_handle_type closed_handle = gipc::detail::closed_native_handle();
 
+// patience bounds the cases' waits for other fibers and threads, so that a lost wake-up fails a
+// case instead of hanging the test binary: a get() that waits for another fiber's or thread's
+// message waits at most this long, and the cases that run threads give them a few times as
+// long to finish (gipc_test::wait_until, settle_or_abort). A whole case takes well under a
+// second.
+constexpr auto patience = 10s;
+
 #ifdef _WIN32
 // raw_transfer is one ReadFile or WriteFile on a pipe end opened for overlapped I/O, waited for
 // on an event of its own (whose low bit keeps the completion off the completion port that gipc
@@ -594,8 +601,8 @@ GIPC_TEST("TestComm: one writer, two readers: each large message arrives whole")
         w.put(m);
     });
     std::vector<int> got1, got2;
-    boost::fibers::fiber reader1([&] { got1 = r.get<std::vector<int>>(); });
-    boost::fibers::fiber reader2([&] { got2 = r.get<std::vector<int>>(); });
+    boost::fibers::fiber reader1([&] { got1 = r.get<std::vector<int>>(patience); });
+    boost::fibers::fiber reader2([&] { got2 = r.get<std::vector<int>>(patience); });
     writer.join();
     reader1.join();
     reader2.join();
@@ -611,8 +618,8 @@ GIPC_TEST("TestComm: two writers, one reader: large messages never interleave")
     const std::vector<int> m1(999999, 1), m2(999999, 2);
     boost::fibers::fiber writer1([&] { w.put(m1); });
     boost::fibers::fiber writer2([&] { w.put(m2); });
-    auto a = r.get<std::vector<int>>();
-    auto b = r.get<std::vector<int>>();
+    auto a = r.get<std::vector<int>>(patience);
+    auto b = r.get<std::vector<int>>(patience);
     writer1.join();
     writer2.join();
     CHECK(((a == m1 && b == m2) || (a == m2 && b == m1)));
@@ -642,7 +649,7 @@ GIPC_TEST("many messages arrive in order")
     });
     int expected = 0;
     for (int i = 0; i < n; ++i)
-        if (r.get<int>() == i)
+        if (r.get<int>(patience) == i)
             ++expected;
     CHECK(expected == n);
     CHECK_THROWS_AS((void)r.get<int>(), gipc::eof_error);
@@ -665,9 +672,9 @@ GIPC_TEST("a 10 MB message arrives whole")
         w.put(big_values);
         w.put(1);
     });
-    CHECK(r.get_bytes() == big);
-    CHECK(r.get<std::vector<std::uint32_t>>() == big_values);
-    CHECK(r.get<int>() == 1);
+    CHECK(r.get_bytes(patience) == big);
+    CHECK(r.get<std::vector<std::uint32_t>>(patience) == big_values);
+    CHECK(r.get<int>(patience) == 1);
     writer.join();
 }
 
@@ -739,10 +746,10 @@ GIPC_TEST("fibers whose conversions interleave on one thread each get their own 
     w2.flush();
     std::string got_a, got_b, got_c;
     boost::fibers::fiber f1([&] {
-        got_a = r1.get<yielding>().text;
-        got_c = r1.get<std::string>();
+        got_a = r1.get<yielding>(patience).text;
+        got_c = r1.get<std::string>(patience);
     });
-    boost::fibers::fiber f2([&] { got_b = r2.get<yielding>().text; });
+    boost::fibers::fiber f2([&] { got_b = r2.get<yielding>(patience).text; });
     f1.join();
     f2.join();
     CHECK(got_a == a);
@@ -941,9 +948,9 @@ GIPC_TEST("large and small frames interleave, by bytes and by value")
     });
     bool all_ok = true;
     for (int i = 0; i < 50; ++i) {
-        all_ok &= r.get_bytes() == std::string(size_t(40000 + i * 1000), char('a' + i % 26));
-        all_ok &= r.get<int>() == i;
-        all_ok &= r.get<std::vector<int>>() == std::vector<int>(size_t(10000 + i), i);
+        all_ok &= r.get_bytes(patience) == std::string(size_t(40000 + i * 1000), char('a' + i % 26));
+        all_ok &= r.get<int>(patience) == i;
+        all_ok &= r.get<std::vector<int>>(patience) == std::vector<int>(size_t(10000 + i), i);
     }
     writer.join();
     CHECK(all_ok);
@@ -962,7 +969,7 @@ GIPC_TEST("a timed get waiting behind another reader times out")
     auto ends = gipc::pipe();
     gipc::reader& r = ends.first;
     gipc::writer& w = ends.second;
-    boost::fibers::fiber blocked([&] { CHECK(r.get<int>() == 1); });
+    boost::fibers::fiber blocked([&] { CHECK(r.get<int>(patience) == 1); });
     boost::this_fiber::yield();
     CHECK_THROWS_AS((void)r.get<int>(30ms), gipc::timeout_error);
     w.put(1);
@@ -1038,7 +1045,7 @@ GIPC_TEST("close while another fiber is blocked in get throws locked_error and k
     gipc::reader& r = ends.first;
     gipc::writer& w = ends.second;
     int got = 0;
-    boost::fibers::fiber reader_fiber([&] { got = r.get<int>(); });
+    boost::fibers::fiber reader_fiber([&] { got = r.get<int>(patience); });
     boost::this_fiber::yield();
     CHECK_THROWS_AS(r.close(), gipc::locked_error);
     CHECK_FALSE(r.closed());
@@ -1059,7 +1066,7 @@ GIPC_TEST("close while another fiber is blocked in put throws locked_error")
     boost::this_fiber::yield();
     CHECK_THROWS_AS(w.close(), gipc::locked_error);
     CHECK_FALSE(w.closed());
-    CHECK(r.get_bytes() == big);
+    CHECK(r.get_bytes(patience) == big);
     writer_fiber.join();
 }
 
@@ -1093,7 +1100,7 @@ GIPC_TEST("close blocks cooperatively while the pipe is full and a reader exists
         boost::this_fiber::sleep_for(20ms);
         for (;;) {
             try {
-                got.push_back(r.get<int>());
+                got.push_back(r.get<int>(patience));
             } catch (const gipc::eof_error&) {
                 return;
             }
@@ -1258,7 +1265,7 @@ GIPC_TEST("put blocks while the pipe is full and the queue is over its bound")
     CHECK(stalled_at < 400'000);
     CHECK(stalled_at > 1000);
     for (long i = 0; i < total; ++i)
-        if (r.get<std::uint8_t>() != std::uint8_t(i)) {
+        if (r.get<std::uint8_t>(patience) != std::uint8_t(i)) {
             FAIL("message " << i << " out of order");
             break;
         }
@@ -1403,6 +1410,10 @@ GIPC_TEST("a writer destroyed by the thread that filled its pipe delivers every 
         } catch (const gipc::eof_error&) {
         } catch (const gipc::timeout_error&) {
         }
+        // A reader that gave up ends the writer's wait for room, which would otherwise last as
+        // long as the read end is open: the writer's thread, joined first, then fails the case
+        // instead of hanging it.
+        r.close();
     });
     std::thread([&, w = std::move(ends.second)]() mutable {
         int last_bytes = -1, unchanged = 0;
@@ -1485,35 +1496,46 @@ GIPC_TEST("4 threads of fibers share one writer; 2 reader fibers get every messa
         return std::string(len, char('a' + (t * 5 + f + s) % 26));
     };
 
-    std::atomic<int> writers_done{0};
+    std::atomic<int> writers_done{0}, put_errors{0};
     std::vector<std::thread> writers;
     for (int t = 0; t < threads; ++t)
         writers.emplace_back([&, t] {
             std::vector<boost::fibers::fiber> fs;
             for (int f = 0; f < fibers_per_thread; ++f)
                 fs.emplace_back([&, t, f] {
-                    for (int s = 0; s < per_fiber; ++s) {
-                        w.put(message{t, f, s, padding(t, f, s)});
-                        if (s % 10 == 0)
-                            boost::this_fiber::yield();
+                    try {
+                        for (int s = 0; s < per_fiber; ++s) {
+                            w.put(message{t, f, s, padding(t, f, s)});
+                            if (s % 10 == 0)
+                                boost::this_fiber::yield();
+                        }
+                    } catch (const std::exception&) {
+                        ++put_errors; // the read end closed under a stuck case (below)
                     }
                 });
             for (auto& f : fs)
                 f.join();
-            w.flush();
+            try {
+                w.flush();
+            } catch (const std::exception&) {
+                ++put_errors;
+            }
             ++writers_done;
         });
 
     std::set<std::tuple<int, int, int>> seen;
-    int duplicates = 0, corrupt = 0;
+    int duplicates = 0, corrupt = 0, timeouts = 0, readers_done = 0;
     boost::fibers::mutex seen_mutex;
     auto read_loop = [&] {
         for (;;) {
             message m;
             try {
-                m = r.get<message>();
+                m = r.get<message>(patience);
             } catch (const gipc::eof_error&) {
-                return;
+                break;
+            } catch (const gipc::timeout_error&) {
+                ++timeouts;
+                break;
             }
             std::lock_guard lk(seen_mutex);
             auto [t, f, s, pad] = m;
@@ -1522,16 +1544,30 @@ GIPC_TEST("4 threads of fibers share one writer; 2 reader fibers get every messa
             if (!seen.insert({t, f, s}).second)
                 ++duplicates;
         }
+        ++readers_done;
     };
     boost::fibers::fiber reader1(read_loop), reader2(read_loop);
     // Wait without blocking the thread: the reader fibers run on it.
-    while (writers_done < threads)
-        boost::this_fiber::sleep_for(1ms);
+    const bool written = gipc_test::wait_until([&] { return writers_done == threads; }, 3 * patience);
+    CHECK_MESSAGE(written, "only " << writers_done.load() << " of " << threads << " writer threads finished");
+    if (!written) {
+        // Make the writers end: once the readers gave up, closing the read end fails the puts
+        // that wait for room (EPIPE).
+        gipc_test::settle_or_abort([&] { return readers_done == 2; }, 2 * patience,
+                                   "4 threads share one writer: the reader fibers never ended");
+        r.close();
+        gipc_test::settle_or_abort([&] { return writers_done == threads; }, patience,
+                                   "4 threads share one writer: writer threads stuck with the read end closed");
+    }
     for (auto& t : writers)
         t.join();
     w.close();
+    gipc_test::settle_or_abort([&] { return readers_done == 2; }, 2 * patience,
+                               "4 threads share one writer: the reader fibers never saw the end of the stream");
     reader1.join();
     reader2.join();
+    CHECK(timeouts == 0);
+    CHECK(put_errors.load() == 0);
     CHECK(seen.size() == size_t(total));
     CHECK(duplicates == 0);
     CHECK(corrupt == 0);
@@ -1542,35 +1578,118 @@ GIPC_TEST("fibers on several threads share one reader")
     auto ends = gipc::pipe();
     gipc::reader& r = ends.first;
     gipc::writer& w = ends.second;
-    constexpr int n = 20000;
+    constexpr int n = 20000, threads = 3;
     std::atomic<long> sum{0};
-    std::atomic<int> count{0};
+    std::atomic<int> count{0}, timeouts{0}, readers_done{0};
     std::vector<std::thread> readers;
-    for (int t = 0; t < 3; ++t)
+    for (int t = 0; t < threads; ++t)
         readers.emplace_back([&] {
             std::vector<boost::fibers::fiber> fs;
             for (int f = 0; f < 3; ++f)
                 fs.emplace_back([&] {
                     for (;;) {
                         try {
-                            sum += r.get<int>();
+                            sum += r.get<int>(patience);
                             ++count;
                         } catch (const gipc::eof_error&) {
+                            return;
+                        } catch (const gipc::timeout_error&) {
+                            ++timeouts;
                             return;
                         }
                     }
                 });
             for (auto& f : fs)
                 f.join();
+            ++readers_done;
         });
-    for (int i = 1; i <= n; ++i)
-        w.put(i);
-    w.close();
+    // The writes run in a fiber, so that this one can bound the wait for the readers.
+    bool written = false;
+    std::string write_error;
+    boost::fibers::fiber writer([&] {
+        try {
+            for (int i = 1; i <= n; ++i)
+                w.put(i);
+            w.close();
+        } catch (const std::exception& e) {
+            write_error = e.what();
+        }
+        written = true;
+    });
+    const bool read = gipc_test::wait_until([&] { return readers_done == threads; }, 3 * patience);
+    CHECK_MESSAGE(read, "only " << readers_done.load() << " of " << threads << " reader threads finished");
+    gipc_test::settle_or_abort([&] { return readers_done == threads; }, patience,
+                               "several threads share one reader: the reader threads never ended");
+    if (!written)
+        r.close(); // the readers gave up: a put or close waiting for room fails (EPIPE) and ends
+    gipc_test::settle_or_abort([&] { return written; }, patience,
+                               "several threads share one reader: the writer fiber is stuck");
+    writer.join();
     for (auto& t : readers)
         t.join();
-    CHECK(count == n);
-    CHECK(sum == long(n) * (n + 1) / 2);
+    CHECK(write_error == "");
+    CHECK(timeouts.load() == 0);
+    CHECK(count.load() == n);
+    CHECK(sum.load() == long(n) * (n + 1) / 2);
 }
+
+#ifndef _WIN32 // POSIX only: run_helper
+namespace {
+
+// thread_scheduling_algorithm is the calling thread's Boost.Fiber algorithm (Boost's round_robin
+// until something installs another), made with the thread's scheduler on first use. Boost 1.74
+// has no accessor: the private member is read as src/scheduler.cpp does, through a member
+// pointer formed in an explicit instantiation, where access checking does not apply.
+template <typename Tag, auto Member>
+struct expose_member {
+    friend auto member_pointer(Tag) noexcept { return Member; }
+};
+struct algo_member_tag {
+    friend auto member_pointer(algo_member_tag) noexcept;
+};
+template struct expose_member<algo_member_tag, &boost::fibers::scheduler::algo_>;
+
+boost::fibers::algo::algorithm* thread_scheduling_algorithm()
+{
+    return (boost::fibers::context::active()->get_scheduler()->*member_pointer(algo_member_tag{})).get();
+}
+
+} // namespace
+
+// A thread's first gipc call replaces Boost.Fiber's round_robin with gipc's algorithm, while
+// fibers of the thread may wait in a Boost.Fiber primitive that fibers of other threads signal
+// (the fiber mutex of a writer that threads share: put() takes it before anything installs the
+// algorithm). Such a wake-up queues the fiber and then calls notify() on the thread's
+// algorithm, outside any lock against the switch: it may reach the replaced round_robin after
+// the switch. This helper makes that late call, from another thread, on purpose; a replaced
+// algorithm destroyed at the switch makes it a call on freed memory (a crash, or a hang in its
+// condition variable: the helper runs bounded, as a child).
+GIPC_TEST_CHILD("late_notify_of_replaced_algorithm")
+{
+    auto ends = gipc::pipe();
+    gipc::writer& w = ends.second;
+    bool switched = false;
+    std::thread([&] {
+        boost::fibers::algo::algorithm* before = thread_scheduling_algorithm();
+        w.put(1); // the thread's first gipc call: gipc's algorithm takes over
+        switched = thread_scheduling_algorithm() != before;
+        std::thread([before] { before->notify(); }).join();
+        boost::this_fiber::yield();
+    }).join();
+    if (!switched) {
+        std::fprintf(stderr, "gipc's algorithm was not installed by put()\n");
+        return 1;
+    }
+    return ends.first.get<int>(5s) == 1 ? 0 : 1;
+}
+
+GIPC_TEST("a wake-up that reaches a thread's replaced round_robin after gipc's algorithm took over is harmless")
+{
+    const auto result = gipc_test::run_helper("late_notify_of_replaced_algorithm", {}, 30s);
+    INFO(result.output);
+    CHECK(result.status == 0);
+}
+#endif // _WIN32
 
 // ---- duplex (Python gipc: TestDuplexHandleBasic) -----------------------------------------------
 
@@ -1610,7 +1729,7 @@ GIPC_TEST("duplex close while another fiber is blocked in get throws locked_erro
     auto ends = gipc::duplex_pipe();
     gipc::duplex& a = ends.first;
     gipc::duplex& b = ends.second;
-    boost::fibers::fiber blocked([&] { CHECK(a.get<int>() == 5); });
+    boost::fibers::fiber blocked([&] { CHECK(a.get<int>(patience) == 5); });
     boost::this_fiber::yield();
     CHECK_THROWS_AS(a.close(), gipc::locked_error);
     CHECK_FALSE(a.closed());
@@ -1672,7 +1791,7 @@ GIPC_TEST("a duplex end can ping-pong with itself through fibers")
         for (;;) {
             int v;
             try {
-                v = b.get<int>();
+                v = b.get<int>(patience);
             } catch (const gipc::eof_error&) {
                 return;
             }
@@ -1682,7 +1801,7 @@ GIPC_TEST("a duplex end can ping-pong with itself through fibers")
     int v = 0;
     for (int i = 0; i < 1000; ++i) {
         a.put(v);
-        v = a.get<int>();
+        v = a.get<int>(patience);
     }
     a.close();
     echo.join();

@@ -5,8 +5,12 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/fiber/operations.hpp>
+
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <set>
@@ -94,6 +98,38 @@ helper_result run_helper(const std::string& name, std::vector<std::string> args 
 inline double seconds_since(std::chrono::steady_clock::time_point start)
 {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// wait_until polls pred every millisecond, sleeping the calling fiber (the other fibers of its
+// thread run meanwhile), until pred holds or timeout has passed; returns pred's last value.
+// For waits on other threads and fibers that a bug could make endless: the case then fails
+// instead of hanging the test binary until the suite's timeout.
+template <class Pred>
+bool wait_until(Pred&& pred, std::chrono::steady_clock::duration timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            return pred();
+        boost::this_fiber::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+// settle_or_abort is wait_until for what has to happen before a case can go on at all: threads
+// and fibers that use the case's locals ending, so that they can be joined. When pred still
+// fails after timeout, they are stuck for good as far as the case can tell, and neither
+// joining them nor returning past them is possible: it prints what on stderr and aborts the
+// process, which fails the test binary at once instead of hanging it.
+template <class Pred>
+void settle_or_abort(Pred&& pred, std::chrono::steady_clock::duration timeout, const char* what)
+{
+    if (wait_until(pred, timeout))
+        return;
+    std::fprintf(stderr, "gipc test: still not done after %.0f s, giving up on the test binary: %s\n",
+                 std::chrono::duration<double>(timeout).count(), what);
+    std::fflush(stderr);
+    std::abort();
 }
 
 // A child helper is a named function the test binary runs instead of its tests when started
