@@ -35,6 +35,7 @@
 // Not here: readiness waits on the program's sockets (wait_user_fd), in readiness.cpp.
 
 #include "windows/win_errors.hpp"
+#include "windows/fiber_completion.hpp"
 #include "windows/iocp_reactor.hpp"
 #include "windows/socket.hpp"
 
@@ -113,43 +114,11 @@ private:
 };
 
 // fiber_op: an operation a fiber waits for (read, write, wait_exit), on the fiber's stack or
-// the heap. complete() runs on the target reactor's thread, which may be another thread than
-// the fiber's (the relay's): done and the condition variable carry the news across.
-struct fiber_op final : overlapped_op {
+// the heap (fiber_completion.hpp).
+struct fiber_op final : fiber_completion {
     HANDLE handle = nullptr;
     bool is_exit = false;  // a wait for a process's exit (no I/O to cancel)
     bool forgotten = false; // set under the registry's lock by forget_handle
-    srw_mutex m;
-    boost::fibers::condition_variable_any cv;
-    bool done = false; // guarded by m
-    DWORD error = 0;   // guarded by m
-    DWORD bytes = 0;   // guarded by m
-
-    fiber_op() noexcept { complete = &finish; }
-
-    static void finish(overlapped_op* base, DWORD e, DWORD n) noexcept
-    {
-        auto* op = static_cast<fiber_op*>(base);
-        {
-            std::lock_guard lk(op->m);
-            op->done = true;
-            op->error = e;
-            op->bytes = n;
-        }
-        op->cv.notify_all();
-    }
-
-    // wait_done parks the fiber until the packet came, or deadline (true: it came).
-    bool wait_done(steady_time deadline)
-    {
-        std::unique_lock lk(m);
-        while (!done) {
-            if (cv.wait_until(lk, deadline) == boost::fibers::cv_status::timeout)
-                return done;
-        }
-        return true;
-    }
-    void wait_done() { wait_done(steady_time::max()); }
 };
 
 struct queue_write_op;

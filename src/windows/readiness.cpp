@@ -19,6 +19,7 @@
 // Windows (platform.hpp: a thread that ran fibers may not end there; this one runs none, but
 // its sockets and its start are per process alike).
 
+#include "windows/fiber_completion.hpp"
 #include "windows/iocp_reactor.hpp"
 #include "windows/socket.hpp"
 #include "windows/win_errors.hpp"
@@ -26,8 +27,6 @@
 #include "io_ops.hpp"
 #include "relay.hpp"
 #include "scheduler.hpp"
-
-#include <boost/fiber/condition_variable.hpp>
 
 #include <cerrno>
 #include <cstdint>
@@ -41,40 +40,13 @@ namespace gipc::detail {
 
 namespace {
 
-// ready_wait: one fiber's wait for a socket's readiness, on its stack.
-struct ready_wait final : overlapped_op {
+// ready_wait: one fiber's wait for a socket's readiness, on its stack. Its packet's byte count
+// is what WSAPoll reported (bytes).
+struct ready_wait final : fiber_completion {
     SOCKET socket = INVALID_SOCKET;
     SHORT events = 0;
     HANDLE port = nullptr;
     std::uint64_t number = 0; // given by the poller at registration (never reused)
-    srw_mutex m;
-    boost::fibers::condition_variable_any cv;
-    bool done = false;  // guarded by m
-    DWORD revents = 0;  // guarded by m: what WSAPoll reported
-
-    ready_wait() noexcept { complete = &finish; }
-
-    static void finish(overlapped_op* base, DWORD, DWORD bytes) noexcept
-    {
-        auto* w = static_cast<ready_wait*>(base);
-        {
-            std::lock_guard lk(w->m);
-            w->done = true;
-            w->revents = bytes;
-        }
-        w->cv.notify_all();
-    }
-
-    // wait_done parks the fiber until the packet came, or deadline (true: it came).
-    bool wait_done(steady_time deadline)
-    {
-        std::unique_lock lk(m);
-        while (!done) {
-            if (cv.wait_until(lk, deadline) == boost::fibers::cv_status::timeout)
-                return done;
-        }
-        return true;
-    }
 };
 
 // poller: the helper thread and its list of waits.
@@ -290,7 +262,7 @@ int wait_user_fd(int fd, io_dir dir, steady_time deadline, bool may_block)
         w.wait_done(steady_time::max()); // claimed: the packet is on its way
     }
     std::lock_guard lk(w.m);
-    return outcome(w.revents);
+    return outcome(w.bytes);
 }
 
 } // namespace io
