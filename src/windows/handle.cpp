@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "handle.hpp"
 
+#include <cstring>
+
 namespace gipc::detail::win {
 
 DWORD set_inheritable(HANDLE h, bool on) noexcept
@@ -33,6 +35,31 @@ int make_socket(int family, int type, int protocol, unique_socket& out) noexcept
         return e;
     SOCKET s = ::WSASocketW(family, type, protocol, nullptr, 0,
                             WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+    if (s == INVALID_SOCKET)
+        return ::WSAGetLastError();
+    out.reset(s);
+    return 0;
+}
+
+int duplicate_socket_for(SOCKET s, DWORD pid, std::string& info)
+{
+    WSAPROTOCOL_INFOW protocol{};
+    if (::WSADuplicateSocketW(s, pid, &protocol) != 0)
+        return ::WSAGetLastError();
+    info.assign(reinterpret_cast<const char*>(&protocol), sizeof protocol);
+    return 0;
+}
+
+int socket_from_duplicate(const std::string& info, unique_socket& out) noexcept
+{
+    WSAPROTOCOL_INFOW protocol{};
+    if (info.size() != sizeof protocol)
+        return WSAEINVAL;
+    std::memcpy(&protocol, info.data(), sizeof protocol);
+    if (int e = start_winsock())
+        return e;
+    const SOCKET s = ::WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &protocol, 0,
+                                  WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
     if (s == INVALID_SOCKET)
         return ::WSAGetLastError();
     out.reset(s);

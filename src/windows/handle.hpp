@@ -9,6 +9,7 @@
 
 #include "win32.hpp"
 
+#include <string>
 #include <utility>
 
 namespace gipc::detail::win {
@@ -96,6 +97,16 @@ int start_winsock() noexcept;
 // make_socket creates an overlapped, non-inheritable socket (WSA_FLAG_OVERLAPPED |
 // WSA_FLAG_NO_HANDLE_INHERIT), starting Winsock first. Returns 0 or a Winsock error code.
 int make_socket(int family, int type, int protocol, unique_socket& out) noexcept;
+
+// duplicate_socket_for writes to info the WSAPROTOCOL_INFOW bytes from which process pid makes
+// its own copy of s (WSADuplicateSocketW; the bytes travel in the data of a call or a task).
+// Returns 0 or a Winsock error code. Throws std::bad_alloc.
+int duplicate_socket_for(SOCKET s, DWORD pid, std::string& info);
+
+// socket_from_duplicate makes this process's copy of a socket from the bytes another process's
+// duplicate_socket_for wrote for it: overlapped and non-inheritable, Winsock started first.
+// Returns 0, WSAEINVAL when info is not such bytes, or a Winsock error code.
+int socket_from_duplicate(const std::string& info, unique_socket& out) noexcept;
 
 // process_handle_count is the number of handles open in this process, for leak checks:
 // GetProcessHandleCount, or, where that answers 0 (Wine 8 always does; a running process has

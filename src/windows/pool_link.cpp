@@ -104,12 +104,11 @@ void pool_parent_link::send_handles(const std::vector<end_base*>& ends, const st
         for (std::size_t i = 0; i < ends.size(); ++i) {
             link_entry e;
             if (i < socket.size() && socket[i]) {
-                WSAPROTOCOL_INFOW info{};
-                if (::WSADuplicateSocketW(static_cast<SOCKET>(fd_socket(ends[i]->fd())), pid_, &info) != 0)
-                    throw_errno(win::errno_of(DWORD(::WSAGetLastError())),
-                                "gipc: pool: WSADuplicateSocketW of " + ends[i]->name());
+                if (const int r = win::duplicate_socket_for(static_cast<SOCKET>(fd_socket(ends[i]->fd())), pid_,
+                                                            e.socket_info);
+                    r != 0)
+                    throw_errno(win::errno_of(DWORD(r)), "gipc: pool: WSADuplicateSocketW of " + ends[i]->name());
                 e.value = -1;
-                e.socket_info.assign(reinterpret_cast<const char*>(&info), sizeof info);
             } else {
                 e.value = duplicate(ends[i]->fd(), ends[i]->name());
             }
@@ -149,17 +148,12 @@ void pool_worker_link::receive_handles(std::vector<handle_header>& headers, dupl
                 throw_errno(r, "gipc: a pool task's handle");
             continue;
         }
-        WSAPROTOCOL_INFOW info{};
-        if (e.socket_info.size() != sizeof info)
+        win::unique_socket s;
+        if (const int r = win::socket_from_duplicate(e.socket_info, s); r == WSAEINVAL)
             throw error("gipc: a pool worker received a malformed socket");
-        std::memcpy(&info, e.socket_info.data(), sizeof info);
-        if (const int r = win::start_winsock(); r != 0)
-            throw_errno(win::errno_of(DWORD(r)), "gipc: WSAStartup");
-        const SOCKET s = ::WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
-                                      WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-        if (s == INVALID_SOCKET)
-            throw_errno(win::errno_of(DWORD(::WSAGetLastError())), "gipc: WSASocketW of a pool task's socket");
-        sockets[i].reset(native_socket(s));
+        else if (r != 0)
+            throw_errno(win::errno_of(DWORD(r)), "gipc: WSASocketW of a pool task's socket");
+        sockets[i].reset(native_socket(s.release()));
     }
     for (const auto& h : headers)
         for (int index : h.fds)

@@ -397,11 +397,11 @@ process spawn_exec(process_options options, spawn_request& request)
         for (std::size_t k = 0; k < header.handles.size(); ++k) {
             if (socket_of[k] == SIZE_MAX)
                 continue;
-            WSAPROTOCOL_INFOW info{};
-            if (::WSADuplicateSocketW(static_cast<SOCKET>(fd_socket(ends[socket_of[k]]->fd())), pid, &info) != 0)
-                throw_errno(win::errno_of(DWORD(::WSAGetLastError())),
+            if (const int r = win::duplicate_socket_for(static_cast<SOCKET>(fd_socket(ends[socket_of[k]]->fd())), pid,
+                                                        header.handles[k].socket_info);
+                r != 0)
+                throw_errno(win::errno_of(DWORD(r)),
                             "gipc: spawn_process: WSADuplicateSocketW of " + ends[socket_of[k]]->name());
-            header.handles[k].socket_info.assign(reinterpret_cast<const char*>(&info), sizeof info);
         }
         const std::string message = go_message(header, request.args.data(), request.args.size());
         if (write_all(start_parent.get(), message.data(), message.size()))
@@ -525,17 +525,13 @@ void spawn_main(int, char**)
         for (auto& h : header.handles) {
             if (h.socket_info.empty())
                 continue;
-            WSAPROTOCOL_INFOW info{};
-            if (h.socket_info.size() != sizeof info || h.fds.size() != 1)
+            win::unique_socket sock;
+            const int r = h.fds.size() == 1 ? win::socket_from_duplicate(h.socket_info, sock) : WSAEINVAL;
+            if (r == WSAEINVAL)
                 throw error("gipc: a spawned child received a malformed socket");
-            std::memcpy(&info, h.socket_info.data(), sizeof info);
-            if (const int e = win::start_winsock(); e != 0)
-                throw_errno(win::errno_of(DWORD(e)), "gipc: WSAStartup");
-            const SOCKET sock = ::WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info, 0,
-                                             WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-            if (sock == INVALID_SOCKET)
-                throw_errno(win::errno_of(DWORD(::WSAGetLastError())), "gipc: WSASocketW of a transferred socket");
-            h.fds[0] = platform::transfer_value(socket_fd(native_socket(sock)));
+            if (r != 0)
+                throw_errno(win::errno_of(DWORD(r)), "gipc: WSASocketW of a transferred socket");
+            h.fds[0] = platform::transfer_value(socket_fd(native_socket(sock.release())));
         }
         bind_call(header, call, handles);
         // exit() in the target still sees to what a return does (queued frames, children) before
