@@ -444,6 +444,13 @@ std::size_t write_end::write_queued() noexcept
     if (qhead_ < q_.size()) {
         pipe_grower grow(*this, true);
         const ssize_t n = io::queue_write(fd_.get(), q_.data() + qhead_, q_.size() - qhead_, &grow);
+        if (n == -EOPNOTSUPP) {
+            // The backend writes no queue from this thread (Windows, on a thread of the
+            // program's own algorithm): the caller writes it with direct writes
+            // (write_queue_direct).
+            direct_only_ = true;
+            return q_.size() - qhead_;
+        }
         if (n < 0) {
             // A pipe error drops what is queued: it can never be delivered.
             error_ = static_cast<int>(n);
@@ -492,7 +499,9 @@ orphan_helper& helper() noexcept
 
 } // namespace
 
+#ifndef _WIN32
 std::mutex& orphan_writers_mutex() noexcept { return helper().m.native(); }
+#endif
 
 namespace {
 
@@ -676,15 +685,45 @@ void write_end::throw_pending()
         throw_errno(err, "gipc: write to pipe");
 }
 
+bool write_end::write_queued_or_direct(std::size_t& left) noexcept
+{
+    queue_guard lk(qlock_);
+    direct_only_ = false;
+    left = write_queued();
+    return std::exchange(direct_only_, false);
+}
+
+void write_end::write_queue_direct()
+{
+    // A queued write that a thread of gipc's algorithm left in flight goes first (its failure,
+    // if it failed, is thrown); then what is queued, taken out of the queue, from this fiber.
+    if (const int w = io::wait_queue_room(fd_.get(), steady_time::max()); w != 0)
+        throw_errno(w, "gipc: wait for pipe");
+    if (const int e = pipe_os::settle_queue(fd_.get()); e != 0)
+        throw_errno(e, "gipc: write to pipe");
+    std::string bytes;
+    {
+        queue_guard lk(qlock_);
+        bytes.assign(q_.data() + qhead_, q_.size() - qhead_);
+        q_.clear();
+        qhead_ = 0;
+    }
+    if (!bytes.empty()) {
+        const io::slice from{bytes.data(), bytes.size()};
+        write_all_direct(&from, 1);
+    }
+}
+
 void write_end::flush_blocking()
 {
     for (;;) {
         std::size_t left;
-        {
-            queue_guard lk(qlock_);
-            left = write_queued();
-        }
+        const bool direct = write_queued_or_direct(left);
         throw_pending();
+        if (direct) {
+            write_queue_direct();
+            continue;
+        }
         if (left == 0) {
             if (const int e = pipe_os::settle_queue(fd_.get()); e != 0)
                 throw_errno(e, "gipc: write to pipe");
@@ -802,13 +841,24 @@ void write_end::close()
     try {
         for (;;) {
             std::size_t left;
+            bool direct;
             {
                 queue_guard lk(qlock_);
+                direct_only_ = false;
                 left = write_queued();
+                direct = std::exchange(direct_only_, false);
                 if (error_) {
                     error_ = 0;
                     left = 0;
                 }
+            }
+            if (direct) {
+                try {
+                    write_queue_direct();
+                } catch (const std::system_error&) {
+                    break; // frames no reader can receive
+                }
+                continue;
             }
             if (left == 0) {
                 pipe_os::settle_queue(fd_.get()); // its failure: frames no reader can receive

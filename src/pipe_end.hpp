@@ -31,6 +31,10 @@
 #include <thread>
 #include <vector>
 
+#ifdef _WIN32
+#include "windows/win32.hpp"
+#endif
+
 namespace gipc::detail {
 
 // fiber_mutex: what boost::fibers::timed_mutex offers (lock, try_lock, try_lock_until; fibers
@@ -93,6 +97,12 @@ private:
 // inline, where std::mutex calls into libpthread for both. state_ is 0 when free, 1 when held,
 // 2 when held and a thread may be sleeping on it in std::atomic::wait (a futex on Linux); an
 // unlock that finds 2 wakes one sleeper, which sets 2 again as it takes the lock.
+// On Windows it is a slim reader/writer lock of the system, taken exclusively (as cheap
+// uncontended): MinGW-w64's libstdc++ (GCC 12) has no futex-like wait for std::atomic::wait, and
+// its fallback, a pool of std::mutex and condition variables, loses a wakeup when the notify
+// comes between its check of the value and its wait (a thread then sleeps forever on a free
+// lock), and keeps an event of winpthread's for each of its mutexes that two threads contended
+// for.
 class GIPC_CAPABILITY("mutex") queue_mutex {
 public:
     queue_mutex() noexcept = default;
@@ -101,16 +111,24 @@ public:
 
     void lock() noexcept GIPC_ACQUIRE()
     {
+#ifdef _WIN32
+        ::AcquireSRWLockExclusive(&lock_);
+#else
         std::uint32_t expected = 0;
         if (!state_.compare_exchange_strong(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
             lock_slow();
+#endif
         set_owner(std::this_thread::get_id());
     }
     void unlock() noexcept GIPC_RELEASE()
     {
         set_owner(std::thread::id());
+#ifdef _WIN32
+        ::ReleaseSRWLockExclusive(&lock_);
+#else
         if (state_.exchange(0, std::memory_order_release) == 2)
             state_.notify_one();
+#endif
     }
     // assert_held checks (where GIPC_ASSERT is compiled in) that the calling thread holds the
     // lock, and tells the analysis so.
@@ -123,11 +141,17 @@ public:
     }
 
 private:
+#ifdef _WIN32
+    SRWLOCK lock_ = SRWLOCK_INIT;
+#else
     void lock_slow() noexcept
     {
         while (state_.exchange(2, std::memory_order_acquire) != 0)
             state_.wait(2, std::memory_order_relaxed);
     }
+
+    std::atomic<std::uint32_t> state_{0};
+#endif
     void set_owner([[maybe_unused]] std::thread::id id) noexcept
     {
 #ifndef NDEBUG
@@ -135,7 +159,6 @@ private:
 #endif
     }
 
-    std::atomic<std::uint32_t> state_{0};
 #ifndef NDEBUG
     std::atomic<std::thread::id> owner_{};
 #endif
@@ -293,6 +316,13 @@ private:
     // write_queued writes as much of the queue as the pipe takes now. qlock_ must be held.
     // Returns the bytes left queued; an error is stored in error_ and drops the queue.
     std::size_t write_queued() noexcept GIPC_REQUIRES(qlock_);
+    // write_queued_or_direct is write_queued under qlock_; true when the backend writes no
+    // queue from this thread (queue_write: -EOPNOTSUPP), which left the queue to the caller's
+    // write_queue_direct.
+    bool write_queued_or_direct(std::size_t& left) noexcept GIPC_EXCLUDES(qlock_);
+    // write_queue_direct writes what is queued from the calling fiber with direct writes,
+    // after a queued write in flight. Throws on errors. wmtx_ held, qlock_ not.
+    void write_queue_direct();
     // queue_frame appends one frame, given as two pieces, to the queue and writes the queue
     // when it is long, or defers its writing to before another fiber of the thread runs (see
     // deferred_task). wmtx_ held.
@@ -321,6 +351,7 @@ private:
     byte_queue q_ GIPC_GUARDED_BY(qlock_);
     std::size_t qhead_ GIPC_GUARDED_BY(qlock_) = 0;
     int error_ GIPC_GUARDED_BY(qlock_) = 0; // -errno of a failed write of queued frames, not yet reported
+    bool direct_only_ GIPC_GUARDED_BY(qlock_) = false; // write_queued met -EOPNOTSUPP
     // The pipe was full, and the reactor with this id (0: none) holds a writable callback.
     // That reactor's thread may end before the callback runs, dropping it: another thread
     // that finds the pipe full registers its own (ids are never reused).
@@ -333,6 +364,8 @@ private:
 // orphan_writers_mutex guards the writers handed to the helper thread that writes what ended
 // threads queued behind full pipes. Held across fork() with gipc's other locks (after every
 // writer's queue lock: adopting a writer takes it with the writer's queue lock held).
+#ifndef _WIN32
 std::mutex& orphan_writers_mutex() noexcept;
+#endif
 
 } // namespace gipc::detail

@@ -44,9 +44,9 @@ unsigned long process_id() noexcept;
 bool on_main_thread() noexcept;
 
 // thread_exit_destroys_locals: a thread that ends destroys its thread_local objects, as C++
-// says. Not so on Windows with MinGW-w64 and Boost.Fiber on Windows fibers (pipe_os.cpp there):
-// the writers that a thread left queued behind a full pipe are then not handed to a helper
-// thread when it ends, and go out with the next call on the writer.
+// says (on Windows too: iocp_reactor.cpp makes sure of it under MinGW-w64's emulated TLS).
+// Where it did not, the writers that a thread left queued behind a full pipe would not be
+// handed to a helper thread when it ends, and would go out with the next call on the writer.
 bool thread_exit_destroys_locals() noexcept;
 
 } // namespace gipc::detail::pipe_os

@@ -50,6 +50,10 @@
 #include <mutex>
 #include <thread>
 
+#ifdef _WIN32
+#include "windows/win32.hpp"
+#endif
+
 #if defined(__clang__)
 #define GIPC_TSA(x) __attribute__((x))
 #else
@@ -108,9 +112,11 @@ public:
 #endif
     }
 
+#ifndef _WIN32
     // native is the std::mutex itself, for code that locks it without the analysis (process.cpp
     // holds some of gipc's mutexes across fork()).
     std::mutex& native() noexcept { return m_; }
+#endif
 
 private:
     void set_owner([[maybe_unused]] std::thread::id id) noexcept
@@ -120,7 +126,24 @@ private:
 #endif
     }
 
+#ifdef _WIN32
+    // On Windows a slim reader/writer lock of the system, taken exclusively: winpthread's
+    // std::mutex makes an event the first time two threads contend for it and keeps it until
+    // the mutex is destroyed, which gipc's mutexes of static duration never are (an open
+    // handle that handle counts see appear, depending on timing).
+    class srw_lock {
+    public:
+        void lock() noexcept { ::AcquireSRWLockExclusive(&lock_); }
+        void unlock() noexcept { ::ReleaseSRWLockExclusive(&lock_); }
+        bool try_lock() noexcept { return ::TryAcquireSRWLockExclusive(&lock_) != 0; }
+
+    private:
+        SRWLOCK lock_ = SRWLOCK_INIT;
+    };
+    srw_lock m_;
+#else
     std::mutex m_;
+#endif
 #ifndef NDEBUG
     std::atomic<std::thread::id> owner_{};
 #endif

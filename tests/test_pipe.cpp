@@ -1245,6 +1245,33 @@ GIPC_TEST("a frame is readable by another thread after flush()")
     CHECK(got == 77);
 }
 
+namespace {
+// program_algorithm: a scheduling algorithm of the program's own (gipc keeps it in place, and
+// its calls wait through the relay there).
+struct program_algorithm : boost::fibers::algo::round_robin {};
+} // namespace
+
+GIPC_TEST("put, flush and close work on a thread of the program's own scheduling algorithm")
+{
+    auto ends = gipc::pipe();
+    gipc::reader& r = ends.first;
+    const std::string large(20000, 'L'); // over the direct-write threshold; all of it fits the pipe
+    std::thread([&, w = std::move(ends.second)]() mutable {
+        boost::fibers::use_scheduling_algorithm<program_algorithm>();
+        w.put(1);
+        w.put_bytes(large);
+        w.put(std::string("small"));
+        w.flush();
+        w.put(3);
+        w.close(); // writes out what a put left queued
+    }).join();
+    CHECK(r.get<int>() == 1);
+    CHECK(r.get_bytes() == large);
+    CHECK(r.get<std::string>() == "small");
+    CHECK(r.get<int>() == 3);
+    CHECK_THROWS_AS((void)r.get<int>(), gipc::eof_error);
+}
+
 GIPC_TEST("put blocks while the pipe is full and the queue is over its bound")
 {
     auto ends = gipc::pipe();

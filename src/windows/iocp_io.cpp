@@ -177,7 +177,11 @@ bool use_port_locked(handle_state& st, HANDLE h, iocp_reactor& to, bool own) noe
 struct queue_write_op final : overlapped_op {
     std::shared_ptr<handle_state> state;
     HANDLE handle = nullptr;
+    // The reactor whose port the packet goes to; nullptr once that reactor's thread ended and
+    // left its port to a drain thread (orphan_heap_operations), which then counts the write's
+    // end in *orphans. Guarded by the registry's lock.
     iocp_reactor* target = nullptr;
+    std::atomic<long>* orphans = nullptr;
     std::unique_ptr<char[]> data;
     win::unique_handle event;
     pool_wait watch;
@@ -193,21 +197,28 @@ struct queue_write_op final : overlapped_op {
     {
         watch.stop();
         std::vector<std::pair<std::uint64_t, std::shared_ptr<reactor_callback>>> callbacks;
+        iocp_reactor* to = nullptr;
+        std::atomic<long>* orphaned = nullptr;
         {
             std::lock_guard lk(registry_mutex());
             state->writing = nullptr;
             if (e != 0 && !state->forgotten)
                 state->write_error = e == ERROR_OPERATION_ABORTED ? -EIO : errno_of(e);
             callbacks.swap(state->room_callbacks);
+            to = target;
+            orphaned = orphans;
         }
         state->room.notify_all();
         for (auto& [id, cb] : callbacks) {
-            if (id == target->id())
-                target->run_soon(std::move(cb));
+            if (to && id == to->id())
+                to->run_soon(std::move(cb));
             else
-                iocp_reactor::post_callback(id, std::move(cb));
+                iocp_reactor::post_callback(id, std::move(cb)); // dropped when that reactor is gone
         }
-        target->finished();
+        if (to)
+            to->finished();
+        else
+            orphaned->fetch_sub(1, std::memory_order_release);
         delete this;
     }
 };
@@ -385,6 +396,32 @@ void cancel_heap_operations(const iocp_reactor& r) noexcept
             ::CancelIoEx(h, &st->writing->ov);
 }
 
+long orphan_heap_operations(const iocp_reactor& r, std::atomic<long>& orphans) noexcept
+{
+    std::lock_guard lk(registry_mutex());
+    long n = 0;
+    for (auto& [h, st] : registry()) {
+        if (st->writing && st->writing->target == &r) {
+            st->writing->target = nullptr;
+            st->writing->orphans = &orphans;
+            ++n;
+        }
+    }
+    orphans.fetch_add(n, std::memory_order_relaxed);
+    return n;
+}
+
+void adopt_heap_operations(iocp_reactor& r, std::atomic<long>& orphans) noexcept
+{
+    std::lock_guard lk(registry_mutex());
+    for (auto& [h, st] : registry()) {
+        if (st->writing && st->writing->orphans == &orphans) {
+            st->writing->target = &r;
+            st->writing->orphans = nullptr;
+        }
+    }
+}
+
 } // namespace iocp
 
 namespace io {
@@ -429,11 +466,18 @@ ssize_t write(native_fd fd, const slice* slices, int count, steady_time deadline
 
 ssize_t queue_write(native_fd fd, const void* data, std::size_t len, full_handler*) noexcept
 {
-    reactor_algorithm* algo = reactor_algorithm::current();
-    if (!algo)
-        return -EOPNOTSUPP;
-    iocp_reactor& to = as_iocp(algo->reactor());
     const auto h = static_cast<HANDLE>(fd);
+    reactor_algorithm* algo = reactor_algorithm::current();
+    if (!algo) {
+        // No write starts here; the failure of one that a thread of gipc's algorithm started is
+        // still reported.
+        std::lock_guard lk(registry_mutex());
+        auto it = registry().find(h);
+        if (it != registry().end() && it->second->write_error != 0)
+            return std::exchange(it->second->write_error, 0);
+        return -EOPNOTSUPP;
+    }
+    iocp_reactor& to = as_iocp(algo->reactor());
     // One write of at most this much at a time: what a pipe's buffer holds many times over.
     constexpr std::size_t most = std::size_t{1} << 20;
     std::size_t done = 0;

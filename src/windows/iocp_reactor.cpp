@@ -10,6 +10,33 @@
 #include <mutex>
 #include <new>
 
+// Thread-local destructors before the thread-local storage goes. MinGW-w64's GCC keeps
+// thread_local variables in emulated TLS (libgcc's emutls: one block per variable per thread,
+// listed in an array kept under a winpthread key), and libstdc++ runs the destructors of
+// thread_local objects from another winpthread key (its __cxa_thread_atexit). At a thread's exit
+// winpthread calls the keys' destructors in the order the keys were made, and emutls makes its
+// key at the first access to any thread_local, long before libstdc++ makes its own at the first
+// thread_local object with a destructor: so emutls frees every thread_local block of the thread
+// first, and the destructors then run on freed memory, where each access to a thread_local
+// allocates a new, zeroed block. Boost.Fiber's thread-local initializer then reads a count of 0
+// and never deletes the thread's scheduler (gipc's algorithm and reactor: a completion port and
+// the semaphores of its condition variable, and whatever is in flight there), and gipc's own
+// thread-local objects are destroyed with contents they never had. Registering one thread-exit
+// destructor before any constructor of the program runs (priority 101, the first a program may
+// use; libgipc's objects that contain a reactor are linked into every program that runs gipc's
+// runtime) makes libstdc++'s key first, so that a thread's thread_local objects are destroyed
+// while their storage is there, as C++ says. (The registration is the initial thread's, whose
+// destructor runs at exit and does nothing.)
+extern "C" int __cxa_thread_atexit(void (*dtor)(void*), void* obj, void* dso_handle) noexcept;
+
+namespace {
+void nothing_at_thread_exit(void*) noexcept {}
+__attribute__((constructor(101))) void make_thread_exit_key_first() noexcept
+{
+    __cxa_thread_atexit(nothing_at_thread_exit, nullptr, nullptr);
+}
+} // namespace
+
 namespace gipc::detail {
 
 namespace {
@@ -87,6 +114,48 @@ std::unique_ptr<iocp_reactor> iocp_reactor::create(int& err) noexcept
     return r;
 }
 
+namespace {
+
+// The process's initial thread, whose thread-local destructors run as the process exits.
+const DWORD initial_thread = ::GetCurrentThreadId();
+
+// port_drain: the port of a reactor whose thread ended while queued writes were in flight
+// there, with the count of those writes. A write in flight holds bytes the writer took from its
+// queue, which cancelling it would lose (a pipe write that has to wait for room is cancelled
+// whole under Wine, none of its bytes read), and its reader may be the very thread that waits
+// for the ending one (join): so the writes go on, and a thread of its own (drain_port) takes
+// their packets, running each write's completion (which hands the room on to whoever waits for
+// it), then closes the port and ends.
+struct port_drain {
+    win::completion_port port;
+    std::atomic<long> left{0};
+};
+
+DWORD WINAPI drain_port(void* context) noexcept
+{
+    std::unique_ptr<port_drain> d(static_cast<port_drain*>(context));
+    while (d->left.load(std::memory_order_acquire) > 0) {
+        win::completion packets[64];
+        std::size_t n = 0;
+        if (const DWORD e = d->port.wait(packets, 64, INFINITE, n); e != 0 && e != WAIT_TIMEOUT)
+            fatal_errno(-EIO, "GetQueuedCompletionStatusEx failed on the port of an ended thread");
+        for (std::size_t i = 0; i < n; ++i) {
+            const win::completion& c = packets[i];
+            if (c.key == iocp_reactor::callback_key) {
+                delete reinterpret_cast<callback_packet*>(c.overlapped); // its thread is gone
+            } else if (c.key == iocp_reactor::io_key || c.key == iocp_reactor::posted_key) {
+                auto* op = reinterpret_cast<overlapped_op*>(c.overlapped);
+                const DWORD bytes =
+                    c.key == iocp_reactor::io_key ? c.bytes : static_cast<DWORD>(op->ov.InternalHigh);
+                op->complete(op, win::io_error(op->ov), bytes);
+            }
+        }
+    }
+    return 0;
+}
+
+} // namespace
+
 iocp_reactor::~iocp_reactor()
 {
     {
@@ -94,9 +163,27 @@ iocp_reactor::~iocp_reactor()
         auto& reg = registry();
         reg.erase(std::remove(reg.begin(), reg.end(), this), reg.end());
     }
-    // Queued writes in flight own memory that their packets free: cancel them and take the
-    // packets (a cancelled write completes promptly) before the port goes. Callbacks posted
-    // here meanwhile are dropped with their packets: their thread is gone.
+    // Queued writes in flight own memory that their packets free. On a thread that ends before
+    // the process does, they go on and a drain thread takes their packets (port_drain). Where
+    // none can be made, and as the process exits, they are cancelled and their packets taken
+    // (a cancelled write completes promptly) before the port goes. Callbacks posted here
+    // meanwhile are dropped with their packets: their thread is gone.
+    if (::GetCurrentThreadId() != initial_thread && heap_ops_.load(std::memory_order_relaxed) > 0) {
+        if (auto* d = new (std::nothrow) port_drain) {
+            if (iocp::orphan_heap_operations(*this, d->left) > 0) {
+                d->port = std::move(port_);
+                if (HANDLE t = ::CreateThread(nullptr, 64 * 1024, drain_port, d, STACK_SIZE_PARAM_IS_A_RESERVATION,
+                                              nullptr)) {
+                    ::CloseHandle(t);
+                    return;
+                }
+                // No thread: back to this reactor, to be cancelled below.
+                port_ = std::move(d->port);
+                iocp::adopt_heap_operations(*this, d->left);
+            }
+            delete d;
+        }
+    }
     iocp::cancel_heap_operations(*this);
     for (int round = 0; round < 100; ++round) {
         const bool waiting = heap_ops_.load(std::memory_order_relaxed) > 0;

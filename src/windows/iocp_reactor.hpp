@@ -124,6 +124,13 @@ void forget_handle(HANDLE h) noexcept;
 // cancel_heap_operations cancels the queued writes whose packets go to reactor r (its
 // destructor then takes their packets).
 void cancel_heap_operations(const iocp_reactor& r) noexcept;
+// orphan_heap_operations hands the queued writes whose packets go to reactor r, whose thread
+// is ending, to whoever takes r's port from then on: their completions count down orphans
+// (added to here) instead of r's count, and post the callbacks that wait for room to their
+// reactors. Returns how many there were.
+long orphan_heap_operations(const iocp_reactor& r, std::atomic<long>& orphans) noexcept;
+// adopt_heap_operations undoes orphan_heap_operations: r takes those writes back.
+void adopt_heap_operations(iocp_reactor& r, std::atomic<long>& orphans) noexcept;
 } // namespace iocp
 
 } // namespace gipc::detail

@@ -75,10 +75,9 @@ namespace {
 const DWORD initial_thread = ::GetCurrentThreadId();
 } // namespace
 
-// MinGW-w64's thread_local objects with destructors, on threads that run Boost.Fiber's fibers
-// (Windows fibers), were destroyed at thread exit with contents they never had, and
-// Boost.Fiber's own thread-local scheduler is never destroyed there (README.md, "Windows").
-bool thread_exit_destroys_locals() noexcept { return false; }
+// A thread's thread_local objects are destroyed at its exit while their storage is there:
+// iocp_reactor.cpp makes sure of it under MinGW-w64's emulated TLS.
+bool thread_exit_destroys_locals() noexcept { return true; }
 
 bool on_main_thread() noexcept { return ::GetCurrentThreadId() == initial_thread; }
 

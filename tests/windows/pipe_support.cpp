@@ -9,7 +9,15 @@
 #include "win_support.hpp"
 
 #include <gipc/detail/test_support.hpp>
+#include <gipc/pipe.hpp>
 #include <gipc/runtime.hpp>
+
+#include <boost/fiber/algo/round_robin.hpp>
+#include <boost/fiber/operations.hpp>
+
+#include <cstdio>
+#include <string>
+#include <thread>
 
 namespace gipc_test {
 
@@ -32,7 +40,52 @@ leak_check::~leak_check()
 }
 
 namespace {
+// Unbuffered standard output: a case that hangs (under Meson's timeout) or crashes has its name
+// and everything doctest said before it in the log.
+const bool unbuffered_output = [] {
+    std::setvbuf(stdout, nullptr, _IONBF, 0);
+    return true;
+}();
 const bool reactor_warm_up = gipc_win_test::register_warm_up([] { gipc::use_reactor(); });
+// The pipe tests run std::threads (as on Linux), and gipc runs threads of its own made with
+// CreateThread that use thread_local objects (through Boost.Fiber): winpthread keeps handles of
+// its own from the first thread of each kind, for the process's life.
+struct thread_local_object {
+    std::string text = "warm";
+    ~thread_local_object() { text.clear(); }
+};
+const bool thread_warm_up = gipc_win_test::register_warm_up([] {
+    auto use_thread_local = [] {
+        thread_local thread_local_object o;
+        o.text += "-up";
+    };
+    std::thread(use_thread_local).join();
+    gipc_win_test::native_thread(use_thread_local).join();
+});
+// gipc's thread-pool waits (an operation started on a handle of another thread's port, a queued
+// write there) run their callback in the wait thread (WT_EXECUTEINWAITTHREAD), which Wine
+// keeps apart from the warm-up's wait of win_support.cpp: a wait of that kind that never ends
+// keeps such a thread, and its event, in every test's baseline as well.
+// A case runs gipc's calls on a thread of the program's own scheduling algorithm, where they
+// wait through the relay, whose thread stays until the process ends on Windows.
+struct program_algorithm : boost::fibers::algo::round_robin {};
+const bool relay_warm_up = gipc_win_test::register_warm_up([] {
+    auto ends = gipc::pipe();
+    gipc_win_test::native_thread([&] {
+        boost::fibers::use_scheduling_algorithm<program_algorithm>();
+        try {
+            (void)ends.first.get<int>(std::chrono::milliseconds(0));
+        } catch (const gipc::timeout_error&) {
+        }
+    }).join();
+});
+const bool pool_wait_warm_up = gipc_win_test::register_warm_up([] {
+    static HANDLE never = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    static HANDLE forever_wait = nullptr;
+    if (never && !forever_wait)
+        ::RegisterWaitForSingleObject(&forever_wait, never, [](void*, BOOLEAN) {}, nullptr, INFINITE,
+                                      WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD);
+});
 } // namespace
 
 } // namespace gipc_test
