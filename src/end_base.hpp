@@ -9,6 +9,7 @@
 
 #include "assert.hpp"
 #include "io_ops.hpp"
+#include "thread_safety.hpp"
 
 #include <gipc/error.hpp>
 
@@ -229,7 +230,7 @@ void unregister_end(end_base* end) noexcept;
 // for_each_open_end calls fn on every open end, with the registry locked.
 template <class F>
 void for_each_open_end(F&& fn);
-std::mutex& end_registry_mutex() noexcept;
+plain_mutex& end_registry_mutex() noexcept;
 std::unordered_set<end_base*>& end_registry() noexcept;
 
 template <class F>

@@ -49,9 +49,9 @@ std::string oversize_message(std::size_t size, std::size_t max)
 
 // ---- registry ------------------------------------------------------------------------------
 
-std::mutex& end_registry_mutex() noexcept
+plain_mutex& end_registry_mutex() noexcept
 {
-    static std::mutex m;
+    static plain_mutex m;
     return m;
 }
 

@@ -92,7 +92,7 @@ code_location cached_location(std::uintptr_t address)
     for (const recent& r : last)
         if (r.address == address && address != 0)
             return r.where;
-    static std::mutex mtx;
+    static plain_mutex mtx;
     static std::map<std::uintptr_t, code_location> known;
     code_location where;
     bool found = false;

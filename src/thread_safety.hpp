@@ -74,7 +74,30 @@
 
 namespace gipc::detail {
 
-// mutex: std::mutex, annotated, and in builds with assertions aware of the thread that holds
+// plain_mutex: the lock under gipc's mutexes and its locks of static duration, BasicLockable and
+// not annotated (code that holds one across fork() locks it outside the analysis). std::mutex on
+// POSIX. On Windows a slim reader/writer lock of the system, taken exclusively: winpthread's
+// std::mutex makes an event the first time two threads contend for it and keeps it until the
+// mutex is destroyed, which a mutex of static duration never is (an open handle that handle
+// counts see appear, depending on timing). Boost.Fiber's condition_variable_any waits with it.
+#ifdef _WIN32
+class plain_mutex {
+public:
+    plain_mutex() noexcept = default;
+    plain_mutex(const plain_mutex&) = delete;
+    plain_mutex& operator=(const plain_mutex&) = delete;
+    void lock() noexcept { ::AcquireSRWLockExclusive(&lock_); }
+    void unlock() noexcept { ::ReleaseSRWLockExclusive(&lock_); }
+    bool try_lock() noexcept { return ::TryAcquireSRWLockExclusive(&lock_) != 0; }
+
+private:
+    SRWLOCK lock_ = SRWLOCK_INIT;
+};
+#else
+using plain_mutex = std::mutex;
+#endif
+
+// mutex: plain_mutex, annotated, and in builds with assertions aware of the thread that holds
 // it, so that "m must be held" is checked (assert_held) as well as annotated.
 class GIPC_CAPABILITY("mutex") mutex {
 public:
@@ -126,24 +149,8 @@ private:
 #endif
     }
 
-#ifdef _WIN32
-    // On Windows a slim reader/writer lock of the system, taken exclusively: winpthread's
-    // std::mutex makes an event the first time two threads contend for it and keeps it until
-    // the mutex is destroyed, which gipc's mutexes of static duration never are (an open
-    // handle that handle counts see appear, depending on timing).
-    class srw_lock {
-    public:
-        void lock() noexcept { ::AcquireSRWLockExclusive(&lock_); }
-        void unlock() noexcept { ::ReleaseSRWLockExclusive(&lock_); }
-        bool try_lock() noexcept { return ::TryAcquireSRWLockExclusive(&lock_) != 0; }
-
-    private:
-        SRWLOCK lock_ = SRWLOCK_INIT;
-    };
-    srw_lock m_;
-#else
-    std::mutex m_;
-#endif
+    // On Windows an SRW lock (plain_mutex), not winpthread's std::mutex.
+    plain_mutex m_;
 #ifndef NDEBUG
     std::atomic<std::thread::id> owner_{};
 #endif

@@ -9,6 +9,7 @@
 
 #include "native_fd.hpp"
 #include "handle.hpp"
+#include "../thread_safety.hpp"
 
 #include <mutex>
 #include <optional>
@@ -64,7 +65,7 @@ private:
     const bool daemon_;
     const bool program_;
     const bool group_;
-    std::mutex mtx_;
+    plain_mutex mtx_;
     std::optional<int> code_;
     int ended_by_ = 0; // the sig of the terminate() or kill() that was sent
 };

@@ -17,7 +17,7 @@
 namespace gipc::detail {
 
 struct fiber_completion : overlapped_op {
-    srw_mutex m;
+    plain_mutex m;
     boost::fibers::condition_variable_any cv;
     bool done = false; // guarded by m
     DWORD error = 0;   // guarded by m: the operation's Win32 error code (0: it succeeded)
@@ -28,12 +28,14 @@ struct fiber_completion : overlapped_op {
     static void finish(overlapped_op* base, DWORD e, DWORD n) noexcept
     {
         auto* op = static_cast<fiber_completion*>(base);
-        {
-            std::lock_guard lk(op->m);
-            op->done = true;
-            op->error = e;
-            op->bytes = n;
-        }
+        // Notified with m held: a waiter on another thread whose wait timed out meanwhile sees
+        // done only once it has m, so it cannot return and end the operation's life (its
+        // fiber's stack) while notify_all still uses the condition variable. After the unlock
+        // nothing here touches the operation.
+        std::lock_guard lk(op->m);
+        op->done = true;
+        op->error = e;
+        op->bytes = n;
         op->cv.notify_all();
     }
 

@@ -137,9 +137,9 @@ struct handle_state {
     bool forgotten = false;
 };
 
-srw_mutex& registry_mutex()
+plain_mutex& registry_mutex()
 {
-    static srw_mutex* m = new srw_mutex;
+    static plain_mutex* m = new plain_mutex;
     return *m;
 }
 
@@ -147,6 +147,15 @@ std::unordered_map<HANDLE, std::shared_ptr<handle_state>>& registry()
 {
     static auto* r = new std::unordered_map<HANDLE, std::shared_ptr<handle_state>>;
     return *r;
+}
+
+// The queued writes in flight in the process, whichever handle (registered or forgotten) and
+// reactor they belong to: what an ending reactor orphans or cancels, and what it may complete.
+// Guarded by the registry's lock.
+std::vector<queue_write_op*>& writes_in_flight()
+{
+    static auto* w = new std::vector<queue_write_op*>;
+    return *w;
 }
 
 // state_locked is h's state, made when new. The registry is held. Throws std::bad_alloc.
@@ -202,6 +211,8 @@ struct queue_write_op final : overlapped_op {
         {
             std::lock_guard lk(registry_mutex());
             state->writing = nullptr;
+            auto& flying = writes_in_flight();
+            flying.erase(std::remove(flying.begin(), flying.end(), this), flying.end());
             if (e != 0 && !state->forgotten)
                 state->write_error = e == ERROR_OPERATION_ABORTED ? -EIO : errno_of(e);
             callbacks.swap(state->room_callbacks);
@@ -391,19 +402,19 @@ void forget_handle(HANDLE h) noexcept
 void cancel_heap_operations(const iocp_reactor& r) noexcept
 {
     std::lock_guard lk(registry_mutex());
-    for (auto& [h, st] : registry())
-        if (st->writing && st->writing->target == &r)
-            ::CancelIoEx(h, &st->writing->ov);
+    for (queue_write_op* w : writes_in_flight())
+        if (w->target == &r)
+            ::CancelIoEx(w->handle, &w->ov);
 }
 
 long orphan_heap_operations(const iocp_reactor& r, std::atomic<long>& orphans) noexcept
 {
     std::lock_guard lk(registry_mutex());
     long n = 0;
-    for (auto& [h, st] : registry()) {
-        if (st->writing && st->writing->target == &r) {
-            st->writing->target = nullptr;
-            st->writing->orphans = &orphans;
+    for (queue_write_op* w : writes_in_flight()) {
+        if (w->target == &r) {
+            w->target = nullptr;
+            w->orphans = &orphans;
             ++n;
         }
     }
@@ -414,12 +425,21 @@ long orphan_heap_operations(const iocp_reactor& r, std::atomic<long>& orphans) n
 void adopt_heap_operations(iocp_reactor& r, std::atomic<long>& orphans) noexcept
 {
     std::lock_guard lk(registry_mutex());
-    for (auto& [h, st] : registry()) {
-        if (st->writing && st->writing->orphans == &orphans) {
-            st->writing->target = &r;
-            st->writing->orphans = nullptr;
+    for (queue_write_op* w : writes_in_flight()) {
+        if (w->orphans == &orphans) {
+            w->target = &r;
+            w->orphans = nullptr;
         }
     }
+}
+
+bool is_heap_operation(const OVERLAPPED* ov) noexcept
+{
+    std::lock_guard lk(registry_mutex());
+    for (queue_write_op* w : writes_in_flight())
+        if (&w->ov == ov)
+            return true;
+    return false;
 }
 
 } // namespace iocp
@@ -492,6 +512,7 @@ ssize_t queue_write(native_fd fd, const void* data, std::size_t len, full_handle
         if (st.writing)
             return 0;
         const bool port = use_port_locked(st, h, to, true);
+        writes_in_flight().reserve(writes_in_flight().size() + 1);
         while (done < len) {
             const std::size_t take = std::min(len - done, most);
             auto op = std::make_unique<queue_write_op>();
@@ -532,6 +553,7 @@ ssize_t queue_write(native_fd fd, const void* data, std::size_t len, full_handle
                     break;
                 }
             }
+            writes_in_flight().push_back(op.get()); // reserved below: cannot throw here
             to.started();
             st.writing = op.release();
             done += take;

@@ -49,9 +49,9 @@ std::uint64_t next_reactor_id() noexcept
 
 // The reactors of the process, for post_callback (a reactor is found by its id, never by a
 // pointer that may dangle). Never destroyed: threads may end while the process exits.
-srw_mutex& registry_mutex()
+plain_mutex& registry_mutex()
 {
-    static srw_mutex* m = new srw_mutex;
+    static plain_mutex* m = new plain_mutex;
     return *m;
 }
 
@@ -119,6 +119,24 @@ namespace {
 // The process's initial thread, whose thread-local destructors run as the process exits.
 const DWORD initial_thread = ::GetCurrentThreadId();
 
+// take_leftover takes a packet from the port of a reactor whose thread has ended (its destructor,
+// or drain_port): a queued write's completion runs (its memory is its own, and whoever waits for
+// room must hear of it); a callback for the thread is dropped; a wake-up means nothing. Any other
+// operation was a fiber's of that thread, and every one of them has ended, its memory with it:
+// such a packet is dropped, never completed.
+void take_leftover(const win::completion& c) noexcept
+{
+    if (c.key == iocp_reactor::callback_key) {
+        delete reinterpret_cast<callback_packet*>(c.overlapped); // its thread is gone
+    } else if (c.key == iocp_reactor::io_key || c.key == iocp_reactor::posted_key) {
+        if (!iocp::is_heap_operation(c.overlapped))
+            return;
+        auto* op = reinterpret_cast<overlapped_op*>(c.overlapped);
+        const DWORD bytes = c.key == iocp_reactor::io_key ? c.bytes : static_cast<DWORD>(op->ov.InternalHigh);
+        op->complete(op, win::io_error(op->ov), bytes);
+    }
+}
+
 // port_drain: the port of a reactor whose thread ended while queued writes were in flight
 // there, with the count of those writes. A write in flight holds bytes the writer took from its
 // queue, which cancelling it would lose (a pipe write that has to wait for room is cancelled
@@ -139,17 +157,8 @@ DWORD WINAPI drain_port(void* context) noexcept
         std::size_t n = 0;
         if (const DWORD e = d->port.wait(packets, 64, INFINITE, n); e != 0 && e != WAIT_TIMEOUT)
             fatal_errno(-EIO, "GetQueuedCompletionStatusEx failed on the port of an ended thread");
-        for (std::size_t i = 0; i < n; ++i) {
-            const win::completion& c = packets[i];
-            if (c.key == iocp_reactor::callback_key) {
-                delete reinterpret_cast<callback_packet*>(c.overlapped); // its thread is gone
-            } else if (c.key == iocp_reactor::io_key || c.key == iocp_reactor::posted_key) {
-                auto* op = reinterpret_cast<overlapped_op*>(c.overlapped);
-                const DWORD bytes =
-                    c.key == iocp_reactor::io_key ? c.bytes : static_cast<DWORD>(op->ov.InternalHigh);
-                op->complete(op, win::io_error(op->ov), bytes);
-            }
-        }
+        for (std::size_t i = 0; i < n; ++i)
+            take_leftover(packets[i]);
     }
     return 0;
 }
@@ -192,12 +201,8 @@ iocp_reactor::~iocp_reactor()
         port_.wait(packets, 64, waiting ? 20 : 0, n);
         if (n == 0 && !waiting)
             break;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (packets[i].key == callback_key)
-                delete reinterpret_cast<callback_packet*>(packets[i].overlapped);
-            else if (packets[i].key == io_key || packets[i].key == posted_key)
-                dispatch(&packets[i], 1);
-        }
+        for (std::size_t i = 0; i < n; ++i)
+            take_leftover(packets[i]);
         due_.clear();
     }
 }

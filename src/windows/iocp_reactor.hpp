@@ -22,6 +22,7 @@
 #include "../private.hpp"
 
 #include "reactor.hpp"
+#include "thread_safety.hpp"
 #include "windows/iocp.hpp"
 
 #include <atomic>
@@ -33,23 +34,6 @@
 #include <vector>
 
 namespace gipc::detail {
-
-// srw_mutex: a slim reader/writer lock of the system, taken exclusively; BasicLockable, so that
-// Boost.Fiber's condition_variable_any waits with it. The backend's locks are these rather than
-// std::mutex, for which winpthread makes an event the first time two threads contend (an
-// open handle it keeps).
-class srw_mutex {
-public:
-    srw_mutex() noexcept = default;
-    srw_mutex(const srw_mutex&) = delete;
-    srw_mutex& operator=(const srw_mutex&) = delete;
-    void lock() noexcept { ::AcquireSRWLockExclusive(&lock_); }
-    void unlock() noexcept { ::ReleaseSRWLockExclusive(&lock_); }
-    bool try_lock() noexcept { return ::TryAcquireSRWLockExclusive(&lock_) != 0; }
-
-private:
-    SRWLOCK lock_ = SRWLOCK_INIT;
-};
 
 // overlapped_op: an operation whose completion arrives as one packet on a reactor's port. A
 // standard-layout struct whose first member is the OVERLAPPED, so that the packet's
@@ -131,6 +115,9 @@ void cancel_heap_operations(const iocp_reactor& r) noexcept;
 long orphan_heap_operations(const iocp_reactor& r, std::atomic<long>& orphans) noexcept;
 // adopt_heap_operations undoes orphan_heap_operations: r takes those writes back.
 void adopt_heap_operations(iocp_reactor& r, std::atomic<long>& orphans) noexcept;
+// is_heap_operation: ov is the OVERLAPPED of a queued write in flight (an operation whose memory
+// is its own, not a fiber's).
+bool is_heap_operation(const OVERLAPPED* ov) noexcept;
 } // namespace iocp
 
 } // namespace gipc::detail

@@ -56,7 +56,7 @@ public:
     // its socket or thread cannot be made (a later call tries again).
     static poller* get(int& err) noexcept
     {
-        static srw_mutex start_mutex;
+        static plain_mutex start_mutex;
         static poller* the_poller = nullptr;
         std::lock_guard lk(start_mutex);
         if (!the_poller) {
@@ -199,7 +199,7 @@ private:
 
     win::unique_socket wake_;
     sockaddr_in wake_address_{};
-    srw_mutex m_;
+    plain_mutex m_;
     std::vector<ready_wait*> waits_; // guarded by m_
     std::uint64_t numbered_ = 0;     // guarded by m_
 };

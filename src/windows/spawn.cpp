@@ -173,7 +173,7 @@ namespace {
 // The running children of this process, for the exit duties. Allocated once and never
 // destroyed, so that the exit duties can use it during static destruction.
 struct children_registry {
-    std::mutex mtx;
+    plain_mutex mtx;
     std::vector<std::shared_ptr<child_state>> live;
     bool exit_duties_registered = false;
 };

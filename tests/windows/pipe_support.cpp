@@ -15,6 +15,7 @@
 #include <boost/fiber/algo/round_robin.hpp>
 #include <boost/fiber/operations.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -61,6 +62,38 @@ const bool thread_warm_up = gipc_win_test::register_warm_up([] {
     };
     std::thread(use_thread_local).join();
     gipc_win_test::native_thread(use_thread_local).join();
+});
+// A thread that starts while another runs its thread-local destructors at exit waits for a lock
+// of the C runtime's (winpthread's), which then makes an event for it and keeps it for the
+// process's life. gipc's destructors at a thread's exit can take a while (a reactor that hands
+// its writes in flight on), so the cases whose threads end while others start meet it: make
+// it happen here, once, with a destructor that waits until a second thread has started.
+struct slow_thread_exit {
+    HANDLE in_destructor = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    ~slow_thread_exit()
+    {
+        ::SetEvent(in_destructor);
+        ::Sleep(200); // long enough for the second thread to reach the lock
+    }
+};
+const bool thread_exit_warm_up = gipc_win_test::register_warm_up([] {
+    std::atomic<HANDLE> signal{nullptr};
+    std::thread ending([&] {
+        thread_local slow_thread_exit o;
+        signal.store(o.in_destructor);
+    });
+    for (int i = 0; i < 10000 && !signal.load(); ++i)
+        ::Sleep(1);
+    if (signal.load())
+        ::WaitForSingleObject(signal.load(), 10000);
+    std::thread starting([] {
+        thread_local thread_local_object o;
+        o.text += "-up";
+    });
+    ending.join();
+    starting.join();
+    if (signal.load())
+        ::CloseHandle(signal.load());
 });
 // gipc's thread-pool waits (an operation started on a handle of another thread's port, a queued
 // write there) run their callback in the wait thread (WT_EXECUTEINWAITTHREAD), which Wine
