@@ -24,12 +24,6 @@ int start_quiet_thread(void* (*fn)(void*), void* arg) noexcept;
 // -errno.
 int at_fork_child(void (*fn)()) noexcept;
 
-// helper_threads_may_end: whether a helper thread that ran fibers (the relay) may end when it
-// is no longer needed. Not on Windows: Boost.Fiber, built with MinGW-w64, leaves the scheduler
-// of a thread that ends behind, with the thread's reactor and its handles (README.md,
-// "Windows"), so there the relay thread, once started, stays until the process ends.
-bool helper_threads_may_end() noexcept;
-
 // errno_category is the error category of the -errno values gipc reports in a
 // std::system_error: std::system_category() on POSIX (where it is errno's), and
 // std::generic_category() on Windows, whose system category is that of Win32 error codes.

@@ -83,8 +83,7 @@ void serve(relay& r) noexcept
     r.cv.notify_all();
     for (;;) {
         r.cv.wait_for(lk, relay_linger);
-        if (r.users == 0 && std::chrono::steady_clock::now() - r.last_use >= relay_linger &&
-            platform::helper_threads_may_end())
+        if (r.users == 0 && std::chrono::steady_clock::now() - r.last_use >= relay_linger)
             break;
     }
     // No wait holds the reactor (users is 0 under mtx): it goes with this thread's scheduler,

@@ -169,10 +169,6 @@ GIPC_TEST("map returns results in input order and rethrows the first failure aft
     CHECK(ready_within(p.submit(square, 3)) == 9);
 }
 
-#ifndef _WIN32
-// Not on Windows: there Boost.Fiber (MinGW-w64) leaves the scheduler of each thread that ran
-// fibers behind when the thread ends, with two semaphores (README.md, "Windows"), which the
-// fixture reports as handles left open by the test.
 GIPC_TEST("submits from 4 threads x 10 fibers at once")
 {
     gipc::pool p(opts(2, false));
@@ -204,7 +200,6 @@ GIPC_TEST("submits from 4 threads x 10 fibers at once")
         t.join();
     CHECK(ok == 400);
 }
-#endif
 
 GIPC_TEST("a task that throws fails with task_error; its worker stays")
 {

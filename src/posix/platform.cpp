@@ -17,8 +17,6 @@ int start_quiet_thread(void* (*fn)(void*), void* arg) noexcept { return posix::s
 
 int at_fork_child(void (*fn)()) noexcept { return -::pthread_atfork(nullptr, nullptr, fn); }
 
-bool helper_threads_may_end() noexcept { return true; }
-
 long process_id() noexcept { return ::getpid(); }
 
 void exit_now(int code) noexcept { ::_exit(code); }

@@ -43,7 +43,6 @@ int start_quiet_thread(void* (*fn)(void*), void* arg) noexcept
 
 int at_fork_child(void (*)()) noexcept { return 0; }
 
-bool helper_threads_may_end() noexcept { return false; }
 
 long process_id() noexcept { return static_cast<long>(::GetCurrentProcessId()); }
 

@@ -100,7 +100,7 @@ const bool thread_exit_warm_up = gipc_win_test::register_warm_up([] {
 // keeps apart from the warm-up's wait of win_support.cpp: a wait of that kind that never ends
 // keeps such a thread, and its event, in every test's baseline as well.
 // A case runs gipc's calls on a thread of the program's own scheduling algorithm, where they
-// wait through the relay, whose thread stays until the process ends on Windows.
+// wait through the relay: its first thread starts here, before any case.
 struct program_algorithm : boost::fibers::algo::round_robin {};
 const bool relay_warm_up = gipc_win_test::register_warm_up([] {
     auto ends = gipc::pipe();
