@@ -53,14 +53,14 @@ public:
         // Inline, as every get and put calls it: an open end not being closed counts the
         // operation with one compare-and-swap; anything else is begin_op_slow's.
         std::uint32_t s = state_.load(std::memory_order_relaxed);
-        if ((s & (closed_bit | closing_bit)) != 0 || (s + 1) >= closing_bit ||
+        if ((s & (closed_bit | closing_bit)) != 0 || (s & count_mask) == count_mask ||
             !state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
             begin_op_slow();
     }
     void end_op() noexcept
     {
         [[maybe_unused]] const std::uint32_t was = state_.fetch_sub(1, std::memory_order_acq_rel);
-        GIPC_ASSERT((was & ~(closed_bit | closing_bit)) > 0, "end_op ends an operation begin_op began");
+        GIPC_ASSERT((was & count_mask) > 0, "end_op ends an operation begin_op began");
     }
 
     enum class close_check { ok, already_closed, in_use };
@@ -118,10 +118,14 @@ protected:
     // ends and of every reactor; the fd stays open (its number cannot be reused meanwhile).
     void forget_from_everywhere() noexcept;
 
-    // state_: closed_bit, closing_bit (reserved by try_reserve_close), and below them the
+    // state_: closed_bit, closing_bit (reserved by try_reserve_close), locked_bit and
+    // waiting_bit (a pipe end's side lock, see locked_end in pipe_end.hpp), and below them the
     // number of operations in progress.
     static constexpr std::uint32_t closed_bit = 1u << 31;
     static constexpr std::uint32_t closing_bit = 1u << 30;
+    static constexpr std::uint32_t locked_bit = 1u << 29;
+    static constexpr std::uint32_t waiting_bit = 1u << 28;
+    static constexpr std::uint32_t count_mask = waiting_bit - 1;
     std::atomic<std::uint32_t> state_{0};
 
 private:

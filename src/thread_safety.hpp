@@ -12,8 +12,9 @@
 // Lock order (a thread holding one of these takes only those below it; written here and only
 // here):
 //
-//   1. a handle's fiber mutexes (write_end::wmtx_, read_end::rmtx_; a duplex takes the write
-//      side's first). They may be held across suspensions; nothing below is.
+//   1. a handle's side locks (locked_end in pipe_end.hpp: a write_end's and a read_end's; a
+//      duplex takes the write side's first). They may be held across suspensions; nothing
+//      below is.
 //  1a. process.cpp's fork thread: users_, held by the one caller whose fork is in progress
 //      while the fork thread takes 2-7 for it (so no thread that holds one of 2-9 may wait for
 //      a fork); then the fork thread's mtx_, a leaf held only to post a request or its
