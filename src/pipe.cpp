@@ -24,8 +24,9 @@ namespace {
 
 // (Frames up to write_end::direct_threshold are queued and coalesced; larger ones are written
 // straight from the caller's buffer, after the queue, so they are never copied.)
-// A queue this long is written at once, without waiting for the fiber to suspend.
-constexpr std::size_t flush_at = 64 * 1024;
+// A queue of write_end::flush_at bytes is written at once, without waiting for the fiber to
+// suspend.
+constexpr std::size_t flush_at = write_end::flush_at;
 // put() blocks while the pipe is full and the queue is over this bound.
 constexpr std::size_t queue_bound = 256 * 1024;
 // Read buffers start here and grow, up to read_end::read_buffer_max, while reads keep filling
@@ -133,13 +134,16 @@ void end_base::begin_op_slow()
 
 end_base::close_check end_base::try_set_idle_state(std::uint32_t to) noexcept
 {
+    std::uint32_t s = state_.load(std::memory_order_acquire);
     for (;;) {
-        std::uint32_t expected = 0;
-        if (state_.compare_exchange_strong(expected, to, std::memory_order_acq_rel))
-            return close_check::ok;
-        if (!(expected & closing_bit))
-            return (expected & closed_bit) ? close_check::already_closed : close_check::in_use;
-        settled_state();
+        if ((s & ~queue_bits) == 0) {
+            if (state_.compare_exchange_weak(s, s | to, std::memory_order_acq_rel, std::memory_order_acquire))
+                return close_check::ok;
+            continue;
+        }
+        if (!(s & closing_bit))
+            return (s & closed_bit) ? close_check::already_closed : close_check::in_use;
+        s = settled_state();
     }
 }
 
@@ -461,7 +465,7 @@ std::size_t write_end::write_queued() noexcept
             error_ = static_cast<int>(n);
             q_.clear();
             qhead_ = 0;
-            return 0;
+                    return 0;
         }
         qhead_ += static_cast<std::size_t>(n);
         if (qhead_ < q_.size())
@@ -927,6 +931,18 @@ void write_session::commit(frame_builder& frame)
     }
     store_be32(frame.data(), static_cast<std::uint32_t>(payload));
     w_->put_frame(frame);
+}
+
+void put_small_frame(write_end* w, char* frame, std::size_t size)
+{
+    const std::size_t payload = size - 4;
+    store_be32(frame, static_cast<std::uint32_t>(payload));
+    if (w && w->try_put_small({frame, size}))
+        return;
+    write_session session(w);
+    if (payload > w->max_message_size()) // as frame_builder refuses it
+        throw error("gipc: message is over max_message_size (" + std::to_string(w->max_message_size()) + " bytes)");
+    w->queue_small_frame({frame, size});
 }
 
 void put_bytes(write_end* w, std::string_view payload)

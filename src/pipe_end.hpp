@@ -90,6 +90,12 @@ private:
                                             std::memory_order_relaxed);
     }
     bool lock_op_slow(steady_time deadline);
+
+protected:
+    // wake_waiter wakes a fiber waiting for the lock (an unlock that found waiting_bit).
+    void wake_waiter() noexcept { wake_one(); }
+
+private:
     // take_lock_bit: with the operation counted, sets the lock bits (waiting_bit too when
     // waiting is set); true when the lock was free, so that the caller holds it now.
     bool take_lock_bit(bool waiting) noexcept
@@ -129,28 +135,37 @@ private:
 
 // queue_mutex: the lock of a writer's queue (write_end::qlock_), which every put() takes and
 // threads' dispatchers and reactors take to write the queue out: a thread lock, as
-// detail::mutex, whose uncontended lock (one compare-and-swap) and unlock (one exchange) are
-// inline, where std::mutex calls into libpthread for both. state_ is 0 when free, 1 when held,
-// 2 when held and a thread may be sleeping on it in std::atomic::wait (a futex on Linux); an
-// unlock that finds 2 wakes one sleeper, which sets 2 again as it takes the lock.
+// detail::mutex, whose uncontended lock and unlock are one compare-and-swap each, inline,
+// where std::mutex calls into libpthread for both. It is two bits of the writer's
+// end_base::state_ (queue_bit: held; queue_wait_bit: held, and a thread may be sleeping on
+// the word in std::atomic::wait, a futex on Linux), so that a put can take the write side's
+// lock, count its operation and take the queue lock with one compare-and-swap, and release
+// all three with one (write_end::try_put_small). An unlock that finds queue_wait_bit wakes the
+// sleepers, which set it again as one of them takes the lock.
 class GIPC_CAPABILITY("mutex") queue_mutex {
 public:
-    queue_mutex() noexcept = default;
+    explicit queue_mutex(std::atomic<std::uint32_t>& word) noexcept : word_(word) {}
     queue_mutex(const queue_mutex&) = delete;
     queue_mutex& operator=(const queue_mutex&) = delete;
 
     void lock() noexcept GIPC_ACQUIRE()
     {
-        std::uint32_t expected = 0;
-        if (!state_.compare_exchange_strong(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
+        std::uint32_t s = word_.load(std::memory_order_relaxed);
+        if ((s & end_base::queue_bit) != 0 ||
+            !word_.compare_exchange_strong(s, s | end_base::queue_bit, std::memory_order_acquire,
+                                           std::memory_order_relaxed))
             lock_slow();
         set_owner(std::this_thread::get_id());
     }
     void unlock() noexcept GIPC_RELEASE()
     {
         set_owner(std::thread::id());
-        if (state_.exchange(0, std::memory_order_release) == 2)
-            state_.notify_one();
+        std::uint32_t s = word_.load(std::memory_order_relaxed);
+        while (!word_.compare_exchange_weak(s, s & ~end_base::queue_bits, std::memory_order_release,
+                                            std::memory_order_relaxed)) {
+        }
+        if (s & end_base::queue_wait_bit)
+            word_.notify_all();
     }
     // assert_held checks (where GIPC_ASSERT is compiled in) that the calling thread holds the
     // lock, and tells the analysis so.
@@ -161,12 +176,33 @@ public:
                     "the calling thread holds the queue lock");
 #endif
     }
+    // taken_with_word tells the lock (its debug owner) that the calling thread took it by
+    // setting queue_bit itself, as write_end::try_put_small does.
+    void taken_with_word() noexcept { set_owner(std::this_thread::get_id()); }
+    void released_with_word() noexcept { set_owner(std::thread::id()); }
 
 private:
     void lock_slow() noexcept
     {
-        while (state_.exchange(2, std::memory_order_acquire) != 0)
-            state_.wait(2, std::memory_order_relaxed);
+        std::uint32_t s = word_.load(std::memory_order_relaxed);
+        for (;;) {
+            if (!(s & end_base::queue_bit)) {
+                // Taken with queue_wait_bit: others may still sleep.
+                if (word_.compare_exchange_weak(s, s | end_base::queue_bits, std::memory_order_acquire,
+                                                std::memory_order_relaxed))
+                    return;
+                continue;
+            }
+            if (!(s & end_base::queue_wait_bit)) {
+                if (!word_.compare_exchange_weak(s, s | end_base::queue_wait_bit, std::memory_order_relaxed,
+                                                 std::memory_order_relaxed))
+                    continue;
+                s |= end_base::queue_wait_bit;
+            }
+            // Returns once the word differs from s (an operation counted or ended changes it too).
+            word_.wait(s, std::memory_order_relaxed);
+            s = word_.load(std::memory_order_relaxed);
+        }
     }
     void set_owner([[maybe_unused]] std::thread::id id) noexcept
     {
@@ -175,7 +211,7 @@ private:
 #endif
     }
 
-    std::atomic<std::uint32_t> state_{0};
+    std::atomic<std::uint32_t>& word_;
 #ifndef NDEBUG
     std::atomic<std::thread::id> owner_{};
 #endif
@@ -210,6 +246,8 @@ public:
     }
     // clear empties the queue and keeps its storage; release gives the storage back too.
     void clear() noexcept { size_ = 0; }
+    // room is how many bytes append takes without growing.
+    std::size_t room() const noexcept { return cap_ - size_; }
     void release() noexcept
     {
         data_.reset();
@@ -232,7 +270,8 @@ public:
     // returned. The read side's lock must be held.
     std::pair<const char*, std::size_t> next_frame(steady_time deadline, std::string* take = nullptr);
     // release_returned_frame frees the string of a large frame that next_frame returned, once
-    // the caller is done with its payload, and a buffer grown past its bound. the read side's lock held.
+    // the caller is done with its payload, and a buffer grown past its bound. The read side's
+    // lock held.
     // Inline, as every get() calls it: the common case, a small frame returned from a buffer
     // within its bound, has nothing to free.
     void release_returned_frame() noexcept
@@ -293,14 +332,56 @@ public:
         else
             queue_frame({frame.data(), frame.size()}, {});
     }
+    // queue_small_frame sends a frame (header included) of a few bytes. The write side's lock
+    // held.
+    void queue_small_frame(std::string_view frame) { queue_frame(frame, {}); }
+    // try_put_small is a put() of a small frame (header included) in its common case, inline:
+    // the end open and free, no error pending, the frame fitting the queue's storage and
+    // leaving it under flush_at, and the queue deferred on the calling thread's algorithm
+    // already. Then one compare-and-swap counts the operation and takes the write side's lock
+    // and the queue lock, the frame is appended, and one compare-and-swap releases all three:
+    // true. False, with nothing done, when the case is another: the caller takes the general
+    // path (write_session, queue_small_frame), which does the same then and more otherwise.
+    // GIPC_NO_THREAD_SAFETY_ANALYSIS: qlock_ is taken and released by the changes of state_
+    // here, which the analysis cannot follow.
+    bool try_put_small(std::string_view frame) noexcept GIPC_NO_THREAD_SAFETY_ANALYSIS
+    {
+        std::uint32_t s = state_.load(std::memory_order_relaxed);
+        if ((s & (closed_bit | closing_bit | locked_bit | queue_bit)) != 0 || (s & count_mask) == count_mask ||
+            !state_.compare_exchange_strong(s, s + 1 + locked_bit + queue_bit, std::memory_order_acq_rel,
+                                            std::memory_order_relaxed))
+            return false;
+        qlock_.taken_with_word();
+        const reactor_algorithm* algo = reactor_algorithm::current();
+        const bool fast = error_ == 0 && algo != nullptr && queued_on_.load(std::memory_order_relaxed) == algo &&
+                          frame.size() - 4 <= max_size_ && q_.room() >= frame.size() &&
+                          q_.size() - qhead_ + frame.size() < flush_at;
+        if (fast)
+            q_.append(frame.data(), frame.size());
+        qlock_.released_with_word();
+        s = state_.load(std::memory_order_relaxed);
+        while (!state_.compare_exchange_weak(s, (s - 1) & ~(locked_bit | waiting_bit | queue_bits),
+                                             std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        }
+        if (s & queue_wait_bit)
+            state_.notify_all();
+        if (s & waiting_bit)
+            wake_waiter();
+        return fast;
+    }
+    // A queue this long is written at once, without waiting for the fiber to suspend.
+    static constexpr std::size_t flush_at = 64 * 1024;
     // Frames up to this size are queued and coalesced; larger ones are written straight from
     // the caller's buffer, after the queue (pipe.cpp).
     static constexpr std::size_t direct_threshold = 16 * 1024;
-    // put_payload sends header + payload without copying a large payload. write side's lock held.
+    // put_payload sends header + payload without copying a large payload.
+    // The write side's lock held.
     void put_payload(std::string_view payload);
-    // throw_pending throws an error met earlier while writing queued frames. write side's lock held.
+    // throw_pending throws an error met earlier while writing queued frames.
+    // The write side's lock held.
     void throw_pending();
-    // flush_blocking writes out the whole queue, waiting cooperatively. write side's lock held.
+    // flush_blocking writes out the whole queue, waiting cooperatively.
+    // The write side's lock held.
     void flush_blocking();
 
     void close();
@@ -332,7 +413,7 @@ private:
     std::size_t write_queued() noexcept GIPC_REQUIRES(qlock_);
     // queue_frame appends one frame, given as two pieces, to the queue and writes the queue
     // when it is long, or defers its writing to before another fiber of the thread runs (see
-    // deferred_task). write side's lock held.
+    // deferred_task). The write side's lock held.
     void queue_frame(std::string_view head, std::string_view body);
     // after_stall arranges for the queue to be written when the pipe becomes writable.
     void after_stall() noexcept GIPC_REQUIRES(qlock_);
@@ -353,7 +434,7 @@ private:
     // put_large_frame is put_frame's path for a frame over direct_threshold.
     void put_large_frame(frame_builder& frame);
 
-    queue_mutex qlock_; // guards everything below: other threads flush from their dispatchers
+    queue_mutex qlock_{state_}; // guards everything below: other threads flush from their dispatchers
     byte_queue q_ GIPC_GUARDED_BY(qlock_);
     std::size_t qhead_ GIPC_GUARDED_BY(qlock_) = 0;
     int error_ GIPC_GUARDED_BY(qlock_) = 0; // -errno of a failed write of queued frames, not yet reported

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,6 +41,29 @@ private:
     write_end* w_;
 };
 GIPC_EXPORT void put_bytes(write_end* w, std::string_view payload);
+
+// small_frame: the frame of a scalar (an arithmetic type: msgpack packs one in at most 9
+// bytes), packed on the caller's stack rather than in the thread's scratch builder; the
+// header's 4 bytes come first. A value that does not fit (a program's own packing of a
+// scalar type) marks the frame overflowed and put() takes the general path.
+struct small_frame {
+    static constexpr std::size_t capacity = 4 + 12;
+    char data[capacity];
+    std::size_t size = 4;
+    bool overflowed = false;
+    void write(const char* p, std::size_t n) noexcept
+    {
+        if (n > capacity - size) {
+            overflowed = true;
+            return;
+        }
+        std::memcpy(data + size, p, n);
+        size += n;
+    }
+};
+// put_small_frame sends frame (a small_frame's size bytes, header room included) as one
+// frame, as write_session's commit does.
+GIPC_EXPORT void put_small_frame(write_end* w, char* frame, std::size_t size);
 GIPC_EXPORT void flush(write_end* w);
 
 // borrows_payload is true of types whose values point into the bytes they were decoded from,
@@ -68,6 +92,14 @@ T get_value(read_end* r, steady_time deadline)
 template <class T>
 void put_value(write_end* w, const T& value)
 {
+    if constexpr (std::is_arithmetic_v<T>) {
+        small_frame frame;
+        msgpack::pack(frame, value);
+        if (!frame.overflowed) {
+            put_small_frame(w, frame.data, frame.size);
+            return;
+        }
+    }
     write_session session(w);
     frame_builder& frame = session.frame();
     try {
