@@ -24,9 +24,8 @@ namespace {
 
 // (Frames up to write_end::direct_threshold are queued and coalesced; larger ones are written
 // straight from the caller's buffer, after the queue, so they are never copied.)
-// A queue of write_end::flush_at bytes is written at once, without waiting for the fiber to
-// suspend.
-constexpr std::size_t flush_at = write_end::flush_at;
+// (A queue of write_end::flush_at bytes is written at once, without waiting for the fiber to
+// suspend.)
 // put() blocks while the pipe is full and the queue is over this bound.
 constexpr std::size_t queue_bound = 256 * 1024;
 // Read buffers start here and grow, up to read_end::read_buffer_max, while reads keep filling
@@ -465,7 +464,7 @@ std::size_t write_end::write_queued() noexcept
             error_ = static_cast<int>(n);
             q_.clear();
             qhead_ = 0;
-                    return 0;
+            return 0;
         }
         qhead_ += static_cast<std::size_t>(n);
         if (qhead_ < q_.size())
