@@ -895,6 +895,8 @@ void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* co
     visit(context, data, size);
 }
 
+bool try_read_scalar(read_end* r, msgpack::object& out) noexcept { return r && r->try_next_scalar(out); }
+
 std::string read_frame_bytes(read_end* r, steady_time deadline)
 {
     read_lock lk(r, deadline);

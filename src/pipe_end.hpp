@@ -5,6 +5,7 @@
 
 #include "private.hpp"
 
+#include "byte_order.hpp"
 #include "end_base.hpp"
 #include "assert.hpp"
 #include "reactor.hpp"
@@ -81,7 +82,7 @@ public:
         new (&waiters_) boost::fibers::condition_variable;
     }
 
-private:
+protected:
     bool try_lock_op() noexcept
     {
         std::uint32_t s = state_.load(std::memory_order_relaxed);
@@ -89,6 +90,8 @@ private:
                state_.compare_exchange_weak(s, s + 1 + locked_bit, std::memory_order_acq_rel,
                                             std::memory_order_relaxed);
     }
+
+private:
     bool lock_op_slow(steady_time deadline);
 
 protected:
@@ -278,6 +281,36 @@ public:
     {
         if (large_active_ || (head_ == tail_ && cap_ > read_buffer_max))
             release_returned_frame_slow();
+    }
+    // try_next_scalar is try_read_scalar's work (<gipc/detail/pipe.hpp>): taking the read
+    // side's lock without waiting, a scalar frame that is buffered whole is consumed.
+    bool try_next_scalar(msgpack::object& out) noexcept
+    {
+        if (!try_lock_op())
+            return false;
+        bool done = false;
+        const std::size_t have = tail_ - head_;
+        if (have >= 4 && !large_active_ && poison_.empty()) {
+            const char* frame = buf_.get() + head_;
+            const std::uint32_t len = load_be32(frame);
+            if (len <= max_size_ && have - 4 >= len) {
+                if (len == 1 && static_cast<unsigned char>(frame[4]) <= 0x7f) { // a positive fixint
+                    out.type = msgpack::type::POSITIVE_INTEGER;
+                    out.via.u64 = static_cast<unsigned char>(frame[4]);
+                    done = true;
+                } else {
+                    done = len != 0 && scalar_payload(frame + 4, len, out);
+                }
+                if (done) {
+                    head_ += 4 + std::size_t{len};
+                    if (head_ == tail_)
+                        head_ = tail_ = 0;
+                    release_returned_frame();
+                }
+            }
+        }
+        unlock_op();
+        return done;
     }
     // A reader keeps at most this much buffer once it returned a message.
     static constexpr std::size_t read_buffer_max = 1024 * 1024;

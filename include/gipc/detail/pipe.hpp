@@ -24,6 +24,11 @@ using frame_visitor = void (*)(void* context, const char* data, std::size_t size
 // read_frame waits for the next whole frame of r, consumes it, and calls visit on its payload.
 GIPC_EXPORT void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* context);
 GIPC_EXPORT std::string read_frame_bytes(read_end* r, steady_time deadline);
+// try_read_scalar is read_frame's common case for a scalar: when r is open and free and its
+// buffer holds a whole next frame whose payload is one integer, nil, boolean or float, it
+// consumes that frame and sets out to the object msgpack would give (see scalar_payload).
+// False, with nothing done, otherwise: read_frame then does the rest.
+GIPC_EXPORT bool try_read_scalar(read_end* r, msgpack::object& out) noexcept;
 
 // write_session holds the write side of w (fiber mutex and closed check) while a frame is
 // encoded into the thread's scratch builder and committed.
@@ -80,6 +85,11 @@ T get_value(read_end* r, steady_time deadline)
     static_assert(!borrows_payload<T>,
                   "gipc: get<T>() needs a T that owns its data: std::string rather than std::string_view, "
                   "msgpack::object_handle rather than msgpack::object");
+    if constexpr (std::is_arithmetic_v<T>) {
+        msgpack::object object;
+        if (try_read_scalar(r, object))
+            return convert_object<T>(object);
+    }
     std::optional<T> out;
     read_frame(r, deadline,
                [](void* c, const char* data, std::size_t size) {
