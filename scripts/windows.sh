@@ -259,7 +259,7 @@ Version: $version
 # Boost.Context is built with Windows fibers (winfib): every program that uses it must be too.
 Cflags: -I\${includedir} -DBOOST_USE_WINFIB -DBOOST_ALL_NO_LIB
 Libs: -L\${libdir} -lgipc -lgipc_win -lboost_fiber -lboost_context
-Libs.private: -lws2_32 -lntdll
+Libs.private: -lws2_32 -lntdll -lsynchronization
 EOF
 check=$builddir/install-check
 rm -rf "$check"

@@ -54,14 +54,14 @@ public:
         // Inline, as every get and put calls it: an open end not being closed counts the
         // operation with one compare-and-swap; anything else is begin_op_slow's.
         std::uint32_t s = state_.load(std::memory_order_relaxed);
-        if ((s & (closed_bit | closing_bit)) != 0 || (s + 1) >= closing_bit ||
+        if ((s & (closed_bit | closing_bit)) != 0 || (s & count_mask) == count_mask ||
             !state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
             begin_op_slow();
     }
     void end_op() noexcept
     {
         [[maybe_unused]] const std::uint32_t was = state_.fetch_sub(1, std::memory_order_acq_rel);
-        GIPC_ASSERT((was & ~(closed_bit | closing_bit)) > 0, "end_op ends an operation begin_op began");
+        GIPC_ASSERT((was & count_mask) > 0, "end_op ends an operation begin_op began");
     }
 
     enum class close_check { ok, already_closed, in_use };
@@ -69,7 +69,7 @@ public:
     close_check try_mark_closed() noexcept;
     bool in_use() const noexcept
     {
-        return (state_.load(std::memory_order_acquire) & ~(closed_bit | closing_bit)) != 0;
+        return (state_.load(std::memory_order_acquire) & count_mask) != 0;
     }
     // Closing two ends at once (a duplex), or transferring ends to a child: try_reserve_close
     // takes the end like try_mark_closed but only provisionally: until commit_close or
@@ -81,13 +81,11 @@ public:
     close_check try_reserve_close() noexcept;
     void commit_close() noexcept
     {
-        GIPC_ASSERT(state_.load(std::memory_order_relaxed) == closing_bit, "only a reserved end commits a close");
-        state_.store(closed_bit, std::memory_order_release);
+        settle_reservation(closed_bit);
     }
     void cancel_close() noexcept
     {
-        GIPC_ASSERT(state_.load(std::memory_order_relaxed) == closing_bit, "only a reserved end cancels a close");
-        state_.store(0, std::memory_order_release);
+        settle_reservation(0);
     }
 
     // abandon_after_fork closes the fd in a forked child without flushing or touching the
@@ -119,18 +117,39 @@ protected:
     // ends and of every reactor; the fd stays open (its number cannot be reused meanwhile).
     void forget_from_everywhere() noexcept;
 
-    // state_: closed_bit, closing_bit (reserved by try_reserve_close), and below them the
-    // number of operations in progress.
+public:
+    // state_: closed_bit, closing_bit (reserved by try_reserve_close), locked_bit and
+    // waiting_bit (a pipe end's side lock, see locked_end in pipe_end.hpp), queue_bit and
+    // queue_wait_bit (a writer's queue lock, queue_mutex in pipe_end.hpp, which a thread may
+    // hold whatever the rest of the state: they make no end busy), and below them the number
+    // of operations in progress.
     static constexpr std::uint32_t closed_bit = 1u << 31;
     static constexpr std::uint32_t closing_bit = 1u << 30;
+    static constexpr std::uint32_t locked_bit = 1u << 29;
+    static constexpr std::uint32_t waiting_bit = 1u << 28;
+    static constexpr std::uint32_t queue_bit = 1u << 27;
+    static constexpr std::uint32_t queue_wait_bit = 1u << 26;
+    static constexpr std::uint32_t queue_bits = queue_bit | queue_wait_bit;
+    static constexpr std::uint32_t count_mask = queue_wait_bit - 1;
+
+protected:
     std::atomic<std::uint32_t> state_{0};
 
 private:
     void begin_op_slow();
+    // settle_reservation replaces a reservation (closing_bit) by to, keeping the queue bits.
+    void settle_reservation(std::uint32_t to) noexcept
+    {
+        std::uint32_t s = state_.load(std::memory_order_relaxed);
+        do {
+            GIPC_ASSERT((s & ~queue_bits) == closing_bit, "only a reserved end settles its reservation");
+        } while (!state_.compare_exchange_weak(s, (s & queue_bits) | to, std::memory_order_acq_rel,
+                                               std::memory_order_relaxed));
+    }
     // settled_state is state_ once no reservation is pending.
     std::uint32_t settled_state() const noexcept;
-    // try_set_idle_state sets state_ to `to` if the end is open and idle (waiting out another
-    // thread's reservation first).
+    // try_set_idle_state sets state_ to `to`, keeping the queue bits, if the end is open and
+    // idle (waiting out another thread's reservation first).
     close_check try_set_idle_state(std::uint32_t to) noexcept;
 
 protected:

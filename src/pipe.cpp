@@ -24,8 +24,8 @@ namespace {
 
 // (Frames up to write_end::direct_threshold are queued and coalesced; larger ones are written
 // straight from the caller's buffer, after the queue, so they are never copied.)
-// A queue this long is written at once, without waiting for the fiber to suspend.
-constexpr std::size_t flush_at = 64 * 1024;
+// (A queue of write_end::flush_at bytes is written at once, without waiting for the fiber to
+// suspend.)
 // put() blocks while the pipe is full and the queue is over this bound.
 constexpr std::size_t queue_bound = 256 * 1024;
 // Read buffers start here and grow, up to read_end::read_buffer_max, while reads keep filling
@@ -123,7 +123,7 @@ void end_base::begin_op_slow()
     for (;;) {
         if (s & closed_bit)
             throw closed_error(closed_message("is closed"));
-        GIPC_ASSERT((s & ~(closed_bit | closing_bit)) + 1 < closing_bit, "the operation count stays below the state bits");
+        GIPC_ASSERT((s & count_mask) < count_mask, "the operation count stays below the state bits");
         if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel))
             return;
         if (s & closing_bit)
@@ -133,13 +133,16 @@ void end_base::begin_op_slow()
 
 end_base::close_check end_base::try_set_idle_state(std::uint32_t to) noexcept
 {
+    std::uint32_t s = state_.load(std::memory_order_acquire);
     for (;;) {
-        std::uint32_t expected = 0;
-        if (state_.compare_exchange_strong(expected, to, std::memory_order_acq_rel))
-            return close_check::ok;
-        if (!(expected & closing_bit))
-            return (expected & closed_bit) ? close_check::already_closed : close_check::in_use;
-        settled_state();
+        if ((s & ~queue_bits) == 0) {
+            if (state_.compare_exchange_weak(s, s | to, std::memory_order_acq_rel, std::memory_order_acquire))
+                return close_check::ok;
+            continue;
+        }
+        if (!(s & closing_bit))
+            return (s & closed_bit) ? close_check::already_closed : close_check::in_use;
+        s = settled_state();
     }
 }
 
@@ -177,29 +180,41 @@ op_guard::op_guard(end_base* end) : end_(end)
     end->begin_op();
 }
 
-// ---- fiber_mutex, byte_queue ----------------------------------------------------------------
+// ---- locked_end, byte_queue -----------------------------------------------------------------
 
-bool fiber_mutex::lock_slow(steady_time deadline)
+bool locked_end::lock_op_slow(steady_time deadline)
 {
-    std::unique_lock lk(wait_mutex_);
-    for (;;) {
-        if (state_.exchange(2, std::memory_order_acquire) == 0)
-            return true;
-        if (deadline == steady_time::max()) {
-            waiters_.wait(lk);
-        } else if (waiters_.wait_until(lk, deadline) == boost::fibers::cv_status::timeout) {
-            // A last try: the unlock may have come with the deadline. A failed one leaves 2,
-            // which only costs the holder's unlock a notify.
-            return state_.exchange(2, std::memory_order_acquire) == 0;
+    begin_op(); // closed_error; waits out another thread's reservation
+    if (take_lock_bit(false))
+        return true;
+    try {
+        std::unique_lock lk(wait_mutex_);
+        for (;;) {
+            if (take_lock_bit(true))
+                return true;
+            if (deadline == steady_time::max()) {
+                waiters_.wait(lk);
+            } else if (waiters_.wait_until(lk, deadline) == boost::fibers::cv_status::timeout) {
+                // A last try: the unlock may have come with the deadline. A failed one leaves
+                // waiting_bit, which only costs the holder's unlock a notify.
+                if (take_lock_bit(true))
+                    return true;
+                lk.unlock();
+                end_op();
+                return false;
+            }
         }
+    } catch (...) {
+        end_op();
+        throw;
     }
 }
 
-void fiber_mutex::wake_one() noexcept
+void locked_end::wake_one() noexcept
 {
-    // Taking wait_mutex_ orders the notify after the wait of a fiber that set 2: it holds
-    // wait_mutex_ from then until it waits. Boost.Fiber's mutex throws only for misuse (a
-    // fiber locking it twice), which never happens here.
+    // Taking wait_mutex_ orders the notify after the wait of a fiber that set waiting_bit: it
+    // holds wait_mutex_ from then until it waits. Boost.Fiber's mutex throws only for misuse
+    // (a fiber locking it twice), which never happens here.
     std::lock_guard lk(wait_mutex_);
     waiters_.notify_one();
 }
@@ -217,7 +232,7 @@ void byte_queue::grow(std::size_t n)
 // ---- read_end ------------------------------------------------------------------------------
 
 read_end::read_end(unique_native_fd fd, std::size_t max_message_size) noexcept
-    : end_base(std::move(fd), "reader", max_message_size)
+    : locked_end(std::move(fd), "reader", max_message_size)
 {
 }
 
@@ -408,7 +423,7 @@ void read_end::abandon_after_fork() noexcept
 // ---- write_end -----------------------------------------------------------------------------
 
 write_end::write_end(unique_native_fd fd, std::size_t max_message_size) noexcept
-    : end_base(std::move(fd), "writer", max_message_size)
+    : locked_end(std::move(fd), "writer", max_message_size)
 {
     const int size = pipe_os::pipe_size(fd_.get());
     pipe_size_ = size > 0 ? size : 65536;
@@ -893,16 +908,34 @@ void write_end::abandon_after_fork() noexcept
 
 // ---- template support ------------------------------------------------------------------------
 
+namespace {
+
+// read_lock holds r's read side for one get (see locked_end): closed_error when r is null or
+// closed, timeout_error when another reader holds it past deadline.
+class read_lock {
+public:
+    read_lock(read_end* r, steady_time deadline) : r_(r)
+    {
+        if (!r)
+            throw closed_error("gipc: handle is closed");
+        if (deadline == steady_time::max())
+            r->lock_op();
+        else if (!r->lock_op_until(deadline))
+            throw timeout_error("gipc: " + r->name() + ": get() timed out waiting for another reader");
+    }
+    ~read_lock() { r_->unlock_op(); }
+    read_lock(const read_lock&) = delete;
+    read_lock& operator=(const read_lock&) = delete;
+
+private:
+    read_end* r_;
+};
+
+} // namespace
+
 void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* context)
 {
-    op_guard op(r);
-    std::unique_lock lk(r->mutex(), std::defer_lock);
-    if (deadline == steady_time::max())
-        lk.lock();
-    // Boost's try_lock_until fails on a deadline already past even when the mutex is free,
-    // so a zero timeout tries once first.
-    else if (!lk.try_lock() && !lk.try_lock_until(deadline))
-        throw timeout_error("gipc: " + r->name() + ": get() timed out waiting for another reader");
+    read_lock lk(r, deadline);
     auto [data, size] = r->next_frame(deadline);
     // The payload is done with once visited, whether it decoded or not.
     struct release_guard {
@@ -912,14 +945,11 @@ void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* co
     visit(context, data, size);
 }
 
+bool try_read_scalar(read_end* r, msgpack::object& out) noexcept { return r && r->try_next_scalar(out); }
+
 std::string read_frame_bytes(read_end* r, steady_time deadline)
 {
-    op_guard op(r);
-    std::unique_lock lk(r->mutex(), std::defer_lock);
-    if (deadline == steady_time::max())
-        lk.lock();
-    else if (!lk.try_lock() && !lk.try_lock_until(deadline))
-        throw timeout_error("gipc: " + r->name() + ": get() timed out waiting for another reader");
+    read_lock lk(r, deadline);
     std::string out;
     auto [data, size] = r->next_frame(deadline, &out);
     if (data)
@@ -931,20 +961,10 @@ write_session::write_session(write_end* w) : w_(w)
 {
     if (!w)
         throw closed_error("gipc: handle is closed");
-    w->begin_op();
-    try {
-        w->mutex().lock();
-    } catch (...) {
-        w->end_op();
-        throw;
-    }
+    w->lock_op();
 }
 
-write_session::~write_session()
-{
-    w_->mutex().unlock();
-    w_->end_op();
-}
+write_session::~write_session() { w_->unlock_op(); }
 
 frame_builder& write_session::frame()
 {
@@ -964,17 +984,27 @@ void write_session::commit(frame_builder& frame)
     w_->put_frame(frame);
 }
 
+void put_small_frame(write_end* w, char* frame, std::size_t size)
+{
+    const std::size_t payload = size - 4;
+    store_be32(frame, static_cast<std::uint32_t>(payload));
+    if (w && w->try_put_small({frame, size}))
+        return;
+    write_session session(w);
+    if (payload > w->max_message_size()) // as frame_builder refuses it
+        throw error("gipc: message is over max_message_size (" + std::to_string(w->max_message_size()) + " bytes)");
+    w->queue_small_frame({frame, size});
+}
+
 void put_bytes(write_end* w, std::string_view payload)
 {
-    op_guard op(w);
-    std::lock_guard lk(w->mutex());
+    side_lock lk(w);
     w->put_payload(payload);
 }
 
 void flush(write_end* w)
 {
-    op_guard op(w);
-    std::lock_guard lk(w->mutex());
+    side_lock lk(w);
     w->throw_pending();
     w->flush_blocking();
 }

@@ -410,11 +410,12 @@ posix::unique_fd forget_parent_death_pipe() noexcept GIPC_NO_THREAD_SAFETY_ANALY
     try {
         std::vector<end_base*> kept;
         // A parent fiber of another thread may have held (or been locking) a transferred end's
-        // fiber mutex at fork time: the child's copies start unlocked.
+        // side lock at fork time: the child's copies start unlocked (kept_after_fork clears
+        // the lock's bits).
         for (read_end* r : ctx.transfers->readers)
-            r->mutex().reset_after_fork();
+            r->reset_lock_after_fork();
         for (write_end* w : ctx.transfers->writers)
-            w->mutex().reset_after_fork();
+            w->reset_lock_after_fork();
         for_each_transfer(*ctx.transfers, [&](end_base* e) {
             e->kept_after_fork();
             kept.push_back(e);

@@ -12,8 +12,9 @@
 // Lock order (a thread holding one of these takes only those below it; written here and only
 // here):
 //
-//   1. a handle's fiber mutexes (write_end::wmtx_, read_end::rmtx_; a duplex takes the write
-//      side's first). They may be held across suspensions; nothing below is.
+//   1. a handle's side locks (locked_end in pipe_end.hpp: a write_end's and a read_end's; a
+//      duplex takes the write side's first). They may be held across suspensions; nothing
+//      below is.
 //  1a. process.cpp's fork thread: users_, held by the one caller whose fork is in progress
 //      while the fork thread takes 2-7 for it (so no thread that holds one of 2-9 may wait for
 //      a fork); then the fork thread's mtx_, a leaf held only to post a request or its
@@ -47,6 +48,7 @@
 #include "assert.hpp"
 
 #include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 
@@ -96,6 +98,31 @@ private:
 #else
 using plain_mutex = std::mutex;
 #endif
+
+// wait_on_word blocks the calling thread while word holds old (it may return early: callers
+// look again); wake_word_all wakes every thread blocked on word. std::atomic::wait and
+// notify_all (a futex on Linux). On Windows WaitOnAddress and WakeByAddressAll: MinGW-w64's
+// libstdc++ (GCC 12) has no futex-like std::atomic::wait, and its fallback, a pool of std::mutex
+// and condition variables, loses a wakeup when the notify comes between its check of the value
+// and its wait (a thread then slept forever on a free lock).
+inline void wait_on_word(std::atomic<std::uint32_t>& word, std::uint32_t old) noexcept
+{
+#ifdef _WIN32
+    static_assert(sizeof(word) == sizeof(old), "the word is its value");
+    ::WaitOnAddress(reinterpret_cast<volatile void*>(&word), &old, sizeof old, INFINITE);
+#else
+    word.wait(old, std::memory_order_relaxed);
+#endif
+}
+
+inline void wake_word_all(std::atomic<std::uint32_t>& word) noexcept
+{
+#ifdef _WIN32
+    ::WakeByAddressAll(reinterpret_cast<void*>(&word));
+#else
+    word.notify_all();
+#endif
+}
 
 // mutex: plain_mutex, annotated, and in builds with assertions aware of the thread that holds
 // it, so that "m must be held" is checked (assert_held) as well as annotated.

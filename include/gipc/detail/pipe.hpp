@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,11 @@ using frame_visitor = void (*)(void* context, const char* data, std::size_t size
 // read_frame waits for the next whole frame of r, consumes it, and calls visit on its payload.
 GIPC_EXPORT void read_frame(read_end* r, steady_time deadline, frame_visitor visit, void* context);
 GIPC_EXPORT std::string read_frame_bytes(read_end* r, steady_time deadline);
+// try_read_scalar is read_frame's common case for a scalar: when r is open and free and its
+// buffer holds a whole next frame whose payload is one integer, nil, boolean or float, it
+// consumes that frame and sets out to the object msgpack would give (see scalar_payload).
+// False, with nothing done, otherwise: read_frame then does the rest.
+GIPC_EXPORT bool try_read_scalar(read_end* r, msgpack::object& out) noexcept;
 
 // write_session holds the write side of w (fiber mutex and closed check) while a frame is
 // encoded into the thread's scratch builder and committed.
@@ -40,6 +46,29 @@ private:
     write_end* w_;
 };
 GIPC_EXPORT void put_bytes(write_end* w, std::string_view payload);
+
+// small_frame: the frame of a scalar (an arithmetic type: msgpack packs one in at most 9
+// bytes), packed on the caller's stack rather than in the thread's scratch builder; the
+// header's 4 bytes come first. A value that does not fit (a program's own packing of a
+// scalar type) marks the frame overflowed and put() takes the general path.
+struct small_frame {
+    static constexpr std::size_t capacity = 4 + 12;
+    char data[capacity];
+    std::size_t size = 4;
+    bool overflowed = false;
+    void write(const char* p, std::size_t n) noexcept
+    {
+        if (n > capacity - size) {
+            overflowed = true;
+            return;
+        }
+        std::memcpy(data + size, p, n);
+        size += n;
+    }
+};
+// put_small_frame sends frame (a small_frame's size bytes, header room included) as one
+// frame, as write_session's commit does.
+GIPC_EXPORT void put_small_frame(write_end* w, char* frame, std::size_t size);
 GIPC_EXPORT void flush(write_end* w);
 
 // borrows_payload is true of types whose values point into the bytes they were decoded from,
@@ -56,6 +85,11 @@ T get_value(read_end* r, steady_time deadline)
     static_assert(!borrows_payload<T>,
                   "gipc: get<T>() needs a T that owns its data: std::string rather than std::string_view, "
                   "msgpack::object_handle rather than msgpack::object");
+    if constexpr (std::is_arithmetic_v<T>) {
+        msgpack::object object;
+        if (try_read_scalar(r, object))
+            return convert_object<T>(object);
+    }
     std::optional<T> out;
     read_frame(r, deadline,
                [](void* c, const char* data, std::size_t size) {
@@ -68,6 +102,14 @@ T get_value(read_end* r, steady_time deadline)
 template <class T>
 void put_value(write_end* w, const T& value)
 {
+    if constexpr (std::is_arithmetic_v<T>) {
+        small_frame frame;
+        msgpack::pack(frame, value);
+        if (!frame.overflowed) {
+            put_small_frame(w, frame.data, frame.size);
+            return;
+        }
+    }
     write_session session(w);
     frame_builder& frame = session.frame();
     try {
