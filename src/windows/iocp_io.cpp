@@ -76,10 +76,14 @@ public:
     pool_wait& operator=(const pool_wait&) = delete;
     ~pool_wait() { stop(); }
 
-    DWORD start(HANDLE h, iocp_reactor& to, OVERLAPPED* ov) noexcept
+    DWORD start(HANDLE h, iocp_reactor& to, OVERLAPPED* ov) noexcept { return start(h, to.port().get(), ov); }
+    // start on a port given by its handle (a drain thread's, which no reactor owns). A stopped
+    // wait may start again.
+    DWORD start(HANDLE h, HANDLE port, OVERLAPPED* ov) noexcept
     {
-        port_ = to.port().get();
+        port_ = port;
         ov_ = ov;
+        fired_.store(false, std::memory_order_relaxed);
         if (!::RegisterWaitForSingleObject(&wait_, h, fire, this, INFINITE,
                                            WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
             wait_ = nullptr;
@@ -191,20 +195,69 @@ struct queue_write_op final : overlapped_op {
     // end in *orphans. Guarded by the registry's lock.
     iocp_reactor* target = nullptr;
     std::atomic<long>* orphans = nullptr;
+    HANDLE drain_port = nullptr; // the port *orphans belongs to, once orphaned
     std::unique_ptr<char[]> data;
-    win::unique_handle event;
+    std::size_t size = 0; // bytes in data from offset on, not yet known to be written
+    std::size_t offset = 0;
+    win::unique_handle event; // set when the write completes through a thread-pool wait
     pool_wait watch;
 
     queue_write_op() noexcept { complete = &finish; }
 
-    static void finish(overlapped_op* base, DWORD e, DWORD) noexcept
+    static void finish(overlapped_op* base, DWORD e, DWORD n) noexcept
     {
-        static_cast<queue_write_op*>(base)->finish(e);
+        static_cast<queue_write_op*>(base)->finish(e, n);
     }
 
-    void finish(DWORD e) noexcept
+    // restart_orphaned: a write the system cancelled when the thread that started it ended
+    // (Windows does so for I/O that completes through an event, by a thread whose reactor is not
+    // the handle's home; Wine 8 was seen to do it for writes through the port too) is started
+    // again by the drain thread, which runs this, with what is left of it (under Wine such a
+    // cancelled pipe write moved none of its bytes), through an event and a thread-pool wait
+    // that posts to the drain's port. True when the write goes on; false when it has ended, e
+    // then its result.
+    bool restart_orphaned(DWORD& e, DWORD moved) noexcept
+    {
+        bool orphaned = false, forgotten = false;
+        {
+            std::lock_guard lk(registry_mutex());
+            orphaned = orphans != nullptr;
+            forgotten = state->forgotten;
+        }
+        if (e != ERROR_OPERATION_ABORTED || !orphaned || forgotten || moved >= size)
+            return false;
+        if (!event) {
+            event.reset(::CreateEventW(nullptr, TRUE, FALSE, nullptr));
+            if (!event)
+                return false;
+        }
+        offset += moved;
+        size -= moved;
+        ov = OVERLAPPED{};
+        // The low bit keeps the completion off the port the handle may be associated with.
+        ov.hEvent = reinterpret_cast<HANDLE>(reinterpret_cast<ULONG_PTR>(event.get()) | 1);
+        ::ResetEvent(event.get());
+        DWORD n = 0;
+        if (::WriteFile(handle, data.get() + offset, static_cast<DWORD>(size), &n, &ov)) {
+            e = 0; // taken at once (no packet: the event's low bit)
+            return false;
+        }
+        e = ::GetLastError();
+        if (e != ERROR_IO_PENDING)
+            return false;
+        if (watch.start(event.get(), drain_port, &ov) != 0) {
+            DWORD done = 0; // no wait to post the packet: the drain thread waits for the write
+            e = ::GetOverlappedResult(handle, &ov, &done, TRUE) ? 0 : ::GetLastError();
+            return false;
+        }
+        return true;
+    }
+
+    void finish(DWORD e, DWORD moved) noexcept
     {
         watch.stop();
+        if (restart_orphaned(e, moved))
+            return;
         std::vector<std::pair<std::uint64_t, std::shared_ptr<reactor_callback>>> callbacks;
         iocp_reactor* to = nullptr;
         std::atomic<long>* orphaned = nullptr;
@@ -415,6 +468,7 @@ long orphan_heap_operations(const iocp_reactor& r, std::atomic<long>& orphans) n
         if (w->target == &r) {
             w->target = nullptr;
             w->orphans = &orphans;
+            w->drain_port = r.port().get();
             ++n;
         }
     }
@@ -429,6 +483,7 @@ void adopt_heap_operations(iocp_reactor& r, std::atomic<long>& orphans) noexcept
         if (w->orphans == &orphans) {
             w->target = &r;
             w->orphans = nullptr;
+            w->drain_port = nullptr;
         }
     }
 }
@@ -520,6 +575,7 @@ ssize_t queue_write(native_fd fd, const void* data, std::size_t len, full_handle
             op->handle = h;
             op->target = &to;
             op->data.reset(new char[take]);
+            op->size = take;
             std::copy_n(static_cast<const char*>(data) + done, take, op->data.get());
             if (!port) {
                 op->event.reset(::CreateEventW(nullptr, TRUE, FALSE, nullptr));

@@ -69,6 +69,7 @@ public:
     static void forget_everywhere(native_fd h) noexcept;
 
     win::completion_port& port() noexcept { return port_; }
+    const win::completion_port& port() const noexcept { return port_; }
     bool on_owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
 
     // run_soon has cb run from this reactor's next poll() (the current one, when called from a
