@@ -210,12 +210,12 @@ struct queue_write_op final : overlapped_op {
     }
 
     // restart_orphaned: a write the system cancelled when the thread that started it ended
-    // (Windows does so for I/O that completes through an event, by a thread whose reactor is not
-    // the handle's home; Wine 8 was seen to do it for writes through the port too) is started
-    // again by the drain thread, which runs this, with what is left of it (under Wine such a
-    // cancelled pipe write moved none of its bytes), through an event and a thread-pool wait
-    // that posts to the drain's port. True when the write goes on; false when it has ended, e
-    // then its result.
+    // (Windows does so for I/O that completes through an event, started by a thread whose
+    // reactor is not the handle's home; a write through the port is treated alike, should a
+    // system cancel it too) is started again by the drain thread, which runs this, with what is
+    // left of it (under Wine such a cancelled pipe write moved none of its bytes), through an
+    // event and a thread-pool wait that posts to the drain's port. True when the write goes on;
+    // false when it has ended, e then its result.
     bool restart_orphaned(DWORD& e, DWORD moved) noexcept
     {
         bool orphaned = false, forgotten = false;
