@@ -28,12 +28,17 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 
+# dpkg-query fails when it knows no package of the name or pattern (a fresh machine, where no
+# Boost was ever installed): under pipefail that would end the script, silently, so its status is
+# not the pipeline's.
 installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+    local status
+    status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+    [[ $status == *"install ok installed"* ]]
 }
 
 # The NN of every installed libboost-fiber1.NN-dev, newest last.
-boost_versions=$(dpkg-query -W -f='${Package} ${Status}\n' 'libboost-fiber1.*-dev' 2>/dev/null |
+boost_versions=$({ dpkg-query -W -f='${Package} ${Status}\n' 'libboost-fiber1.*-dev' 2>/dev/null || true; } |
     awk '/install ok installed/ { sub(/^libboost-fiber/, "", $1); sub(/-dev$/, "", $1); print $1 }' |
     sort -V)
 boost=$(printf '%s\n' "$boost_versions" | tail -n 1)
