@@ -3,6 +3,7 @@
 #include "errors.hpp"
 #include "pipe_end.hpp"
 #include "pipe_os.hpp"
+#include "platform.hpp"
 
 #include <gipc/detail/test_support.hpp>
 #include <gipc/pipe.hpp>
@@ -578,17 +579,28 @@ void adopt(std::shared_ptr<write_end> w) noexcept
     }
     try {
         h.pending.push_back(std::move(w));
-        if (h.running && h.pid == pipe_os::process_id())
-            return;
-        std::thread(run_helper).detach();
-        h.running = true;
-        h.pid = pipe_os::process_id();
-    } catch (...) {
-        // No memory or no thread: the frames wait for the next call on the writer, as they
-        // would without the helper.
+    } catch (const std::bad_alloc&) {
+        return; // no memory: the frames wait for the next call on the writer, as without the helper
+    }
+    if (h.running && h.pid == pipe_os::process_id())
+        return;
+    // One of gipc's own threads (platform.hpp): it blocks the process's signals, and on Windows
+    // ends without deadlocking with the program's threads.
+    const int e = platform::start_quiet_thread(
+        [](void*) -> void* {
+            run_helper();
+            return nullptr;
+        },
+        nullptr);
+    if (e != 0) {
+        // No thread: the frames wait for the next call on the writer, as they would without
+        // the helper.
         dropped.swap(h.pending);
         h.running = false;
+        return;
     }
+    h.running = true;
+    h.pid = pipe_os::process_id();
 }
 
 // stalled_writers: the writers that stalled on this thread's reactor. Its destructor, at the

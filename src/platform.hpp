@@ -14,9 +14,12 @@
 
 namespace gipc::detail::platform {
 
-// start_quiet_thread runs fn(arg) on a new detached thread of gipc's own. On POSIX it blocks
-// every signal (the process's signals go to the program's threads; gipc's helper threads never
-// run a handler). Returns 0 or -errno.
+// start_quiet_thread runs fn(arg) on a new detached thread of gipc's own; every thread gipc
+// starts for itself (the relay, the helper that writes out the queues of ended threads, and on
+// Windows the drain thread and the socket poller) is made here. On POSIX it blocks every signal
+// (the process's signals go to the program's threads; gipc's helper threads never run a
+// handler). On Windows the thread ends so that its exit cannot deadlock with a program's thread
+// ending at the same moment (src/windows/platform.cpp). Returns 0 or -errno.
 int start_quiet_thread(void* (*fn)(void*), void* arg) noexcept;
 
 // at_fork_child has fn run in every child forked from now on, right after fork() (a

@@ -1300,11 +1300,6 @@ GIPC_TEST("put blocks while the pipe is full and the queue is over its bound")
     CHECK(sent == total);
 }
 
-#ifndef _WIN32
-// Not on Windows yet: under Wine 8 the two cases below, whose writer's thread ends with frames
-// queued behind a full pipe, now and then hang (about 1 run in 10-30) or stop on Boost.Fiber's
-// assertion "! ctx->remote_ready_is_linked()" in scheduler::sleep2ready_ (a fiber in a timed
-// wait woken from another thread); the cause is not found (README.md, "Windows").
 namespace {
 
 // fill_and_end runs a thread that puts frames on w until the pipe and then the queue behind it
@@ -1424,7 +1419,6 @@ GIPC_TEST("frames queued behind a full pipe by a thread that has ended go out wi
     w.close();
     wait_for_fds(fds_before);
 }
-#endif
 
 GIPC_TEST("a writer destroyed by the thread that filled its pipe delivers every frame to a reader draining meanwhile")
 {

@@ -567,7 +567,10 @@ ssize_t queue_write(native_fd fd, const void* data, std::size_t len, full_handle
         if (st.writing)
             return 0;
         const bool port = use_port_locked(st, h, to, true);
-        writes_in_flight().reserve(writes_in_flight().size() + 1);
+        // Room for this write in the list of writes in flight, grown geometrically (reserving
+        // one more each time would reallocate at every new write past the capacity).
+        if (auto& flying = writes_in_flight(); flying.size() == flying.capacity())
+            flying.reserve(std::max<std::size_t>(8, 2 * flying.capacity()));
         while (done < len) {
             const std::size_t take = std::min(len - done, most);
             auto op = std::make_unique<queue_write_op>();
@@ -609,7 +612,7 @@ ssize_t queue_write(native_fd fd, const void* data, std::size_t len, full_handle
                     break;
                 }
             }
-            writes_in_flight().push_back(op.get()); // reserved below: cannot throw here
+            writes_in_flight().push_back(op.get()); // reserved above: cannot throw here
             to.started();
             st.writing = op.release();
             done += take;

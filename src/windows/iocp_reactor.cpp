@@ -3,6 +3,7 @@
 #include "windows/win_errors.hpp"
 
 #include "assert.hpp"
+#include "platform.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -149,7 +150,7 @@ struct port_drain {
     std::atomic<long> left{0};
 };
 
-DWORD WINAPI drain_port(void* context) noexcept
+void* drain_port(void* context) noexcept
 {
     std::unique_ptr<port_drain> d(static_cast<port_drain*>(context));
     while (d->left.load(std::memory_order_acquire) > 0) {
@@ -160,7 +161,7 @@ DWORD WINAPI drain_port(void* context) noexcept
         for (std::size_t i = 0; i < n; ++i)
             take_leftover(packets[i]);
     }
-    return 0;
+    return nullptr;
 }
 
 } // namespace
@@ -181,11 +182,10 @@ iocp_reactor::~iocp_reactor()
         if (auto* d = new (std::nothrow) port_drain) {
             if (iocp::orphan_heap_operations(*this, d->left) > 0) {
                 d->port = std::move(port_);
-                if (HANDLE t = ::CreateThread(nullptr, 64 * 1024, drain_port, d, STACK_SIZE_PARAM_IS_A_RESERVATION,
-                                              nullptr)) {
-                    ::CloseHandle(t);
+                // One of gipc's own threads (platform.hpp: the kind whose exit cannot deadlock
+                // with a program's threads ending meanwhile).
+                if (platform::start_quiet_thread(drain_port, d) == 0)
                     return;
-                }
                 // No thread: back to this reactor, to be cancelled below.
                 port_ = std::move(d->port);
                 iocp::adopt_heap_operations(*this, d->left);

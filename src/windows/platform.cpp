@@ -5,6 +5,8 @@
 
 #include "windows/handle.hpp"
 
+#include <pthread.h>
+
 #include <cstdint>
 #include <new>
 
@@ -12,28 +14,49 @@ namespace gipc::detail {
 
 namespace platform {
 
+namespace {
+
+struct quiet_start {
+    void* (*fn)(void*);
+    void* arg;
+};
+
+DWORD WINAPI run_quiet(void* p) noexcept
+{
+    const quiet_start s = *static_cast<quiet_start*>(p);
+    delete static_cast<quiet_start*>(p);
+    s.fn(s.arg);
+    // The thread's thread-local destructors run here, from pthread_exit, rather than at its
+    // end, where the loader runs them (see start_quiet_thread). Detached first, so that
+    // pthread_exit also frees what winpthread keeps of the thread: its exit then finds nothing
+    // to do there.
+    ::pthread_detach(::pthread_self());
+    ::pthread_exit(nullptr);
+    return 0; // not reached (winpthread does not declare pthread_exit noreturn)
+}
+
+} // namespace
+
 int start_quiet_thread(void* (*fn)(void*), void* arg) noexcept
 {
-    // CreateThread rather than std::thread: tests with winpthread's threads now and then ended
-    // with one more event handle open (README.md, "Windows"), which leak checks count. Windows
-    // has no signals to block.
-    struct start {
-        void* (*fn)(void*);
-        void* arg;
-    };
-    auto* s = new (std::nothrow) start{fn, arg};
+    // A thread of gipc's ends without the locks of MinGW-w64's C runtime in either of the two
+    // orders that its threads take them in at their exit, which deadlock when two threads end at
+    // once (README.md, "Windows"):
+    // - a std::thread (winpthread's pthread_create) runs its thread-local destructors holding
+    //   winpthread's lock of threads, and libstdc++ calls FreeLibrary after each destructor,
+    //   which takes the loader lock (and exit()'s pthread_key_delete takes winpthread's lock of
+    //   keys, then its lock of threads, the other way round);
+    // - a thread made by CreateThread that used winpthread (every thread that runs Boost.Fiber
+    //   does, through its thread_local objects) has the loader run its thread-local destructors
+    //   and winpthread's thread-exit callback under the loader lock, which take winpthread's
+    //   lock of threads.
+    // So the thread is made by CreateThread, and its destructors run before its end, from
+    // pthread_exit, under neither lock (run_quiet). Windows has no signals to block.
+    auto* s = new (std::nothrow) quiet_start{fn, arg};
     if (!s)
         return -ENOMEM;
     // The thread runs on without its handle (detached): the owner closes it at once.
-    win::unique_handle thread(::CreateThread(
-        nullptr, 0,
-        [](void* p) -> DWORD {
-            const start s = *static_cast<start*>(p);
-            delete static_cast<start*>(p);
-            s.fn(s.arg);
-            return 0;
-        },
-        s, 0, nullptr));
+    win::unique_handle thread(::CreateThread(nullptr, 0, run_quiet, s, 0, nullptr));
     if (!thread) {
         delete s;
         return -EAGAIN;

@@ -25,6 +25,7 @@
 #include "windows/win_errors.hpp"
 
 #include "io_ops.hpp"
+#include "platform.hpp"
 #include "relay.hpp"
 #include "scheduler.hpp"
 
@@ -33,7 +34,6 @@
 #include <mutex>
 #include <new>
 #include <optional>
-#include <thread>
 #include <vector>
 
 namespace gipc::detail {
@@ -121,12 +121,13 @@ private:
             || ::getsockname(wake_.get(), reinterpret_cast<sockaddr*>(&wake_address_), &len) != 0
             || ::ioctlsocket(wake_.get(), FIONBIO, &non_blocking) != 0)
             return win::socket_errno(static_cast<DWORD>(::WSAGetLastError()));
-        try {
-            std::thread(&poller::run, this).detach();
-        } catch (const std::system_error& e) {
-            return e.code().value() > 0 ? -e.code().value() : -EAGAIN;
-        }
-        return 0;
+        // One of gipc's own threads (platform.hpp); it serves the process's waits until it exits.
+        return platform::start_quiet_thread(
+            [](void* self) -> void* {
+                static_cast<poller*>(self)->run();
+                return nullptr;
+            },
+            this);
     }
 
     // wake makes the poller's WSAPoll return, so that it polls the new list.

@@ -9,6 +9,7 @@
 
 #include "errors.hpp"
 #include "io_ops.hpp"
+#include "platform.hpp"
 #include "reactor.hpp"
 #include "scheduler.hpp"
 #include "windows/named_pipe.hpp"
@@ -30,6 +31,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -227,7 +229,10 @@ WIN_TEST("another thread wakes the dispatcher sleeping in the port")
         value.set_value(42);
     });
     const auto start = std::chrono::steady_clock::now();
-    CHECK(fut.get() == 42); // the main fiber waits with no timer: only the post wakes it
+    {
+        gipc_win_test::deadline_watch watch("a future's get() woken from another thread", 10'000);
+        CHECK(fut.get() == 42); // the main fiber waits with no timer: only the post wakes it
+    }
     CHECK(ms_since(start) < 2000.0);
     t.join();
 }
@@ -472,6 +477,8 @@ WIN_TEST("wait_readable on a socket parks the fiber until the peer sends, while 
     tcp_pair p;
     std::atomic<int> ticks{0};
     bool woke = false;
+    // The untimed wait_readable is what is tested: the watch ends the run if it never returns.
+    gipc_win_test::deadline_watch watch("the untimed wait_readable on a socket", 10'000);
     boost::fibers::fiber waiter([&] {
         gipc::wait_readable(p.fd_b());
         woke = true;
@@ -579,4 +586,90 @@ WIN_TEST("wait_readable on what is not a socket throws std::system_error")
                     std::system_error);
     CHECK_THROWS_AS(gipc::wait_writable(static_cast<int>(reinterpret_cast<std::intptr_t>(w.get()))),
                     std::system_error);
+}
+
+namespace {
+
+// exits_meanwhile: the scenario of the deadlock that MinGW-w64's C runtime has between two
+// threads ending at once (README.md, "Windows", "What was found under Wine 8"). A std::thread
+// ends first; its thread-local object's destructor, which runs while winpthread holds its lock
+// of threads (and before libstdc++ calls FreeLibrary, which takes the loader lock), lets one of
+// gipc's own threads (platform::start_quiet_thread) end and waits 200 ms meanwhile. gipc's
+// thread has used thread_local objects (as a thread running Boost.Fiber does). A thread that
+// ends under the loader lock and needs winpthread's lock of threads there (one made by
+// CreateThread and ended by returning) deadlocks with the std::thread; gipc's must not.
+// When the threads have not ended within 10 s, it ends the process with a message (deadlocked
+// threads cannot be joined); false when the scenario could not be set up.
+struct lets_other_end {
+    HANDLE in_destructor;
+    ~lets_other_end()
+    {
+        ::SetEvent(in_destructor);
+        ::Sleep(200);
+    }
+};
+
+struct counted {
+    int uses = 0;
+    ~counted() { uses = -1; }
+};
+
+bool exits_meanwhile()
+{
+    struct shared {
+        win::unique_handle in_destructor{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
+        win::unique_handle ending{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
+    };
+    auto* s = new shared; // freed once both threads are done with it (below)
+    if (!s->in_destructor || !s->ending) {
+        delete s;
+        return false;
+    }
+    if (gipc::detail::platform::start_quiet_thread(
+            [](void* arg) -> void* {
+                auto* s = static_cast<shared*>(arg);
+                thread_local counted c;
+                ++c.uses;
+                ::WaitForSingleObject(s->in_destructor.get(), 10'000);
+                ::SetEvent(s->ending.get()); // then this thread ends
+                return nullptr;
+            },
+            s) != 0) {
+        delete s;
+        return false;
+    }
+    std::thread ending_first([s] {
+        thread_local lets_other_end o{s->in_destructor.get()};
+        (void)o;
+    });
+    // A deadlock would keep the std::thread from ever ending: join it on a thread of its own,
+    // so that this one can give up.
+    win::unique_handle joined{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
+    gipc_win_test::native_thread joiner([&] {
+        ending_first.join();
+        ::SetEvent(joined.get());
+    });
+    const bool ok = ::WaitForSingleObject(joined.get(), 10'000) == WAIT_OBJECT_0
+                    && ::WaitForSingleObject(s->ending.get(), 10'000) == WAIT_OBJECT_0;
+    if (!ok) {
+        std::fprintf(stderr, "exits_meanwhile: the threads did not end within 10 s: deadlock\n");
+        std::fflush(stderr);
+        // The deadlocked threads cannot be joined, and one of them holds the loader lock, which
+        // ExitProcess (and so std::_Exit) needs: end the run, failed, without it.
+        ::TerminateProcess(::GetCurrentProcess(), 1);
+    }
+    joiner.join();
+    delete s; // gipc's thread no longer uses it once it set `ending`
+    return true;
+}
+
+// winpthread makes an event for its lock of threads the first time two threads contend for it,
+// and keeps it: the scenario runs once before the tests, so that it is in every baseline.
+const bool exit_scenario_warmed_up = gipc_win_test::register_warm_up([] { (void)exits_meanwhile(); });
+
+} // namespace
+
+WIN_TEST("one of gipc's threads ends while a std::thread runs its thread-local destructors, without a deadlock")
+{
+    CHECK(exits_meanwhile());
 }

@@ -113,6 +113,35 @@ void native_thread::join()
     }
 }
 
+namespace {
+HANDLE new_event()
+{
+    HANDLE e = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+    if (!e)
+        FAIL("CreateEventW failed: " << ::GetLastError());
+    return e;
+}
+} // namespace
+
+deadline_watch::deadline_watch(const char* what, DWORD limit_ms)
+    : done_(new_event()), watcher_([done = done_.get(), what, limit_ms] {
+          if (::WaitForSingleObject(done, limit_ms) != WAIT_OBJECT_0) {
+              std::fprintf(stderr, "deadline_watch: %s did not finish within %lu ms\n", what,
+                           static_cast<unsigned long>(limit_ms));
+              std::fflush(stderr);
+              // Not ExitProcess (std::_Exit): it needs the loader lock, which a hung thread may hold.
+              ::TerminateProcess(::GetCurrentProcess(), 1);
+          }
+      })
+{
+}
+
+deadline_watch::~deadline_watch()
+{
+    ::SetEvent(done_.get());
+    watcher_.join();
+}
+
 std::wstring helper_path()
 {
     // No doctest assertion here: warm_up calls this before doctest runs. A failure gives a

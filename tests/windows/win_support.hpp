@@ -62,6 +62,22 @@ private:
     gipc::detail::win::unique_handle thread_;
 };
 
+// deadline_watch bounds a wait that has no timeout of its own (one whose wake-up a test checks):
+// unless it is destroyed within limit_ms of its construction, it prints what did not finish and
+// ends the process with status 1, so that a lost wake-up fails the test run instead of hanging
+// it. A thread of its own (native_thread) waits on an event that the destructor sets.
+class deadline_watch {
+public:
+    deadline_watch(const char* what, DWORD limit_ms);
+    ~deadline_watch();
+    deadline_watch(const deadline_watch&) = delete;
+    deadline_watch& operator=(const deadline_watch&) = delete;
+
+private:
+    gipc::detail::win::unique_handle done_;
+    native_thread watcher_;
+};
+
 // job_thread: a long-lived thread (made with CreateThread, never ended: Boost.Fiber leaves a
 // thread's scheduler behind when the thread ends under MinGW-w64, README.md "Windows") that
 // runs setup once, then the jobs posted to it, one after the other, on its main fiber. Never
