@@ -579,7 +579,7 @@ void adopt(std::shared_ptr<write_end> w) noexcept
     }
     try {
         h.pending.push_back(std::move(w));
-    } catch (const std::bad_alloc&) {
+    } catch (...) {
         return; // no memory: the frames wait for the next call on the writer, as without the helper
     }
     if (h.running && h.pid == pipe_os::process_id())

@@ -14,9 +14,11 @@
 
 namespace gipc::detail::platform {
 
-// start_quiet_thread runs fn(arg) on a new detached thread of gipc's own; every thread gipc
-// starts for itself (the relay, the helper that writes out the queues of ended threads, and on
-// Windows the drain thread and the socket poller) is made here. On POSIX it blocks every signal
+// start_quiet_thread runs fn(arg) on a new detached thread of gipc's own: the relay, the helper
+// that writes out the queues of ended threads, and on Windows the drain thread and the socket
+// poller are made here (POSIX's process start calls posix::start_quiet_thread itself; Windows'
+// name lookup waits for a thread of its own that uses neither winpthread nor gipc, and joins
+// it). On POSIX it blocks every signal
 // (the process's signals go to the program's threads; gipc's helper threads never run a
 // handler). On Windows the thread ends so that its exit cannot deadlock with a program's thread
 // ending at the same moment (src/windows/platform.cpp). Returns 0 or -errno.

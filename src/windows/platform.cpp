@@ -29,10 +29,13 @@ DWORD WINAPI run_quiet(void* p) noexcept
     // The thread's thread-local destructors run here, from pthread_exit, rather than at its
     // end, where the loader runs them (see start_quiet_thread). Detached first, so that
     // pthread_exit also frees what winpthread keeps of the thread: its exit then finds nothing
-    // to do there.
-    ::pthread_detach(::pthread_self());
-    ::pthread_exit(nullptr);
-    return 0; // not reached (winpthread does not declare pthread_exit noreturn)
+    // to do there. (pthread_self is 0 only when winpthread had no memory for the thread's
+    // record: the thread then ends by returning, as any CreateThread thread does.)
+    if (const pthread_t self = ::pthread_self()) {
+        ::pthread_detach(self);
+        ::pthread_exit(nullptr);
+    }
+    return 0;
 }
 
 } // namespace

@@ -25,10 +25,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -590,22 +592,40 @@ WIN_TEST("wait_readable on what is not a socket throws std::system_error")
 
 namespace {
 
+// say_on_stderr writes text to the process's stderr with WriteFile: a hung thread may hold the
+// C runtime's lock of its streams.
+void say_on_stderr(const char* text)
+{
+    DWORD written = 0;
+    ::WriteFile(::GetStdHandle(STD_ERROR_HANDLE), text, static_cast<DWORD>(std::strlen(text)), &written, nullptr);
+}
+
 // exits_meanwhile: the scenario of the deadlock that MinGW-w64's C runtime has between two
 // threads ending at once (README.md, "Windows", "What was found under Wine 8"). A std::thread
 // ends first; its thread-local object's destructor, which runs while winpthread holds its lock
 // of threads (and before libstdc++ calls FreeLibrary, which takes the loader lock), lets one of
-// gipc's own threads (platform::start_quiet_thread) end and waits 200 ms meanwhile. gipc's
-// thread has used thread_local objects (as a thread running Boost.Fiber does). A thread that
-// ends under the loader lock and needs winpthread's lock of threads there (one made by
-// CreateThread and ended by returning) deadlocks with the std::thread; gipc's must not.
-// When the threads have not ended within 10 s, it ends the process with a message (deadlocked
-// threads cannot be joined); false when the scenario could not be set up.
+// gipc's own threads (platform::start_quiet_thread) end, waits until that thread is about to
+// end, and then 200 ms more. gipc's thread has used a thread_local object (as a thread running
+// Boost.Fiber does). A thread that ends under the loader lock and needs winpthread's lock of
+// threads there (one made by CreateThread and ended by returning) deadlocks with the
+// std::thread; gipc's must not. When the threads have not ended within 10 s, it ends the
+// process with a message (deadlocked threads cannot be joined); false when the scenario could
+// not be set up or did not happen as described.
+struct scenario {
+    win::unique_handle in_destructor{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
+    win::unique_handle ready{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};  // gipc's thread used its thread_local
+    win::unique_handle ending{::CreateEventW(nullptr, TRUE, FALSE, nullptr)}; // gipc's thread is about to end
+    std::atomic<bool> overlapped{true}; // each thread saw the other's event in time
+};
+
 struct lets_other_end {
-    HANDLE in_destructor;
+    scenario* s;
     ~lets_other_end()
     {
-        ::SetEvent(in_destructor);
-        ::Sleep(200);
+        ::SetEvent(s->in_destructor.get());
+        if (::WaitForSingleObject(s->ending.get(), 10'000) != WAIT_OBJECT_0)
+            s->overlapped = false;
+        ::Sleep(200); // gipc's thread ends meanwhile
     }
 };
 
@@ -616,21 +636,21 @@ struct counted {
 
 bool exits_meanwhile()
 {
-    struct shared {
-        win::unique_handle in_destructor{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
-        win::unique_handle ending{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
-    };
-    auto* s = new shared; // freed once both threads are done with it (below)
-    if (!s->in_destructor || !s->ending) {
+    auto* s = new scenario; // freed once both threads are done with it (below)
+    if (!s->in_destructor || !s->ready || !s->ending) {
         delete s;
         return false;
     }
     if (gipc::detail::platform::start_quiet_thread(
             [](void* arg) -> void* {
-                auto* s = static_cast<shared*>(arg);
+                auto* s = static_cast<scenario*>(arg);
                 thread_local counted c;
                 ++c.uses;
-                ::WaitForSingleObject(s->in_destructor.get(), 10'000);
+                // Its first thread_local made winpthread's record of the thread, which takes
+                // the lock of threads that the std::thread's exit holds: before that exit.
+                ::SetEvent(s->ready.get());
+                if (::WaitForSingleObject(s->in_destructor.get(), 10'000) != WAIT_OBJECT_0)
+                    s->overlapped = false;
                 ::SetEvent(s->ending.get()); // then this thread ends
                 return nullptr;
             },
@@ -638,29 +658,43 @@ bool exits_meanwhile()
         delete s;
         return false;
     }
-    std::thread ending_first([s] {
-        thread_local lets_other_end o{s->in_destructor.get()};
-        (void)o;
-    });
+    if (::WaitForSingleObject(s->ready.get(), 10'000) != WAIT_OBJECT_0) {
+        ::SetEvent(s->in_destructor.get()); // gipc's thread ends; s stays allocated, it may still use it
+        return false;
+    }
+    win::unique_handle joined{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
+    std::optional<std::thread> ending_first;
+    try {
+        ending_first.emplace([s] {
+            thread_local lets_other_end o{s};
+            (void)o;
+        });
+    } catch (const std::system_error&) {
+        ::SetEvent(s->in_destructor.get()); // gipc's thread ends; s stays allocated, it may still use it
+        return false;
+    }
+    if (!joined) {
+        ending_first->join();
+        ::WaitForSingleObject(s->ending.get(), 10'000);
+        return false; // s stays allocated: gipc's thread may still use it
+    }
     // A deadlock would keep the std::thread from ever ending: join it on a thread of its own,
     // so that this one can give up.
-    win::unique_handle joined{::CreateEventW(nullptr, TRUE, FALSE, nullptr)};
     gipc_win_test::native_thread joiner([&] {
-        ending_first.join();
+        ending_first->join();
         ::SetEvent(joined.get());
     });
-    const bool ok = ::WaitForSingleObject(joined.get(), 10'000) == WAIT_OBJECT_0
-                    && ::WaitForSingleObject(s->ending.get(), 10'000) == WAIT_OBJECT_0;
-    if (!ok) {
-        std::fprintf(stderr, "exits_meanwhile: the threads did not end within 10 s: deadlock\n");
-        std::fflush(stderr);
+    if (::WaitForSingleObject(joined.get(), 15'000) != WAIT_OBJECT_0
+        || ::WaitForSingleObject(s->ending.get(), 15'000) != WAIT_OBJECT_0) {
+        say_on_stderr("exits_meanwhile: the threads did not end within 15 s: deadlock\n");
         // The deadlocked threads cannot be joined, and one of them holds the loader lock, which
         // ExitProcess (and so std::_Exit) needs: end the run, failed, without it.
         ::TerminateProcess(::GetCurrentProcess(), 1);
     }
     joiner.join();
+    const bool overlapped = s->overlapped;
     delete s; // gipc's thread no longer uses it once it set `ending`
-    return true;
+    return overlapped;
 }
 
 // winpthread makes an event for its lock of threads the first time two threads contend for it,

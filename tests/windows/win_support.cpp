@@ -7,6 +7,7 @@
 
 #include <winternl.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -126,9 +127,14 @@ HANDLE new_event()
 deadline_watch::deadline_watch(const char* what, DWORD limit_ms)
     : done_(new_event()), watcher_([done = done_.get(), what, limit_ms] {
           if (::WaitForSingleObject(done, limit_ms) != WAIT_OBJECT_0) {
-              std::fprintf(stderr, "deadline_watch: %s did not finish within %lu ms\n", what,
-                           static_cast<unsigned long>(limit_ms));
-              std::fflush(stderr);
+              // WriteFile, not the C runtime's streams, whose lock a hung thread may hold.
+              char text[512];
+              const int n = std::snprintf(text, sizeof text, "deadline_watch: %s did not finish within %lu ms\n",
+                                          what, static_cast<unsigned long>(limit_ms));
+              DWORD written = 0;
+              if (n > 0)
+                  ::WriteFile(::GetStdHandle(STD_ERROR_HANDLE), text,
+                              static_cast<DWORD>(std::min<int>(n, sizeof text - 1)), &written, nullptr);
               // Not ExitProcess (std::_Exit): it needs the loader lock, which a hung thread may hold.
               ::TerminateProcess(::GetCurrentProcess(), 1);
           }
