@@ -134,7 +134,8 @@ private:
 };
 
 // What the process opens once and keeps: the main thread's reactor, the workers' schedulers
-// and reactors, the relay thread (which stays on Windows, src/platform.hpp) and its reactor.
+// and reactors, and what the relay thread's first start leaves (the relay itself ends 200 ms
+// after its last wait).
 const bool warmed_up = gipc_win_test::register_warm_up([] {
     // No doctest assertions here: the warm-up runs before doctest does. A failure shows in the
     // tests.
