@@ -18,6 +18,12 @@
 /// gipc calls: a fiber that blocks in get() on one thread may resume on another. put() writes at
 /// once there (queueing frames until the fiber suspends needs gipc's algorithm), and
 /// use_reactor() throws gipc::error.
+///
+/// Threads on Windows (MinGW-w64): make the threads that run fibers or call gipc std::threads.
+/// MinGW-w64's C runtime takes its locks in opposite orders at the exit of a std::thread and of
+/// a thread made with CreateThread that used thread_local objects (as Boost.Fiber does), so two
+/// such threads ending at the same moment can deadlock. gipc's own threads end in a way that
+/// cannot deadlock with a std::thread (README.md, "Windows").
 
 #include <gipc/detail/export.hpp>
 #include <gipc/detail/handle.hpp>
