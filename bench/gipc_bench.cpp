@@ -8,7 +8,10 @@
 // Every ratio says how close gipc comes to its baseline (1 = as fast): gipc / baseline for rates,
 // baseline / gipc for tcp_clients_1000, a time whose baseline is the same exchange written with
 // non-blocking sockets and epoll and no fibers. round_trip_pinned is round_trip with both
-// processes (and its baseline's) on one vCPU.
+// processes (and its baseline's) on one vCPU. round_trip_epoll and round_trip_pinned_epoll
+// are not gipc's: they give the raw exchange written with non-blocking pipes and epoll (the
+// three syscalls per hop that gipc makes) against the blocking baseline, the most that any
+// readiness-based implementation can reach on the machine.
 // Each figure runs at least 0.5 s (the workload grows until it does), three times, alternating
 // with its baseline; the medians are printed.
 //
@@ -314,6 +317,81 @@ double raw_round_trip(long n)
         read_full(pong[0], &c, 1);
     }
     const double s = seconds_since(t0);
+    ::close(ping[1]);
+    ::close(pong[0]);
+    wait_child(pid);
+    return s;
+}
+
+// epoll_waiter: one side of raw_round_trip_epoll: a non-blocking pipe read end registered
+// edge-triggered with an epoll set of its own, read the way gipc reads a pipe it has drained:
+// wait first, then read.
+struct epoll_waiter {
+    int fd, ep;
+    explicit epoll_waiter(int read_fd) : fd(read_fd), ep(::epoll_create1(EPOLL_CLOEXEC))
+    {
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+        ev.data.fd = fd;
+        if (ep < 0 || ::fcntl(fd, F_SETFL, O_NONBLOCK) != 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+            die("epoll");
+    }
+    ~epoll_waiter() { ::close(ep); }
+    epoll_waiter(const epoll_waiter&) = delete;
+    epoll_waiter& operator=(const epoll_waiter&) = delete;
+    // get waits for the byte and reads it: false at EOF.
+    bool get(char& c)
+    {
+        for (;;) {
+            epoll_event events[8];
+            if (::epoll_wait(ep, events, 8, -1) < 0 && errno != EINTR)
+                die("epoll_wait");
+            const ssize_t n = ::read(fd, &c, 1);
+            if (n == 1)
+                return true;
+            if (n == 0)
+                return false;
+            if (errno != EAGAIN && errno != EINTR)
+                die("read");
+        }
+    }
+};
+
+// raw_round_trip_epoll: raw_round_trip's exchange with what a readiness-based implementation
+// cannot do without per hop: a write, an epoll_wait and a read (gipc makes the same three
+// syscalls), and nothing else: the ceiling of gipc's round_trip figures on this machine.
+double raw_round_trip_epoll(long n)
+{
+    int ping[2], pong[2];
+    if (::pipe2(ping, O_CLOEXEC) != 0 || ::pipe2(pong, O_CLOEXEC) != 0)
+        die("pipe");
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(ping[1]);
+        ::close(pong[0]);
+        epoll_waiter in(ping[0]);
+        char c;
+        while (in.get(c))
+            write_full(pong[1], &c, 1);
+        ::_exit(0);
+    }
+    ::close(ping[0]);
+    ::close(pong[1]);
+    double s;
+    {
+        epoll_waiter in(pong[0]);
+        char c = 'x';
+        write_full(ping[1], &c, 1);
+        if (!in.get(c))
+            die("round_trip_epoll: EOF");
+        auto t0 = bench_clock::now();
+        for (long i = 0; i < n; ++i) {
+            write_full(ping[1], &c, 1);
+            if (!in.get(c))
+                die("round_trip_epoll: EOF");
+        }
+        s = seconds_since(t0);
+    }
     ::close(ping[1]);
     ::close(pong[0]);
     wait_child(pid);
@@ -820,7 +898,7 @@ double raw_tcp_clients()
 // multi-threaded paths (fork() alone costs about 40 us more), which would flatter the ratios.
 class baselines {
 public:
-    enum which : int { small = 1, bulk_frames, round_trips, spawns, tcp };
+    enum which : int { small = 1, bulk_frames, round_trips, spawns, tcp, round_trips_epoll };
 
     baselines()
     {
@@ -840,6 +918,7 @@ public:
                                        : job[0] == bulk_frames ? raw_bulk(job[1])
                                        : job[0] == round_trips ? raw_round_trip(job[1])
                                        : job[0] == spawns      ? raw_spawn(job[1])
+                                       : job[0] == round_trips_epoll ? raw_round_trip_epoll(job[1])
                                                                : raw_tcp_clients();
                 write_full(reply_[1], reinterpret_cast<const char*>(&seconds), sizeof seconds);
             }
@@ -966,6 +1045,20 @@ int main(int argc, char** argv)
         const auto [g, b] = paired_median3([] { return rate(gipc_round_trip, 1000); },
                                            [&] { return rate(raw.runner(baselines::round_trips), 1000); });
         print("round_trip_pinned", g, "round trips/s", b, g / b);
+    }
+    // Not gipc's figures: the raw exchange with epoll (raw_round_trip_epoll) against the
+    // blocking one, on two vCPUs and pinned to one, both run in the helper: how close any
+    // readiness-based implementation can come to the round_trip baselines here.
+    if (wanted(argc, argv, "round_trip_epoll")) {
+        const auto [e, b] = paired_median3([&] { return rate(raw.runner(baselines::round_trips_epoll), 1000); },
+                                           [&] { return rate(raw.runner(baselines::round_trips), 1000); });
+        print("round_trip_epoll", e, "round trips/s", b, e / b);
+    }
+    if (wanted(argc, argv, "round_trip_pinned_epoll")) {
+        pinned_to_one_cpu pin(raw.pid());
+        const auto [e, b] = paired_median3([&] { return rate(raw.runner(baselines::round_trips_epoll), 1000); },
+                                           [&] { return rate(raw.runner(baselines::round_trips), 1000); });
+        print("round_trip_pinned_epoll", e, "round trips/s", b, e / b);
     }
     if (wanted(argc, argv, "round_trip_shared_work")) {
         const auto [g, b] = paired_median3([] { return rate(gipc_round_trip_shared_work, 1000); },
