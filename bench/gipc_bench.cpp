@@ -292,36 +292,12 @@ double gipc_round_trip_shared_work(long n)
     return s;
 }
 
-double raw_round_trip(long n)
-{
-    int ping[2], pong[2];
-    if (::pipe2(ping, O_CLOEXEC) != 0 || ::pipe2(pong, O_CLOEXEC) != 0)
-        die("pipe");
-    pid_t pid = ::fork();
-    if (pid == 0) {
-        ::close(ping[1]);
-        ::close(pong[0]);
-        char c;
-        while (::read(ping[0], &c, 1) == 1)
-            write_full(pong[1], &c, 1);
-        ::_exit(0);
-    }
-    ::close(ping[0]);
-    ::close(pong[1]);
-    char c = 'x';
-    write_full(ping[1], &c, 1);
-    read_full(pong[0], &c, 1);
-    auto t0 = bench_clock::now();
-    for (long i = 0; i < n; ++i) {
-        write_full(ping[1], &c, 1);
-        read_full(pong[0], &c, 1);
-    }
-    const double s = seconds_since(t0);
-    ::close(ping[1]);
-    ::close(pong[0]);
-    wait_child(pid);
-    return s;
-}
+// blocking_reader: one side of raw_round_trip: a blocking read of the byte, false at EOF.
+struct blocking_reader {
+    int fd;
+    explicit blocking_reader(int read_fd) : fd(read_fd) {}
+    bool get(char& c) { return ::read(fd, &c, 1) == 1; }
+};
 
 // epoll_waiter: one side of raw_round_trip_epoll: a non-blocking pipe read end registered
 // edge-triggered with an epoll set of its own, read the way gipc reads a pipe it has drained:
@@ -357,10 +333,10 @@ struct epoll_waiter {
     }
 };
 
-// raw_round_trip_epoll: raw_round_trip's exchange with what a readiness-based implementation
-// cannot do without per hop: a write, an epoll_wait and a read (gipc makes the same three
-// syscalls), and nothing else: the ceiling of gipc's round_trip figures on this machine.
-double raw_round_trip_epoll(long n)
+// raw_ping_pong: n one-byte round trips between this process and a forked echo child, each
+// side reading through a Reader (blocking_reader or epoll_waiter); returns the seconds.
+template <class Reader>
+double raw_ping_pong(long n)
 {
     int ping[2], pong[2];
     if (::pipe2(ping, O_CLOEXEC) != 0 || ::pipe2(pong, O_CLOEXEC) != 0)
@@ -369,7 +345,7 @@ double raw_round_trip_epoll(long n)
     if (pid == 0) {
         ::close(ping[1]);
         ::close(pong[0]);
-        epoll_waiter in(ping[0]);
+        Reader in(ping[0]);
         char c;
         while (in.get(c))
             write_full(pong[1], &c, 1);
@@ -379,16 +355,16 @@ double raw_round_trip_epoll(long n)
     ::close(pong[1]);
     double s;
     {
-        epoll_waiter in(pong[0]);
+        Reader in(pong[0]);
         char c = 'x';
         write_full(ping[1], &c, 1);
         if (!in.get(c))
-            die("round_trip_epoll: EOF");
+            die("round trip: EOF");
         auto t0 = bench_clock::now();
         for (long i = 0; i < n; ++i) {
             write_full(ping[1], &c, 1);
             if (!in.get(c))
-                die("round_trip_epoll: EOF");
+                die("round trip: EOF");
         }
         s = seconds_since(t0);
     }
@@ -397,6 +373,13 @@ double raw_round_trip_epoll(long n)
     wait_child(pid);
     return s;
 }
+
+double raw_round_trip(long n) { return raw_ping_pong<blocking_reader>(n); }
+
+// raw_round_trip_epoll: raw_round_trip's exchange with what a readiness-based implementation
+// cannot do without per hop: a write, an epoll_wait and a read (gipc makes the same three
+// syscalls), and nothing else: the ceiling of gipc's round_trip figures on this machine.
+double raw_round_trip_epoll(long n) { return raw_ping_pong<epoll_waiter>(n); }
 
 // ---- spawn_join ----------------------------------------------------------------------------------
 
